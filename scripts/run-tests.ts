@@ -1,0 +1,75 @@
+/**
+ * `npm test`: resolve one PostgreSQL server for the whole run (see src/db/test-server.ts), then run every
+ * test file with node's test runner, each file in its own process with its own fresh database.
+ * Ends with the line `N passed, N failed` and exits non-zero on any failure.
+ *
+ *   npm test                              # all tests
+ *   npm test -- test/sql-quote.test.ts    # some files
+ *   TENANTIZE_TEST_PG=embedded npm test   # force embedded PostgreSQL 18
+ */
+import { spawn } from 'node:child_process'
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, relative } from 'node:path'
+import { resolveTestServer } from '../src/db/test-server.js'
+import { withClient } from '../src/db/connect.js'
+
+async function findTests(dir: string): Promise<string[]> {
+  const out: string[] = []
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name)
+    if (entry.isDirectory()) out.push(...(await findTests(path)))
+    else if (entry.name.endsWith('.test.ts')) out.push(relative(process.cwd(), path))
+  }
+  return out.sort()
+}
+
+const args = process.argv.slice(2)
+const files = args.length > 0 ? args : await findTests('test')
+const server = await resolveTestServer()
+const version = await withClient(server.url, async (c) => (await c.query<{ v: string }>('SHOW server_version')).rows[0]?.v)
+console.log(`# PostgreSQL ${version ?? '?'} (${server.kind}); ${files.length} test files`)
+
+const tmp = await mkdtemp(join(tmpdir(), 'tenantize-test-'))
+const summaryFile = join(tmp, 'summary.json')
+const concurrency = process.env['TENANTIZE_TEST_CONCURRENCY'] ?? '4'
+const code = await new Promise<number>((resolve) => {
+  const child = spawn(
+    process.execPath,
+    [
+      '--import', 'tsx',
+      '--test',
+      `--test-concurrency=${concurrency}`,
+      '--test-reporter=spec', '--test-reporter-destination=stdout',
+      '--test-reporter=./scripts/summary-reporter.mjs', `--test-reporter-destination=${summaryFile}`,
+      ...files,
+    ],
+    {
+      stdio: 'inherit',
+      env: { ...process.env, TENANTIZE_TEST_SERVER_URL: server.url, TENANTIZE_TEST_SERVER_KIND: server.kind },
+    },
+  )
+  child.on('close', (c) => resolve(c ?? 1))
+})
+await server.stop()
+
+let summary = { passed: 0, failed: 0, skipped: 0, failures: [] as string[] }
+try {
+  summary = JSON.parse(await readFile(summaryFile, 'utf8')) as typeof summary
+} catch {
+  summary.failed = Math.max(1, summary.failed)
+  summary.failures.push('the test runner ended without a summary')
+}
+await rm(tmp, { recursive: true, force: true })
+for (const f of summary.failures) console.log(`FAILED: ${f}`)
+if (code !== 0 && summary.failed === 0) {
+  summary.failed = 1
+  console.log(`FAILED: node --test exited with code ${code}`)
+}
+if (summary.passed === 0 && summary.failed === 0) {
+  summary.failed = 1
+  console.log('FAILED: no test ran')
+}
+const skipped = summary.skipped > 0 ? `, ${summary.skipped} skipped` : ''
+console.log(`${summary.passed} passed, ${summary.failed} failed${skipped}`)
+process.exit(summary.failed > 0 ? 1 : 0)
