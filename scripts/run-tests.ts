@@ -27,7 +27,7 @@ async function findTests(dir: string): Promise<string[]> {
 const args = process.argv.slice(2)
 const files = args.length > 0 ? args : await findTests('test')
 const server = await resolveTestServer()
-const version = await withClient(server.url, async (c) => (await c.query<{ v: string }>('SHOW server_version')).rows[0]?.v)
+const version = await withClient(server.url, async (c) => (await c.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]?.v)
 console.log(`# PostgreSQL ${version ?? '?'} (${server.kind}); ${files.length} test files`)
 
 const tmp = await mkdtemp(join(tmpdir(), 'tenantize-test-'))

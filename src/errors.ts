@@ -38,9 +38,24 @@ export const ErrorCodes = {
   EMBEDDED: 'TZ_EMBEDDED',
   /** A file already exists and would be overwritten. */
   EXISTS: 'TZ_EXISTS',
+  /** A migration file does not parse as PostgreSQL SQL. */
+  MIGRATION_SYNTAX: 'TZ_MIGRATION_SYNTAX',
+  /** A pending migration is numbered before one that is already applied. */
+  MIGRATION_ORDER: 'TZ_MIGRATION_ORDER',
+  /** The connection goes through a transaction-mode pooler, where session locks do not hold. */
+  POOLER: 'TZ_POOLER',
 } as const
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]
+
+/** One of several problems reported together (e.g. every bad file name in a directory). */
+export interface Problem {
+  /** Defaults to the code of the error that carries the problem. */
+  readonly code?: ErrorCode
+  readonly object: string
+  readonly message: string
+  readonly fix?: string
+}
 
 export interface TenantizeErrorOptions {
   /** The object involved: a file, table, role, key or setting. */
@@ -49,6 +64,8 @@ export interface TenantizeErrorOptions {
   readonly fix?: string
   /** Extra structured details for `--json` output. Never contains secrets. */
   readonly details?: Readonly<Record<string, unknown>>
+  /** When several things are wrong at once, each of them; the CLI prints one line per problem. */
+  readonly problems?: readonly Problem[]
   readonly cause?: unknown
 }
 
@@ -57,6 +74,7 @@ export class TenantizeError extends Error {
   readonly object: string | undefined
   readonly fix: string | undefined
   readonly details: Readonly<Record<string, unknown>> | undefined
+  readonly problems: readonly Problem[]
 
   constructor(code: ErrorCode, message: string, options: TenantizeErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
@@ -65,17 +83,24 @@ export class TenantizeError extends Error {
     this.object = options.object
     this.fix = options.fix
     this.details = options.details
+    this.problems = options.problems ?? []
   }
 
-  /** `TZ_CODE object: message — fix` on one line. */
-  toLine(): string {
-    const obj = this.object === undefined ? '' : ` ${this.object}:`
-    const fix = this.fix === undefined ? '' : ` — fix: ${this.fix}`
-    return `${this.code}${obj} ${this.message}${fix}`
+  /**
+   * `TZ_CODE object: message — fix: …`, one line per problem when there are several
+   * (then the first line is the summary).
+   */
+  toLines(): string[] {
+    const line = (code: ErrorCode, object: string | undefined, message: string, fix: string | undefined): string =>
+      `${code}${object === undefined ? '' : ` ${object}:`} ${message}${fix === undefined ? '' : ` — fix: ${fix}`}`
+    return [
+      line(this.code, this.object, this.message, this.fix),
+      ...this.problems.map((p) => line(p.code ?? this.code, p.object, p.message, p.fix)),
+    ]
   }
 
   toJSON(): Record<string, unknown> {
-    return { code: this.code, message: this.message, object: this.object, fix: this.fix, details: this.details }
+    return { code: this.code, message: this.message, object: this.object, fix: this.fix, problems: this.problems, details: this.details }
   }
 }
 

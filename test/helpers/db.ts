@@ -21,6 +21,31 @@ export interface TestDatabase extends ScratchDatabase {
   readonly adminUrl: string
   /** Run SQL on the test database with a fresh connection. */
   sql<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<R[]>
+  /** Another fresh database on the same server (for tests that need a clean slate), dropped after the file. */
+  another(label: string): Promise<TestDatabase>
+}
+
+async function runSql<R extends pg.QueryResultRow>(url: string, text: string, values?: unknown[]): Promise<R[]> {
+  const client = new pg.Client(url)
+  await client.connect()
+  try {
+    return (await client.query<R>(text, values)).rows
+  } finally {
+    await client.end()
+  }
+}
+
+function wrap(scratch: ScratchDatabase, adminUrl: string): TestDatabase {
+  return {
+    ...scratch,
+    adminUrl,
+    sql: (text, values) => runSql(scratch.url, text, values),
+    async another(label) {
+      const next = await createScratchDatabase(adminUrl, label)
+      after(() => next.drop())
+      return wrap(next, adminUrl)
+    },
+  }
 }
 
 /**
@@ -32,17 +57,5 @@ export async function testDatabase(fileUrl: string): Promise<TestDatabase> {
   const label = basename(fileURLToPath(fileUrl)).replace(/\.test\.ts$/, '')
   const scratch = await createScratchDatabase(server.url, label)
   after(() => scratch.drop())
-  return {
-    ...scratch,
-    adminUrl: server.url,
-    async sql(text, values) {
-      const client = new pg.Client(scratch.url)
-      await client.connect()
-      try {
-        return (await client.query(text, values)).rows
-      } finally {
-        await client.end()
-      }
-    },
-  }
+  return wrap(scratch, server.url)
 }

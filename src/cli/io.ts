@@ -1,0 +1,12 @@
+/** Where a command writes; tests pass their own to capture output. */
+export interface CliIO {
+  readonly stdout: { write(text: string): unknown; readonly isTTY?: boolean }
+  readonly stderr: { write(text: string): unknown }
+  readonly env: NodeJS.ProcessEnv
+}
+
+export const processIO: CliIO = { stdout: process.stdout, stderr: process.stderr, env: process.env }
+
+export function line(out: { write(text: string): unknown }, text = ''): void {
+  out.write(`${text}\n`)
+}

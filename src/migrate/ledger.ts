@@ -1,0 +1,82 @@
+import type pg from 'pg'
+import type { AppliedMigration } from './status.js'
+
+/** Schema holding Tenantize's own objects: the migration ledger and, later, the tenant helpers. */
+export const LEDGER_SCHEMA = 'tenantize'
+
+/** Creates the ledger when absent; safe to run again. Runs under the runner's advisory lock. */
+export const LEDGER_DDL = `
+CREATE SCHEMA IF NOT EXISTS tenantize;
+CREATE TABLE IF NOT EXISTS tenantize.migrations (
+  name        text PRIMARY KEY,
+  version     text NOT NULL,
+  checksum    text NOT NULL CHECK (checksum ~ '^[0-9a-f]{64}$'),
+  applied_at  timestamptz NOT NULL DEFAULT now(),
+  duration_ms integer NOT NULL CHECK (duration_ms >= 0),
+  applied_by  text NOT NULL DEFAULT current_user,
+  runner      text
+);
+CREATE TABLE IF NOT EXISTS tenantize.migration_events (
+  id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  at          timestamptz NOT NULL DEFAULT clock_timestamp(),
+  migration   text NOT NULL,
+  direction   text NOT NULL CHECK (direction IN ('up', 'down')),
+  event       text NOT NULL CHECK (event IN ('start', 'retry', 'finish', 'fail')),
+  duration_ms integer,
+  error       text,
+  sqlstate    text,
+  by_user     text NOT NULL DEFAULT current_user,
+  runner      text
+);
+COMMENT ON TABLE tenantize.migrations IS 'Migrations applied by tenantize migrate/apply: one row per applied migration.';
+COMMENT ON TABLE tenantize.migration_events IS 'Every start, retry, finish and failure of a tenantize migration, kept across rollbacks.';
+`
+
+export type LedgerEvent = 'start' | 'retry' | 'finish' | 'fail'
+export type Direction = 'up' | 'down'
+
+type Queryable = Pick<pg.Client, 'query'>
+
+/** The applied migrations, or none when the ledger does not exist yet (nothing is created). */
+export async function readLedger(client: Queryable): Promise<AppliedMigration[]> {
+  const exists = await client.query<{ ok: boolean }>(`SELECT to_regclass('tenantize.migrations') IS NOT NULL AS ok`)
+  if (exists.rows[0]?.ok !== true) return []
+  const { rows } = await client.query<{ name: string; version: string; checksum: string; applied_at: Date; duration_ms: number; applied_by: string }>(
+    'SELECT name, version, checksum, applied_at, duration_ms, applied_by FROM tenantize.migrations ORDER BY version::numeric, name',
+  )
+  return rows.map((r) => ({ name: r.name, version: r.version, checksum: r.checksum, appliedAt: r.applied_at, durationMs: r.duration_ms, appliedBy: r.applied_by }))
+}
+
+export async function ensureLedger(client: Queryable): Promise<void> {
+  await client.query(LEDGER_DDL)
+}
+
+export interface EventRow {
+  readonly migration: string
+  readonly direction: Direction
+  readonly event: LedgerEvent
+  readonly durationMs?: number
+  readonly error?: string
+  readonly sqlstate?: string
+  readonly runner: string
+}
+
+export async function recordEvent(client: Queryable, e: EventRow): Promise<void> {
+  await client.query(
+    'INSERT INTO tenantize.migration_events (migration, direction, event, duration_ms, error, sqlstate, runner) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+    [e.migration, e.direction, e.event, e.durationMs ?? null, e.error ?? null, e.sqlstate ?? null, e.runner],
+  )
+}
+
+export async function recordApplied(client: Queryable, m: { name: string; version: string; checksum: string }, durationMs: number, runner: string): Promise<void> {
+  await client.query(
+    `INSERT INTO tenantize.migrations (name, version, checksum, duration_ms, runner) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (name) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now(), duration_ms = EXCLUDED.duration_ms,
+       applied_by = current_user, runner = EXCLUDED.runner`,
+    [m.name, m.version, m.checksum, Math.round(durationMs), runner],
+  )
+}
+
+export async function recordReverted(client: Queryable, name: string): Promise<void> {
+  await client.query('DELETE FROM tenantize.migrations WHERE name = $1', [name])
+}

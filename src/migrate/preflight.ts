@@ -1,0 +1,96 @@
+import type pg from 'pg'
+import { missingRlsFixes } from '../pg-security.js'
+
+type Queryable = Pick<pg.Client, 'query'>
+
+/**
+ * - `ok`: passed; `info`: a fact worth showing (database size)
+ * - `warn`: shown, never stops the run (a server missing RLS security fixes)
+ * - `block`: stops the run unless `--force` (long transactions, locks held on tables the migrations touch)
+ * - `fatal`: always stops (unsupported server)
+ */
+export type CheckStatus = 'ok' | 'info' | 'warn' | 'block' | 'fatal'
+
+export interface PreflightCheck {
+  readonly check: 'server-version' | 'security-fixes' | 'long-transactions' | 'table-locks' | 'database-size'
+  readonly status: CheckStatus
+  readonly message: string
+  readonly fix?: string
+}
+
+export interface PreflightOptions {
+  /** Tables the pending migrations name (schema-qualified or resolved through search_path). */
+  readonly touchedTables: readonly string[]
+  /** A transaction open longer than this blocks the run. Default 60. */
+  readonly longTransactionSeconds?: number
+}
+
+export const MIN_SERVER_VERSION_NUM = 130000
+
+/** Seed 002's pre-checks done properly: each check's result, nothing changed. */
+export async function preflight(client: Queryable, options: PreflightOptions): Promise<PreflightCheck[]> {
+  const checks: PreflightCheck[] = []
+  const server = (await client.query<{ num: string; version: string; size: string; bytes: string }>(
+    `SELECT current_setting('server_version_num') AS num, current_setting('server_version') AS version,
+            pg_catalog.pg_size_pretty(pg_catalog.pg_database_size(current_database())) AS size,
+            pg_catalog.pg_database_size(current_database())::text AS bytes`,
+  )).rows[0]!
+  const num = Number(server.num)
+  if (num < MIN_SERVER_VERSION_NUM) {
+    checks.push({ check: 'server-version', status: 'fatal', message: `PostgreSQL ${server.version} is not supported (13 or later is needed)`, fix: 'upgrade the server' })
+  } else {
+    checks.push({ check: 'server-version', status: 'ok', message: `PostgreSQL ${server.version}` })
+  }
+  const missing = missingRlsFixes(num)
+  checks.push(
+    missing.length === 0
+      ? { check: 'security-fixes', status: 'ok', message: 'no known row-level security fix is missing' }
+      : {
+          check: 'security-fixes',
+          status: 'warn',
+          message: `PostgreSQL ${server.version} misses row-level security fixes: ${missing.map((m) => `${m.fix.cve} (${m.fix.summary}; fixed in ${m.upgradeTo})`).join('; ')}`,
+          fix: `upgrade to ${missing.map((m) => m.upgradeTo).sort().at(-1)} or later`,
+        },
+  )
+
+  const seconds = options.longTransactionSeconds ?? 60
+  const long = (await client.query<{ pid: number; usename: string | null; state: string | null; age: string }>(
+    `SELECT pid, usename, state, (now() - xact_start)::text AS age FROM pg_catalog.pg_stat_activity
+      WHERE datname = current_database() AND pid <> pg_catalog.pg_backend_pid() AND xact_start IS NOT NULL
+        AND xact_start < now() - make_interval(secs => $1) ORDER BY xact_start`,
+    [seconds],
+  )).rows
+  checks.push(
+    long.length === 0
+      ? { check: 'long-transactions', status: 'ok', message: `no transaction open longer than ${seconds} s` }
+      : {
+          check: 'long-transactions',
+          status: 'block',
+          message: `${long.length} transaction(s) open longer than ${seconds} s: ${long.map((l) => `pid ${l.pid} (${l.usename ?? '?'}, ${l.state ?? '?'}, ${l.age})`).join(', ')}; they hold locks and block CREATE INDEX CONCURRENTLY`,
+          fix: 'let them finish or end them (pg_terminate_backend), or pass --force to run anyway',
+        },
+  )
+
+  if (options.touchedTables.length > 0) {
+    const locks = (await client.query<{ pid: number; mode: string; rel: string; usename: string | null }>(
+      `SELECT l.pid, l.mode, l.relation::regclass::text AS rel, a.usename
+         FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+        WHERE l.granted AND l.pid <> pg_catalog.pg_backend_pid() AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
+          AND l.relation = ANY (SELECT to_regclass(t) FROM unnest($1::text[]) AS t WHERE to_regclass(t) IS NOT NULL)
+        ORDER BY l.relation::regclass::text, l.pid`,
+      [options.touchedTables],
+    )).rows
+    checks.push(
+      locks.length === 0
+        ? { check: 'table-locks', status: 'ok', message: `no other session holds a lock on the ${options.touchedTables.length} table(s) the migrations touch` }
+        : {
+            check: 'table-locks',
+            status: 'block',
+            message: `other sessions hold locks on tables the migrations touch: ${locks.map((l) => `${l.rel} ${l.mode} by pid ${l.pid} (${l.usename ?? '?'})`).join(', ')}`,
+            fix: 'wait for those sessions to finish, or pass --force to run anyway (statements wait at most lock_timeout)',
+          },
+    )
+  }
+  checks.push({ check: 'database-size', status: 'info', message: `database size ${server.size}` })
+  return checks
+}

@@ -1,0 +1,288 @@
+import { hostname, userInfo } from 'node:os'
+import type pg from 'pg'
+import { connect } from '../db/connect.js'
+import { ErrorCodes, TenantizeError } from '../errors.js'
+import { backupDatabase } from './backup.js'
+import {
+  DEFAULT_TIMEOUTS,
+  applyTimeouts,
+  backoff,
+  invalidIndexes,
+  isLockTimeout,
+  lockTimeoutError,
+  sleep,
+  statementError,
+  watchBlockers,
+  type Blocker,
+  type TimeoutPolicy,
+} from './execute.js'
+import { loadMigrations, type Migration, type MigrationFile } from './files.js'
+import { ensureLedger, readLedger, recordApplied, recordEvent, recordReverted, type Direction } from './ledger.js'
+import { acquireRunnerLock, assertDirectSession, assertLockHeld, releaseRunnerLock } from './lock.js'
+import { preflight, type PreflightCheck } from './preflight.js'
+import { splitStatements, type Statement } from './split.js'
+import { migrationStatus, planDown, planUp, type MigrationStatus } from './status.js'
+
+/** What the runner reports as it goes; the CLI renders these as text or one JSON object per line. */
+export type MigrateEvent =
+  | ({ readonly event: 'preflight' } & PreflightCheck)
+  | { readonly event: 'backup'; readonly file: string; readonly bytes: number; readonly durationMs: number }
+  | { readonly event: 'plan'; readonly direction: Direction; readonly migrations: readonly string[]; readonly dryRun: boolean }
+  | { readonly event: 'would-run'; readonly direction: Direction; readonly migration: string; readonly noTransaction: boolean; readonly statements: readonly { readonly line: number; readonly sql: string }[] }
+  | { readonly event: 'start'; readonly direction: Direction; readonly migration: string; readonly index: number; readonly total: number; readonly noTransaction: boolean }
+  | { readonly event: 'retry'; readonly direction: Direction; readonly migration: string; readonly attempt: number; readonly delayMs: number; readonly blockers: readonly number[] }
+  | { readonly event: 'finish'; readonly direction: Direction; readonly migration: string; readonly index: number; readonly total: number; readonly durationMs: number }
+  | { readonly event: 'fail'; readonly direction: Direction; readonly migration: string; readonly error: string; readonly sqlstate: string | undefined }
+  | { readonly event: 'done'; readonly direction: Direction; readonly migrations: readonly string[]; readonly durationMs: number; readonly dryRun: boolean }
+
+export interface MigrateOptions {
+  readonly databaseUrl: string
+  /** Directory of `NNNN_name.up.sql` / `.down.sql` files. */
+  readonly dir: string
+  /** Print what would run; change nothing (not even the ledger). */
+  readonly dryRun?: boolean
+  /** Skip pre-flight checks that would block (long transactions, locks); fatal ones still stop. */
+  readonly force?: boolean
+  /** Wait this long for another runner's lock instead of failing at once. */
+  readonly lockWaitMs?: number
+  readonly timeouts?: Partial<TimeoutPolicy>
+  /** `pg_dump -Fc` into this file before any change; a failed backup stops the run. */
+  readonly backupFile?: string
+  /** A transaction open longer than this blocks the run (pre-flight). Default 60 s. */
+  readonly longTransactionSeconds?: number
+  readonly onEvent?: (event: MigrateEvent) => void
+}
+
+export interface MigrateUpOptions extends MigrateOptions {
+  readonly allowChanged?: boolean
+  /** Apply pending migrations up to and including this one. */
+  readonly to?: string
+}
+
+export interface MigrateDownOptions extends MigrateOptions {
+  /** Reverse down to this migration, which stays applied. */
+  readonly to?: string
+  /** Reverse every applied migration. */
+  readonly all?: boolean
+}
+
+export interface MigrateResult {
+  readonly direction: Direction
+  /** Migrations run (or that would run, on a dry run), in order. */
+  readonly migrations: readonly string[]
+  readonly dryRun: boolean
+}
+
+const runnerName = (): string => `${userInfo().username}@${hostname()} pid ${process.pid}`
+
+interface Prepared {
+  readonly migration: Migration
+  readonly file: MigrationFile
+  readonly statements: readonly Statement[]
+}
+
+async function prepare(migrations: readonly Migration[], direction: Direction): Promise<Prepared[]> {
+  const out: Prepared[] = []
+  for (const migration of migrations) {
+    const file = direction === 'up' ? migration.up : migration.down!
+    out.push({ migration, file, statements: await splitStatements(file.sql, file.path) })
+  }
+  return out
+}
+
+/** Connection, session checks and the runner lock around `fn`; always unlocks and disconnects. */
+async function session<T>(options: MigrateOptions, fn: (client: pg.Client, monitor: pg.Client, pid: number) => Promise<T>): Promise<T> {
+  const client = await connect(options.databaseUrl, { applicationName: 'tenantize migrate' })
+  let monitor: pg.Client | undefined
+  let locked = false
+  try {
+    await assertDirectSession(client)
+    await acquireRunnerLock(client, options.lockWaitMs)
+    locked = true
+    monitor = await connect(options.databaseUrl, { applicationName: 'tenantize migrate (monitor)' })
+    const pid = (await client.query<{ pid: number }>('SELECT pg_catalog.pg_backend_pid() AS pid')).rows[0]!.pid
+    return await fn(client, monitor, pid)
+  } finally {
+    if (locked) await releaseRunnerLock(client).catch(() => undefined)
+    await monitor?.end().catch(() => undefined)
+    await client.end().catch(() => undefined)
+  }
+}
+
+async function runChecks(client: pg.Client, prepared: readonly Prepared[], options: MigrateOptions, emit: (e: MigrateEvent) => void): Promise<void> {
+  const touched = [...new Set(prepared.flatMap((p) => p.statements.flatMap((s) => s.relations)))]
+  const checks = await preflight(client, { touchedTables: touched, ...(options.longTransactionSeconds === undefined ? {} : { longTransactionSeconds: options.longTransactionSeconds }) })
+  for (const c of checks) emit({ event: 'preflight', ...c })
+  const stopping = checks.filter((c) => c.status === 'fatal' || (c.status === 'block' && options.force !== true))
+  if (stopping.length > 0) {
+    throw new TenantizeError(ErrorCodes.PREFLIGHT, `${stopping.length} pre-flight check(s) failed; nothing was changed`, {
+      problems: stopping.map((c) => ({ object: c.check, message: c.message, ...(c.fix === undefined ? {} : { fix: c.fix }) })),
+    })
+  }
+}
+
+async function serverMajor(client: pg.Client): Promise<number> {
+  const { rows } = await client.query<{ num: string }>(`SELECT current_setting('server_version_num') AS num`)
+  return Math.floor(Number(rows[0]?.num) / 10000)
+}
+
+/** Run one migration file: in one transaction, or statement by statement for no-transaction files. */
+async function runOne(client: pg.Client, monitor: pg.Client, pid: number, p: Prepared, direction: Direction, policy: TimeoutPolicy, emit: (e: MigrateEvent) => void): Promise<number> {
+  const started = performance.now()
+  const runner = runnerName()
+  const name = p.migration.name
+  const watchMs = Math.max(50, Math.min(250, policy.lockTimeoutMs / 2))
+  const finishLedger = async (): Promise<void> => {
+    if (direction === 'up') await recordApplied(client, p.migration, performance.now() - started, runner)
+    else await recordReverted(client, name)
+  }
+  /** Retry `attempt` on lock timeout with back-off; other errors pass through. */
+  const retrying = async (object: string, attempt: () => Promise<void>): Promise<void> => {
+    let lastBlockers: Blocker[] = []
+    for (let tryNo = 1; ; tryNo++) {
+      const outcome = await watchBlockers(monitor, pid, watchMs, attempt)
+      if (outcome.blockers.length > 0) lastBlockers = outcome.blockers
+      if (!('error' in outcome)) return
+      if (!isLockTimeout(outcome.error)) throw outcome.error
+      if (tryNo >= policy.tries) throw lockTimeoutError(object, policy, lastBlockers)
+      const delayMs = backoff(policy, tryNo)
+      emit({ event: 'retry', direction, migration: name, attempt: tryNo + 1, delayMs, blockers: lastBlockers.map((b) => b.pid) })
+      await recordEvent(client, { migration: name, direction, event: 'retry', error: `lock_timeout; blocked by ${lastBlockers.map((b) => b.pid).join(', ') || 'unknown'}`, sqlstate: '55P03', runner })
+      await sleep(delayMs)
+    }
+  }
+
+  if (!p.file.noTransaction) {
+    let current: Statement | undefined
+    try {
+      await retrying(p.file.path, async () => {
+        await client.query('BEGIN')
+        try {
+          for (const s of p.statements) {
+            current = s
+            await client.query(s.text)
+          }
+          current = undefined
+          await finishLedger()
+          await client.query('COMMIT')
+        } catch (error) {
+          await client.query('ROLLBACK').catch(() => undefined)
+          throw error
+        }
+      })
+    } catch (error) {
+      if (error instanceof TenantizeError || current === undefined) throw error
+      throw statementError(error, p.file.path, current, 'correct the migration and run again; its transaction was rolled back, so none of it was applied')
+    }
+  } else {
+    for (const [i, s] of p.statements.entries()) {
+      try {
+        await retrying(`${p.file.path}:${s.line}`, async () => {
+          await client.query(s.text)
+        })
+      } catch (error) {
+        const leftovers = await invalidIndexes(client).catch(() => [])
+        const before = i === 0 ? 'no statement of this file was applied' : `the ${i} statement(s) before line ${s.line} stayed applied (this file runs outside a transaction)`
+        const base = error instanceof TenantizeError ? error : statementError(error, p.file.path, s, `correct the statement and run again; ${before}, so keep the file safe to re-run (IF NOT EXISTS)`)
+        if (leftovers.length === 0) throw base
+        throw new TenantizeError(base.code, `${base.message}; ${before}`, {
+          ...(base.object === undefined ? {} : { object: base.object }),
+          ...(base.fix === undefined ? {} : { fix: base.fix }),
+          details: { ...base.details, invalidIndexes: leftovers.map((l) => l.index) },
+          problems: leftovers.map((l) => ({ object: l.index, message: 'index is INVALID (left by a failed CREATE INDEX CONCURRENTLY)', fix: l.fix })),
+          cause: base.cause,
+        })
+      }
+    }
+    await finishLedger()
+  }
+  return performance.now() - started
+}
+
+async function execute(direction: Direction, options: MigrateOptions, plan: (files: Migration[], client: pg.Client) => Promise<Migration[]>): Promise<MigrateResult> {
+  const emit = options.onEvent ?? (() => undefined)
+  const started = performance.now()
+  const policy: TimeoutPolicy = { ...DEFAULT_TIMEOUTS, ...options.timeouts }
+  const files = await loadMigrations(options.dir)
+
+  if (options.dryRun === true) {
+    const client = await connect(options.databaseUrl, { applicationName: 'tenantize migrate (dry run)' })
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
+      const prepared = await prepare(await plan(files, client), direction)
+      await runChecks(client, prepared, { ...options, force: true }, emit)
+      await client.query('COMMIT')
+      emit({ event: 'plan', direction, migrations: prepared.map((p) => p.migration.name), dryRun: true })
+      for (const p of prepared) {
+        emit({ event: 'would-run', direction, migration: p.migration.name, noTransaction: p.file.noTransaction, statements: p.statements.map((s) => ({ line: s.line, sql: s.text })) })
+      }
+      const names = prepared.map((p) => p.migration.name)
+      emit({ event: 'done', direction, migrations: names, durationMs: performance.now() - started, dryRun: true })
+      return { direction, migrations: names, dryRun: true }
+    } finally {
+      await client.end().catch(() => undefined)
+    }
+  }
+
+  return session(options, async (client, monitor, pid) => {
+    // Plan and parse everything before any change: a syntax error in the last file stops the run up front.
+    const prepared = await prepare(await plan(files, client), direction)
+    await runChecks(client, prepared, options, emit)
+    emit({ event: 'plan', direction, migrations: prepared.map((p) => p.migration.name), dryRun: false })
+    if (prepared.length > 0 && options.backupFile !== undefined) {
+      const t = performance.now()
+      const backup = await backupDatabase(options.databaseUrl, options.backupFile, await serverMajor(client))
+      emit({ event: 'backup', file: backup.file, bytes: backup.bytes, durationMs: performance.now() - t })
+    }
+    const done: string[] = []
+    if (prepared.length > 0) {
+      await ensureLedger(client)
+      await applyTimeouts(client, policy)
+    }
+    for (const [i, p] of prepared.entries()) {
+      const name = p.migration.name
+      await assertLockHeld(client)
+      emit({ event: 'start', direction, migration: name, index: i + 1, total: prepared.length, noTransaction: p.file.noTransaction })
+      await recordEvent(client, { migration: name, direction, event: 'start', runner: runnerName() })
+      try {
+        const durationMs = await runOne(client, monitor, pid, p, direction, policy, emit)
+        await recordEvent(client, { migration: name, direction, event: 'finish', durationMs: Math.round(durationMs), runner: runnerName() })
+        emit({ event: 'finish', direction, migration: name, index: i + 1, total: prepared.length, durationMs })
+        done.push(name)
+      } catch (error) {
+        const sqlstate = error instanceof TenantizeError ? ((error.details?.['sqlstate'] as string | undefined) ?? (error.code === ErrorCodes.LOCK_TIMEOUT ? '55P03' : undefined)) : (error as { code?: string }).code
+        const text = error instanceof TenantizeError ? error.message : String((error as Error).message ?? error)
+        emit({ event: 'fail', direction, migration: name, error: text, sqlstate })
+        await recordEvent(client, { migration: name, direction, event: 'fail', error: text, ...(sqlstate === undefined ? {} : { sqlstate }), runner: runnerName() }).catch(() => undefined)
+        throw error
+      }
+    }
+    emit({ event: 'done', direction, migrations: done, durationMs: performance.now() - started, dryRun: false })
+    return { direction, migrations: done, dryRun: false }
+  })
+}
+
+/** Apply pending migrations in order. See {@link MigrateUpOptions}. */
+export function migrateUp(options: MigrateUpOptions): Promise<MigrateResult> {
+  return execute('up', options, async (files, client) =>
+    planUp(files, await readLedger(client), { ...(options.allowChanged === undefined ? {} : { allowChanged: options.allowChanged }), ...(options.to === undefined ? {} : { to: options.to }) }),
+  )
+}
+
+/** Reverse applied migrations, newest first: the last one, down `to` one, or `all`. */
+export function migrateDown(options: MigrateDownOptions): Promise<MigrateResult> {
+  return execute('down', options, async (files, client) =>
+    planDown(files, await readLedger(client), { ...(options.to === undefined ? {} : { to: options.to }), ...(options.all === undefined ? {} : { all: options.all }) }),
+  )
+}
+
+/** The state of every migration (files and ledger merged). Reads only; creates nothing. */
+export async function migrateStatus(options: { readonly databaseUrl: string; readonly dir: string }): Promise<MigrationStatus[]> {
+  const files = await loadMigrations(options.dir)
+  const client = await connect(options.databaseUrl, { applicationName: 'tenantize migrate status' })
+  try {
+    return migrationStatus(files, await readLedger(client))
+  } finally {
+    await client.end().catch(() => undefined)
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * `tenantize/runtime` — tenant context for applications.
+ *
+ * - {@link withTenant} makes a tenant current for an async flow (AsyncLocalStorage); ids are checked
+ *   against their type first ({@link createTenantContext} for `bigint` or `text` ids).
+ * - {@link tenantPool} wraps a node-postgres `Pool`: every query runs in a transaction whose first
+ *   statement sets the tenant transaction-locally; outside any context it throws instead of running
+ *   unscoped. Unscoped work goes only through {@link TenantPool.asSystem} and a separate pool.
+ * - Every error is a {@link TenantRuntimeError} with a stable `code`, and never contains a tenant id.
+ *
+ * This entry point imports nothing heavy: `pg` is used for types only and is never loaded by it.
+ *
+ * @module
+ */
+export {
+  withTenant,
+  currentTenant,
+  requireTenant,
+  assertSameTenant,
+  createTenantContext,
+  type TenantContext,
+  type TenantContextOptions,
+  type WithTenantOptions,
+} from './context.js'
+export { parseTenantId, TENANT_ID_TYPES, type TenantIdType } from './tenant-id.js'
+export {
+  contextSql,
+  validateContextSetting,
+  CONTEXT_STRATEGIES,
+  DEFAULT_CONTEXT_SETTING,
+  type ContextSql,
+  type ContextSqlOptions,
+  type ContextStrategy,
+} from './context-sql.js'
+export { tenantPool, type TenantPool, type TenantPoolOptions, type SystemDb, type Queryable } from './pg.js'
+export {
+  TenantRuntimeError,
+  TenantContextMissingError,
+  TenantContextConflictError,
+  TenantAccessError,
+  InvalidTenantIdError,
+  SystemContextError,
+  TenantRuntimeErrorCodes,
+  isTenantRuntimeError,
+  type TenantRuntimeErrorCode,
+} from './errors.js'
