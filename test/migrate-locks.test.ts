@@ -33,25 +33,38 @@ async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 
 
 test('two runner processes at once: the second fails fast naming the first; with --lock-wait it waits and finds nothing left to do', async () => {
   const t = await db.another('two_runners')
-  const dir = await migrationsDir({ '0001_slow.up.sql': 'CREATE TABLE slow (id int);\nSELECT pg_sleep(3);' })
-  const first = runCli(['migrate', 'up', '--db', t.url, '--dir', dir])
-  await waitFor(async () => (await t.sql(`SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND granted`, [LOCK_KEY.classid, LOCK_KEY.objid])).length > 0, 'the first runner to take the lock')
-  const holder = (await t.sql<{ pid: number }>(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND objid = $2`, [LOCK_KEY.classid, LOCK_KEY.objid]))[0]!.pid
-  const waiting = runCli(['migrate', 'up', '--db', t.url, '--dir', dir, '--lock-wait', '30s', '--json'])
-  const second = await runCli(['migrate', 'up', '--db', t.url, '--dir', dir])
-  assert.equal(second.code, 2)
-  assert.equal(second.stdout, '')
-  assert.match(second.stderr, new RegExp(`^TZ_LOCKED tenantize migration lock: another migration runner is running: pid ${holder} \\(user \\w+, application "tenantize migrate"`))
-  assert.match(second.stderr, /fix: wait for it to finish, or pass --lock-wait SECONDS/)
-  assert.equal(second.stderr.trim().split('\n').length, 1, 'one line')
-  const done = await first
-  assert.equal(done.code, 0, done.stderr)
-  assert.match(done.stdout, /\[1\/1\] ↑ 0001_slow done in/)
-  const waited = await waiting
-  assert.equal(waited.code, 0, waited.stderr)
-  const events = waited.stdout.trim().split('\n').map((l) => JSON.parse(l) as MigrateEvent)
-  assert.deepEqual(events.find((e) => e.event === 'plan'), { event: 'plan', direction: 'up', migrations: [], dryRun: false })
-  assert.deepEqual(await t.sql(`SELECT event FROM tenantize.migration_events ORDER BY id`), [{ event: 'start' }, { event: 'finish' }])
+  await t.sql('CREATE TABLE gate (id int)')
+  const dir = await migrationsDir({ '0001_slow.up.sql': 'ALTER TABLE gate ADD COLUMN org_id uuid;' })
+  // The test holds the gate table, so the first runner sits inside its migration holding the runner lock.
+  const gate = await holdLock(t.url, 'LOCK TABLE gate IN SHARE MODE')
+  let released = false
+  try {
+    const first = runCli(['migrate', 'up', '--db', t.url, '--dir', dir, '--force', '--lock-timeout', '120s'])
+    const advisory = `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = ${LOCK_KEY.classid} AND objid = ${LOCK_KEY.objid}`
+    await waitFor(async () => (await t.sql(`${advisory} AND granted`)).length > 0, 'the first runner to take the lock')
+    const holder = (await t.sql<{ pid: number }>(`${advisory} AND granted`))[0]!.pid
+    const second = await runCli(['migrate', 'up', '--db', t.url, '--dir', dir])
+    assert.equal(second.code, 2)
+    assert.equal(second.stdout, '')
+    assert.match(second.stderr, new RegExp(`^TZ_LOCKED tenantize migration lock: another migration runner is running: pid ${holder} \\(user \\w+, application "tenantize migrate"`))
+    assert.match(second.stderr, /fix: wait for it to finish, or pass --lock-wait SECONDS/)
+    assert.equal(second.stderr.trim().split('\n').length, 1, 'one line')
+
+    const waiting = runCli(['migrate', 'up', '--db', t.url, '--dir', dir, '--lock-wait', '120s', '--json'])
+    await waitFor(async () => (await t.sql(`${advisory} AND NOT granted`)).length > 0, 'the second runner to wait for the lock')
+    await gate.release()
+    released = true
+    const done = await first
+    assert.equal(done.code, 0, done.stderr)
+    assert.match(done.stdout, /\[1\/1\] ↑ 0001_slow done in/)
+    const waited = await waiting
+    assert.equal(waited.code, 0, waited.stderr)
+    const events = waited.stdout.trim().split('\n').map((l) => JSON.parse(l) as MigrateEvent)
+    assert.deepEqual(events.find((e) => e.event === 'plan'), { event: 'plan', direction: 'up', migrations: [], dryRun: false })
+    assert.deepEqual(await t.sql(`SELECT event FROM tenantize.migration_events ORDER BY id`), [{ event: 'start' }, { event: 'finish' }])
+  } finally {
+    if (!released) await gate.release()
+  }
 })
 
 test('a table lock held for 2 s: the runner retries with back-off and succeeds, logging who blocked it', async () => {
