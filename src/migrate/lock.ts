@@ -71,16 +71,20 @@ const POOLER_FIX = 'connect the runner directly to PostgreSQL (or through a sess
 
 /**
  * Session locks and session settings do not survive a transaction-mode pooler: each statement may land
- * on another server connection. Detects that (the backend pid changes between statements) and refuses.
+ * on another server connection, and another client's statements on ours. Detects that and refuses:
+ * two direct client connections never share a backend, and one direct connection never changes backend.
+ * The runner's connection and a second one (`other`) take turns asking for `pg_backend_pid()`.
  */
-export async function assertDirectSession(client: Queryable): Promise<void> {
-  const pids = new Set<number>()
-  for (let i = 0; i < 4; i++) {
-    const { rows } = await client.query<{ pid: number }>('SELECT pg_catalog.pg_backend_pid() AS pid')
-    if (rows[0] !== undefined) pids.add(rows[0].pid)
+export async function assertDirectSession(client: Queryable, other: Queryable): Promise<void> {
+  const mine = new Set<number>()
+  const theirs = new Set<number>()
+  const pid = async (c: Queryable): Promise<number> => (await c.query<{ pid: number }>('SELECT pg_catalog.pg_backend_pid() AS pid')).rows[0]!.pid
+  for (let i = 0; i < 3; i++) {
+    mine.add(await pid(client))
+    theirs.add(await pid(other))
   }
-  if (pids.size > 1) {
-    throw new TenantizeError(ErrorCodes.POOLER, 'consecutive statements ran on different server connections: this is a transaction-mode pooler, where the runner lock cannot hold', {
+  if (mine.size > 1 || [...mine].some((p) => theirs.has(p))) {
+    throw new TenantizeError(ErrorCodes.POOLER, 'statements of one connection ran on different server connections, or two connections shared one: this is a transaction-mode pooler, where the runner lock cannot hold', {
       object: 'connection',
       fix: POOLER_FIX,
     })

@@ -96,10 +96,10 @@ async function session<T>(options: MigrateOptions, fn: (client: pg.Client, monit
   let monitor: pg.Client | undefined
   let locked = false
   try {
-    await assertDirectSession(client)
+    monitor = await connect(options.databaseUrl, { applicationName: 'tenantize migrate (monitor)' })
+    await assertDirectSession(client, monitor)
     await acquireRunnerLock(client, options.lockWaitMs)
     locked = true
-    monitor = await connect(options.databaseUrl, { applicationName: 'tenantize migrate (monitor)' })
     const pid = (await client.query<{ pid: number }>('SELECT pg_catalog.pg_backend_pid() AS pid')).rows[0]!.pid
     return await fn(client, monitor, pid)
   } finally {
