@@ -67,7 +67,8 @@ export interface IntrospectOptions {
  *
  * Notes:
  * - `totalBytes` comes from `pg_total_relation_size`, which takes (and at once releases) an ACCESS SHARE
- *   lock per table: introspection waits while another session holds an ACCESS EXCLUSIVE lock on a table.
+ *   lock per table: introspection waits while another session holds, or queues for, an ACCESS EXCLUSIVE
+ *   lock on a table. Bound the wait with the session's `lock_timeout` if that matters.
  * - While it runs, `search_path` is pinned to `pg_catalog` (transaction-local) so that all deparsed
  *   SQL text names user objects with their schema; the caller's value is reported in
  *   `server.settings.search_path` and restored afterwards.
@@ -185,6 +186,7 @@ interface ColumnRow {
   position: Num
   type: string
   attnotnull: boolean
+  not_null_validated: boolean | null
   attidentity: '' | 'a' | 'd'
   attgenerated: '' | 's' | 'v'
   expression: string | null
@@ -343,6 +345,7 @@ function column(row: ColumnRow): Column {
     position: num(row.position),
     type: row.type,
     nullable: !row.attnotnull,
+    notNullValidated: row.not_null_validated,
     default: row.attgenerated === '' ? row.expression : null,
     identity,
     generated,

@@ -138,11 +138,16 @@ SELECT c.oid, n.nspname AS schema, c.relname AS name, c.relkind, c.relpersistenc
  WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S') AND ${USER_SCHEMA}
  ORDER BY n.nspname, c.relname`
 
-/** Live columns of tables and views, with defaults and generation expressions. */
-export const COLUMNS_QUERY = `
+/**
+ * Live columns of tables and views, with defaults and generation expressions. `<notNullValidated>` is
+ * the expression for whether a NOT NULL column's constraint is validated (PostgreSQL 18 has NOT NULL
+ * … NOT VALID: attnotnull is set while old rows may still hold NULL).
+ */
+const columnsQuery = (notNullValidated: string): string => `
 SELECT a.attrelid AS relid, a.attname AS name, a.attnum AS position,
        pg_catalog.format_type(a.atttypid, a.atttypmod) AS type,
-       a.attnotnull, a.attidentity, a.attgenerated,
+       a.attnotnull, CASE WHEN a.attnotnull THEN ${notNullValidated} END AS not_null_validated,
+       a.attidentity, a.attgenerated,
        pg_catalog.pg_get_expr(ad.adbin, ad.adrelid) AS expression
   FROM pg_catalog.pg_attribute a
   JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
@@ -151,6 +156,10 @@ SELECT a.attrelid AS relid, a.attname AS name, a.attnum AS position,
  WHERE a.attnum > 0 AND NOT a.attisdropped
    AND c.relkind IN ('r', 'p', 'f', 'v', 'm') AND ${USER_SCHEMA}
  ORDER BY a.attrelid, a.attnum`
+
+const NOT_NULL_VALIDATED_18 = `NOT EXISTS (
+         SELECT FROM pg_catalog.pg_constraint nn
+          WHERE nn.conrelid = a.attrelid AND nn.contype = 'n' AND nn.conkey[1] = a.attnum AND NOT nn.convalidated)`
 
 const constraintsQuery = (enforced: string): string => `
 SELECT con.oid, con.conname AS name, con.contype, con.conrelid AS table_oid,
@@ -276,7 +285,7 @@ export function catalogQueries(versionNum: number): CatalogQueries {
   return {
     schemas: SCHEMAS_QUERY,
     relations: RELATIONS_QUERY,
-    columns: COLUMNS_QUERY,
+    columns: columnsQuery(versionNum >= 180000 ? NOT_NULL_VALIDATED_18 : 'true'),
     constraints: constraintsQuery(versionNum >= 180000 ? 'con.conenforced' : 'true'),
     indexes: indexesQuery(versionNum >= 150000 ? 'i.indnullsnotdistinct' : 'false'),
     policies: POLICIES_QUERY,

@@ -114,7 +114,13 @@ export interface Column {
   readonly position: number
   /** `format_type(atttypid, atttypmod)`, e.g. `character varying(20)`, `uuid`, `integer[]`. */
   readonly type: string
+  /** false when a NOT NULL constraint applies (it checks every new or updated row). */
   readonly nullable: boolean
+  /**
+   * null for a nullable column. false when the NOT NULL was added `NOT VALID` (PostgreSQL 18+): new rows
+   * are checked but existing ones may still hold NULL. true otherwise.
+   */
+  readonly notNullValidated: boolean | null
   /** The DEFAULT expression (not set for generated columns), else null. */
   readonly default: string | null
   readonly identity: IdentityKind | null

@@ -97,7 +97,7 @@ logfile = ${join(dir, 'pgbouncer.log')}
     await waitForPort(port, 10_000)
   } catch (error) {
     const log = await readFile(join(dir, 'pgbouncer.log'), 'utf8').catch(() => '')
-    throw new Error(`${(error as Error).message}\n${log}`)
+    throw new Error(`${(error as Error).message}\n${log}`, { cause: error })
   }
   const url = new URL(serverUrl)
   url.hostname = '127.0.0.1'
