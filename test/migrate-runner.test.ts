@@ -57,7 +57,7 @@ test('a migration that fails halfway leaves no partial change, records a fail ev
   const t = await db.another('halfway')
   const dir = await migrationsDir({
     '0001_ok.up.sql': 'CREATE TABLE ok (id int);',
-    '0002_bad.up.sql': 'CREATE TABLE half (id int);\nINSERT INTO half VALUES (1);\n\nINSERT INTO half\n {2}SELECT nope FROM half;\nCREATE TABLE never (id int);',
+    '0002_bad.up.sql': 'CREATE TABLE half (id int);\nINSERT INTO half VALUES (1);\n\nINSERT INTO half\n  SELECT nope FROM half;\nCREATE TABLE never (id int);',
     '0003_later.up.sql': 'CREATE TABLE later (id int);',
   })
   const error = await failure(migrateUp({ databaseUrl: t.url, dir, timeouts: fast }))

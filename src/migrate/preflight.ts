@@ -25,7 +25,7 @@ export interface PreflightOptions {
   readonly longTransactionSeconds?: number
 }
 
-export const MIN_SERVER_VERSION_NUM = 130000
+export const MIN_SERVER_VERSION_NUM = 140000
 
 /** Seed 002's pre-checks done properly: each check's result, nothing changed. */
 export async function preflight(client: Queryable, options: PreflightOptions): Promise<PreflightCheck[]> {
@@ -37,7 +37,7 @@ export async function preflight(client: Queryable, options: PreflightOptions): P
   )).rows[0]!
   const num = Number(server.num)
   if (num < MIN_SERVER_VERSION_NUM) {
-    checks.push({ check: 'server-version', status: 'fatal', message: `PostgreSQL ${server.version} is not supported (13 or later is needed)`, fix: 'upgrade the server' })
+    checks.push({ check: 'server-version', status: 'fatal', message: `PostgreSQL ${server.version} is not supported (14 or later is needed)`, fix: 'upgrade the server' })
   } else {
     checks.push({ check: 'server-version', status: 'ok', message: `PostgreSQL ${server.version}` })
   }

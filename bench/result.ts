@@ -1,0 +1,38 @@
+/**
+ * What a benchmark returns. Each `bench/<name>.bench.ts` default-exports a {@link Bench}; `npm run bench`
+ * (scripts/bench.ts) runs them all, prints one table and exits non-zero when a measure exceeds its limit.
+ */
+
+export interface BenchMeasure {
+  /** What was measured, e.g. `introspect 5,000 tables (median of 3)`. */
+  readonly name: string
+  readonly value: number
+  /** `ms`, `queries`, `tables`, `×` … */
+  readonly unit: string
+  /** The measure fails when `value` is above this. */
+  readonly limit?: number
+  /** Context shown beside the value (server version, how the baseline was taken). */
+  readonly note?: string
+}
+
+export type Bench = () => Promise<readonly BenchMeasure[]>
+
+/** Median of a non-empty list of numbers. */
+export function median(values: readonly number[]): number {
+  if (values.length === 0) throw new TypeError('median of nothing')
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+/** Run `fn` `runs` times; the wall-clock milliseconds of each run and the last result. */
+export async function timed<T>(runs: number, fn: () => Promise<T>): Promise<{ ms: number[]; result: T }> {
+  const ms: number[] = []
+  let result: T | undefined
+  for (let i = 0; i < runs; i++) {
+    const start = process.hrtime.bigint()
+    result = await fn()
+    ms.push(Number(process.hrtime.bigint() - start) / 1e6)
+  }
+  return { ms, result: result as T }
+}
