@@ -8,17 +8,21 @@ export const LEDGER_SCHEMA = 'tenantize'
 export const LEDGER_DDL = `
 CREATE SCHEMA IF NOT EXISTS tenantize;
 CREATE TABLE IF NOT EXISTS tenantize.migrations (
-  name        text PRIMARY KEY,
+  scope       text NOT NULL DEFAULT 'migrate',
+  name        text NOT NULL,
   version     text NOT NULL,
   checksum    text NOT NULL CHECK (checksum ~ '^[0-9a-f]{64}$'),
   applied_at  timestamptz NOT NULL DEFAULT now(),
   duration_ms integer NOT NULL CHECK (duration_ms >= 0),
   applied_by  text NOT NULL DEFAULT current_user,
-  runner      text
+  runner      text,
+  down_sql    text[],
+  PRIMARY KEY (scope, name)
 );
 CREATE TABLE IF NOT EXISTS tenantize.migration_events (
   id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   at          timestamptz NOT NULL DEFAULT clock_timestamp(),
+  scope       text NOT NULL DEFAULT 'migrate',
   migration   text NOT NULL,
   direction   text NOT NULL CHECK (direction IN ('up', 'down')),
   event       text NOT NULL CHECK (event IN ('start', 'retry', 'finish', 'fail')),
@@ -27,6 +31,14 @@ CREATE TABLE IF NOT EXISTS tenantize.migration_events (
   sqlstate    text,
   by_user     text NOT NULL DEFAULT current_user,
   runner      text
+);
+CREATE TABLE IF NOT EXISTS tenantize.backfill_progress (
+  scope       text NOT NULL,
+  step        text NOT NULL,
+  last_key    jsonb,
+  rows_done   bigint NOT NULL DEFAULT 0,
+  updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (scope, step)
 );
 COMMENT ON TABLE tenantize.migrations IS 'Migrations applied by tenantize migrate/apply: one row per applied migration.';
 COMMENT ON TABLE tenantize.migration_events IS 'Every start, retry, finish and failure of a tenantize migration, kept across rollbacks.';
@@ -38,11 +50,12 @@ export type Direction = 'up' | 'down'
 type Queryable = Pick<pg.Client, 'query'>
 
 /** The applied migrations, or none when the ledger does not exist yet (nothing is created). */
-export async function readLedger(client: Queryable): Promise<AppliedMigration[]> {
+export async function readLedger(client: Queryable, scope: string): Promise<AppliedMigration[]> {
   const exists = await client.query<{ ok: boolean }>(`SELECT to_regclass('tenantize.migrations') IS NOT NULL AS ok`)
   if (exists.rows[0]?.ok !== true) return []
   const { rows } = await client.query<{ name: string; version: string; checksum: string; applied_at: Date; duration_ms: number; applied_by: string }>(
-    'SELECT name, version, checksum, applied_at, duration_ms, applied_by FROM tenantize.migrations ORDER BY version::numeric, name',
+    'SELECT name, version, checksum, applied_at, duration_ms, applied_by FROM tenantize.migrations WHERE scope = $1 ORDER BY version::numeric, name',
+    [scope],
   )
   return rows.map((r) => ({ name: r.name, version: r.version, checksum: r.checksum, appliedAt: r.applied_at, durationMs: r.duration_ms, appliedBy: r.applied_by }))
 }
@@ -52,6 +65,7 @@ export async function ensureLedger(client: Queryable): Promise<void> {
 }
 
 export interface EventRow {
+  readonly scope: string
   readonly migration: string
   readonly direction: Direction
   readonly event: LedgerEvent
@@ -63,20 +77,20 @@ export interface EventRow {
 
 export async function recordEvent(client: Queryable, e: EventRow): Promise<void> {
   await client.query(
-    'INSERT INTO tenantize.migration_events (migration, direction, event, duration_ms, error, sqlstate, runner) VALUES ($1, $2, $3, $4, $5, $6, $7)',
-    [e.migration, e.direction, e.event, e.durationMs ?? null, e.error ?? null, e.sqlstate ?? null, e.runner],
+    'INSERT INTO tenantize.migration_events (scope, migration, direction, event, duration_ms, error, sqlstate, runner) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
+    [e.scope, e.migration, e.direction, e.event, e.durationMs ?? null, e.error ?? null, e.sqlstate ?? null, e.runner],
   )
 }
 
-export async function recordApplied(client: Queryable, m: { name: string; version: string; checksum: string }, durationMs: number, runner: string): Promise<void> {
+export async function recordApplied(client: Queryable, scope: string, m: { name: string; version: string; checksum: string; downSql?: readonly string[] | undefined }, durationMs: number, runner: string): Promise<void> {
   await client.query(
-    `INSERT INTO tenantize.migrations (name, version, checksum, duration_ms, runner) VALUES ($1, $2, $3, $4, $5)
-     ON CONFLICT (name) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now(), duration_ms = EXCLUDED.duration_ms,
-       applied_by = current_user, runner = EXCLUDED.runner`,
-    [m.name, m.version, m.checksum, Math.round(durationMs), runner],
+    `INSERT INTO tenantize.migrations (scope, name, version, checksum, duration_ms, runner, down_sql) VALUES ($1, $2, $3, $4, $5, $6, $7)
+     ON CONFLICT (scope, name) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now(), duration_ms = EXCLUDED.duration_ms,
+       applied_by = current_user, runner = EXCLUDED.runner, down_sql = EXCLUDED.down_sql`,
+    [scope, m.name, m.version, m.checksum, Math.round(durationMs), runner, m.downSql === undefined ? null : [...m.downSql]],
   )
 }
 
-export async function recordReverted(client: Queryable, name: string): Promise<void> {
-  await client.query('DELETE FROM tenantize.migrations WHERE name = $1', [name])
+export async function recordReverted(client: Queryable, scope: string, name: string): Promise<void> {
+  await client.query('DELETE FROM tenantize.migrations WHERE scope = $1 AND name = $2', [scope, name])
 }

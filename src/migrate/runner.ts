@@ -33,6 +33,7 @@ export type MigrateEvent =
   | { readonly event: 'retry'; readonly direction: Direction; readonly migration: string; readonly attempt: number; readonly delayMs: number; readonly blockers: readonly number[] }
   | { readonly event: 'finish'; readonly direction: Direction; readonly migration: string; readonly index: number; readonly total: number; readonly durationMs: number }
   | { readonly event: 'fail'; readonly direction: Direction; readonly migration: string; readonly error: string; readonly sqlstate: string | undefined }
+  | { readonly event: 'progress'; readonly migration: string; readonly done: number; readonly total: number; readonly rowsPerSecond: number; readonly etaSeconds: number | null }
   | { readonly event: 'done'; readonly direction: Direction; readonly migrations: readonly string[]; readonly durationMs: number; readonly dryRun: boolean }
 
 export interface MigrateOptions {
@@ -75,17 +76,36 @@ export interface MigrateResult {
 
 const runnerName = (): string => `${userInfo().username}@${hostname()} pid ${process.pid}`
 
-interface Prepared {
-  readonly migration: Migration
-  readonly file: MigrationFile
-  readonly statements: readonly Statement[]
+/** What a {@link Unit} with custom code gets: the runner's session and its lock-timeout retry. */
+export interface UnitContext {
+  readonly client: pg.Client
+  /** Run `attempt`, retrying it on lock timeout with back-off, naming the blocker when it gives up. */
+  retrying(object: string, attempt: () => Promise<void>): Promise<void>
+  readonly emit: (event: MigrateEvent) => void
 }
 
-async function prepare(migrations: readonly Migration[], direction: Direction): Promise<Prepared[]> {
-  const out: Prepared[] = []
-  for (const migration of migrations) {
-    const file = direction === 'up' ? migration.up : migration.down!
-    out.push({ migration, file, statements: await splitStatements(file.sql, file.path) })
+/** One thing the runner applies or reverses: a migration file, or a step of a Tenantize plan. */
+export interface Unit {
+  /** Ledger key, e.g. `0003_add_org_id`. */
+  readonly name: string
+  readonly version: string
+  readonly checksum: string
+  /** Where it comes from, for messages: a file path or a plan step. */
+  readonly source: string
+  /** Statement by statement outside a transaction (CREATE INDEX CONCURRENTLY). */
+  readonly noTransaction: boolean
+  readonly statements: readonly Statement[]
+  /** Code that runs instead of `statements` and manages its own transactions (batched backfills). */
+  readonly custom?: (ctx: UnitContext) => Promise<void>
+  /** Kept in the ledger with the applied row, so the unit can be reversed without its source. */
+  readonly downSql?: readonly string[]
+}
+
+async function fileUnits(migrations: readonly Migration[], direction: Direction): Promise<Unit[]> {
+  const out: Unit[] = []
+  for (const m of migrations) {
+    const file: MigrationFile = direction === 'up' ? m.up : m.down!
+    out.push({ name: m.name, version: m.version, checksum: m.checksum, source: file.path, noTransaction: file.noTransaction, statements: await splitStatements(file.sql, file.path) })
   }
   return out
 }
@@ -109,7 +129,7 @@ async function session<T>(options: MigrateOptions, fn: (client: pg.Client, monit
   }
 }
 
-async function runChecks(client: pg.Client, prepared: readonly Prepared[], options: MigrateOptions, emit: (e: MigrateEvent) => void): Promise<void> {
+async function runChecks(client: pg.Client, prepared: readonly Unit[], options: MigrateOptions, emit: (e: MigrateEvent) => void): Promise<void> {
   const touched = [...new Set(prepared.flatMap((p) => p.statements.flatMap((s) => s.relations)))]
   const checks = await preflight(client, { touchedTables: touched, ...(options.longTransactionSeconds === undefined ? {} : { longTransactionSeconds: options.longTransactionSeconds }) })
   for (const c of checks) emit({ event: 'preflight', ...c })
@@ -127,14 +147,14 @@ async function serverMajor(client: pg.Client): Promise<number> {
 }
 
 /** Run one migration file: in one transaction, or statement by statement for no-transaction files. */
-async function runOne(client: pg.Client, monitor: pg.Client, pid: number, p: Prepared, direction: Direction, policy: TimeoutPolicy, emit: (e: MigrateEvent) => void): Promise<number> {
+async function runOne(client: pg.Client, monitor: pg.Client, pid: number, p: Unit, direction: Direction, policy: TimeoutPolicy, scope: string, emit: (e: MigrateEvent) => void): Promise<number> {
   const started = performance.now()
   const runner = runnerName()
-  const name = p.migration.name
+  const name = p.name
   const watchMs = Math.max(50, Math.min(250, policy.lockTimeoutMs / 2))
   const finishLedger = async (): Promise<void> => {
-    if (direction === 'up') await recordApplied(client, p.migration, performance.now() - started, runner)
-    else await recordReverted(client, name)
+    if (direction === 'up') await recordApplied(client, scope, p, performance.now() - started, runner)
+    else await recordReverted(client, scope, name)
   }
   /** Retry `attempt` on lock timeout with back-off; other errors pass through. */
   const retrying = async (object: string, attempt: () => Promise<void>): Promise<void> => {
@@ -147,15 +167,18 @@ async function runOne(client: pg.Client, monitor: pg.Client, pid: number, p: Pre
       if (tryNo >= policy.tries) throw lockTimeoutError(object, policy, lastBlockers)
       const delayMs = backoff(policy, tryNo)
       emit({ event: 'retry', direction, migration: name, attempt: tryNo + 1, delayMs, blockers: lastBlockers.map((b) => b.pid) })
-      await recordEvent(client, { migration: name, direction, event: 'retry', error: `lock_timeout; blocked by ${lastBlockers.map((b) => b.pid).join(', ') || 'unknown'}`, sqlstate: '55P03', runner })
+      await recordEvent(client, { scope, migration: name, direction, event: 'retry', error: `lock_timeout; blocked by ${lastBlockers.map((b) => b.pid).join(', ') || 'unknown'}`, sqlstate: '55P03', runner })
       await sleep(delayMs)
     }
   }
 
-  if (!p.file.noTransaction) {
+  if (p.custom !== undefined) {
+    await p.custom({ client, retrying, emit })
+    await finishLedger()
+  } else if (!p.noTransaction) {
     let current: Statement | undefined
     try {
-      await retrying(p.file.path, async () => {
+      await retrying(p.source, async () => {
         await client.query('BEGIN')
         try {
           for (const s of p.statements) {
@@ -172,18 +195,18 @@ async function runOne(client: pg.Client, monitor: pg.Client, pid: number, p: Pre
       })
     } catch (error) {
       if (error instanceof TenantizeError || current === undefined) throw error
-      throw statementError(error, p.file.path, current, 'correct the migration and run again; its transaction was rolled back, so none of it was applied')
+      throw statementError(error, p.source, current, 'correct the migration and run again; its transaction was rolled back, so none of it was applied')
     }
   } else {
     for (const [i, s] of p.statements.entries()) {
       try {
-        await retrying(`${p.file.path}:${s.line}`, async () => {
+        await retrying(`${p.source}:${s.line}`, async () => {
           await client.query(s.text)
         })
       } catch (error) {
         const leftovers = await invalidIndexes(client).catch(() => [])
         const before = i === 0 ? 'no statement of this file was applied' : `the ${i} statement(s) before line ${s.line} stayed applied (this file runs outside a transaction)`
-        const base = error instanceof TenantizeError ? error : statementError(error, p.file.path, s, `correct the statement and run again; ${before}, so keep the file safe to re-run (IF NOT EXISTS)`)
+        const base = error instanceof TenantizeError ? error : statementError(error, p.source, s, `correct the statement and run again; ${before}, so keep the file safe to re-run (IF NOT EXISTS)`)
         if (leftovers.length === 0) throw base
         throw new TenantizeError(base.code, `${base.message}; ${before}`, {
           ...(base.object === undefined ? {} : { object: base.object }),
@@ -199,24 +222,37 @@ async function runOne(client: pg.Client, monitor: pg.Client, pid: number, p: Pre
   return performance.now() - started
 }
 
-async function execute(direction: Direction, options: MigrateOptions, plan: (files: Migration[], client: pg.Client) => Promise<Migration[]>): Promise<MigrateResult> {
+/** The ledger scope of `tenantize migrate` (plan steps run by `apply` use `apply`). */
+export const MIGRATE_SCOPE = 'migrate'
+
+export interface RunUnitsOptions extends MigrateOptions {
+  /** Ledger scope: units of different scopes never mix in status, order or checksums. */
+  readonly scope: string
+}
+
+/**
+ * The runner itself: session checks, lock, pre-flight, backup, ledger, and each unit in its own transaction
+ * (or statement by statement, or its custom code) with lock-timeout retries. `select` picks the units once
+ * the lock is held, from the ledger of `options.scope`. Used by `migrate` (files) and `apply` (plan steps).
+ */
+export async function runUnits(direction: Direction, options: RunUnitsOptions, select: (client: pg.Client) => Promise<Unit[]>): Promise<MigrateResult> {
   const emit = options.onEvent ?? (() => undefined)
   const started = performance.now()
   const policy: TimeoutPolicy = { ...DEFAULT_TIMEOUTS, ...options.timeouts }
-  const files = await loadMigrations(options.dir)
+  const scope = options.scope
 
   if (options.dryRun === true) {
-    const client = await connect(options.databaseUrl, { applicationName: 'tenantize migrate (dry run)' })
+    const client = await connect(options.databaseUrl, { applicationName: 'tenantize (dry run)' })
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
-      const prepared = await prepare(await plan(files, client), direction)
-      await runChecks(client, prepared, { ...options, force: true }, emit)
+      const units = await select(client)
+      await runChecks(client, units, { ...options, force: true }, emit)
       await client.query('COMMIT')
-      emit({ event: 'plan', direction, migrations: prepared.map((p) => p.migration.name), dryRun: true })
-      for (const p of prepared) {
-        emit({ event: 'would-run', direction, migration: p.migration.name, noTransaction: p.file.noTransaction, statements: p.statements.map((s) => ({ line: s.line, sql: s.text })) })
+      emit({ event: 'plan', direction, migrations: units.map((p) => p.name), dryRun: true })
+      for (const p of units) {
+        emit({ event: 'would-run', direction, migration: p.name, noTransaction: p.noTransaction, statements: p.statements.map((s) => ({ line: s.line, sql: s.text })) })
       }
-      const names = prepared.map((p) => p.migration.name)
+      const names = units.map((p) => p.name)
       emit({ event: 'done', direction, migrations: names, durationMs: performance.now() - started, dryRun: true })
       return { direction, migrations: names, dryRun: true }
     } finally {
@@ -225,35 +261,35 @@ async function execute(direction: Direction, options: MigrateOptions, plan: (fil
   }
 
   return session(options, async (client, monitor, pid) => {
-    // Plan and parse everything before any change: a syntax error in the last file stops the run up front.
-    const prepared = await prepare(await plan(files, client), direction)
-    await runChecks(client, prepared, options, emit)
-    emit({ event: 'plan', direction, migrations: prepared.map((p) => p.migration.name), dryRun: false })
-    if (prepared.length > 0 && options.backupFile !== undefined) {
+    // Select and parse everything before any change: a syntax error in the last file stops the run up front.
+    const units = await select(client)
+    await runChecks(client, units, options, emit)
+    emit({ event: 'plan', direction, migrations: units.map((p) => p.name), dryRun: false })
+    if (units.length > 0 && options.backupFile !== undefined) {
       const t = performance.now()
       const backup = await backupDatabase(options.databaseUrl, options.backupFile, await serverMajor(client))
       emit({ event: 'backup', file: backup.file, bytes: backup.bytes, durationMs: performance.now() - t })
     }
     const done: string[] = []
-    if (prepared.length > 0) {
+    if (units.length > 0) {
       await ensureLedger(client)
       await applyTimeouts(client, policy)
     }
-    for (const [i, p] of prepared.entries()) {
-      const name = p.migration.name
+    for (const [i, p] of units.entries()) {
+      const name = p.name
       await assertLockHeld(client)
-      emit({ event: 'start', direction, migration: name, index: i + 1, total: prepared.length, noTransaction: p.file.noTransaction })
-      await recordEvent(client, { migration: name, direction, event: 'start', runner: runnerName() })
+      emit({ event: 'start', direction, migration: name, index: i + 1, total: units.length, noTransaction: p.noTransaction })
+      await recordEvent(client, { scope, migration: name, direction, event: 'start', runner: runnerName() })
       try {
-        const durationMs = await runOne(client, monitor, pid, p, direction, policy, emit)
-        await recordEvent(client, { migration: name, direction, event: 'finish', durationMs: Math.round(durationMs), runner: runnerName() })
-        emit({ event: 'finish', direction, migration: name, index: i + 1, total: prepared.length, durationMs })
+        const durationMs = await runOne(client, monitor, pid, p, direction, policy, scope, emit)
+        await recordEvent(client, { scope, migration: name, direction, event: 'finish', durationMs: Math.round(durationMs), runner: runnerName() })
+        emit({ event: 'finish', direction, migration: name, index: i + 1, total: units.length, durationMs })
         done.push(name)
       } catch (error) {
         const sqlstate = error instanceof TenantizeError ? ((error.details?.['sqlstate'] as string | undefined) ?? (error.code === ErrorCodes.LOCK_TIMEOUT ? '55P03' : undefined)) : (error as { code?: string }).code
         const text = error instanceof TenantizeError ? error.message : String((error as Error).message ?? error)
         emit({ event: 'fail', direction, migration: name, error: text, sqlstate })
-        await recordEvent(client, { migration: name, direction, event: 'fail', error: text, ...(sqlstate === undefined ? {} : { sqlstate }), runner: runnerName() }).catch(() => undefined)
+        await recordEvent(client, { scope, migration: name, direction, event: 'fail', error: text, ...(sqlstate === undefined ? {} : { sqlstate }), runner: runnerName() }).catch(() => undefined)
         throw error
       }
     }
@@ -263,16 +299,18 @@ async function execute(direction: Direction, options: MigrateOptions, plan: (fil
 }
 
 /** Apply pending migrations in order. See {@link MigrateUpOptions}. */
-export function migrateUp(options: MigrateUpOptions): Promise<MigrateResult> {
-  return execute('up', options, async (files, client) =>
-    planUp(files, await readLedger(client), { ...(options.allowChanged === undefined ? {} : { allowChanged: options.allowChanged }), ...(options.to === undefined ? {} : { to: options.to }) }),
+export async function migrateUp(options: MigrateUpOptions): Promise<MigrateResult> {
+  const files = await loadMigrations(options.dir)
+  return runUnits('up', { ...options, scope: MIGRATE_SCOPE }, async (client) =>
+    fileUnits(planUp(files, await readLedger(client, MIGRATE_SCOPE), { ...(options.allowChanged === undefined ? {} : { allowChanged: options.allowChanged }), ...(options.to === undefined ? {} : { to: options.to }) }), 'up'),
   )
 }
 
 /** Reverse applied migrations, newest first: the last one, down `to` one, or `all`. */
-export function migrateDown(options: MigrateDownOptions): Promise<MigrateResult> {
-  return execute('down', options, async (files, client) =>
-    planDown(files, await readLedger(client), { ...(options.to === undefined ? {} : { to: options.to }), ...(options.all === undefined ? {} : { all: options.all }) }),
+export async function migrateDown(options: MigrateDownOptions): Promise<MigrateResult> {
+  const files = await loadMigrations(options.dir)
+  return runUnits('down', { ...options, scope: MIGRATE_SCOPE }, async (client) =>
+    fileUnits(planDown(files, await readLedger(client, MIGRATE_SCOPE), { ...(options.to === undefined ? {} : { to: options.to }), ...(options.all === undefined ? {} : { all: options.all }) }), 'down'),
   )
 }
 
@@ -281,7 +319,7 @@ export async function migrateStatus(options: { readonly databaseUrl: string; rea
   const files = await loadMigrations(options.dir)
   const client = await connect(options.databaseUrl, { applicationName: 'tenantize migrate status' })
   try {
-    return migrationStatus(files, await readLedger(client))
+    return migrationStatus(files, await readLedger(client, MIGRATE_SCOPE))
   } finally {
     await client.end().catch(() => undefined)
   }

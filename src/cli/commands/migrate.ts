@@ -84,6 +84,14 @@ export function eventRenderer(io: CliIO, json: boolean): (e: MigrateEvent) => vo
       case 'fail':
         line(io.stdout, `${tty ? '\n' : ''}✖ ${e.migration} failed${e.sqlstate ? ` (SQLSTATE ${e.sqlstate})` : ''}`)
         return
+      case 'progress': {
+        const pct = e.total > 0 ? Math.min(100, Math.floor((e.done / e.total) * 100)) : 100
+        const eta = e.etaSeconds === null ? '' : `, ETA ${Math.ceil(e.etaSeconds)} s`
+        const text = `    ${e.migration}: ${e.done}/${e.total} rows (${pct}%, ${Math.round(e.rowsPerSecond)} rows/s${eta})`
+        if (tty) io.stdout.write(`\r${text}\x1b[K`)
+        else line(io.stdout, text)
+        return
+      }
       case 'done':
         if (e.migrations.length > 0) line(io.stdout, `${e.dryRun ? 'Dry run: nothing was changed.' : `Done: ${e.migrations.length} migration(s) ${e.direction} in ${ms(e.durationMs)}.`}`)
         return

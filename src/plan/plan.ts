@@ -1,0 +1,560 @@
+import type { Catalog, Column, ForeignKeyConstraint, Index, KeyOrCheckConstraint, Table } from '../catalog/types.js'
+import { ErrorCodes, TenantizeError, type Problem } from '../errors.js'
+import { identList, qualifiedName, quoteIdent, quoteLiteral, roleName } from '../sql/quote.js'
+import { splitKey, tableKeyOf, type TableConfig, type TenantizeConfig } from './config.js'
+import { objectName } from './names.js'
+import type { Backfill, LockLevel, ManualStep, Plan, Step } from './steps.js'
+
+/** The helper every policy calls; STABLE, pinned search_path, fail-closed. */
+export const CURRENT_TENANT_FN = 'tenantize.current_tenant_id()'
+export const POLICY_NAME = 'tenant_isolation'
+const FILL_TRIGGER = 'tenantize_fill_tenant'
+const SQL_TYPE = { uuid: 'uuid', bigint: 'bigint', text: 'text' } as const
+
+interface Ctx {
+  readonly catalog: Catalog
+  readonly config: TenantizeConfig
+  readonly steps: Step[]
+  readonly manual: ManualStep[]
+  readonly rootKey: string
+  readonly root: string
+  readonly rootId: string
+  readonly idSql: string
+  readonly deriveChildren: boolean
+}
+
+/** A converted table with everything the steps need. */
+interface TenantTable {
+  readonly key: string
+  readonly cfg: TableConfig
+  readonly table: Table | undefined
+  readonly sql: string
+  readonly column: string
+  /** The tenant column exists already (reused) — nothing to add, nothing to drop on rollback. */
+  readonly existing: Column | undefined
+  readonly rows: number
+}
+
+function step(ctx: Ctx, s: Omit<Step, 'rows'> & { rows?: number }): void {
+  ctx.steps.push({ rows: 0, ...s })
+}
+
+const policyExpr = (column: string): string => `(${quoteIdent(column)} = (SELECT ${CURRENT_TENANT_FN}))`
+
+/**
+ * PURE: the ordered steps that take the database described by `catalog` to the tenant model of `config`.
+ * Throws `TZ_CONFIG` listing every problem (unknown tables, wrong column types, missing keys) at once.
+ */
+export function planConversion(catalog: Catalog, config: TenantizeConfig): Plan {
+  const problems: Problem[] = []
+  const rootKey = config.tenant.table
+  const rootParts = splitKey(rootKey)
+  const rootTable = catalog.table(rootParts.schema, rootParts.name)
+  let rootId = 'id'
+  if (config.tenant.create && rootTable !== undefined) {
+    problems.push({ object: `tenant.table ${rootKey}`, message: 'exists already, but tenant.create is true', fix: 'set tenant.create to false to use it, or choose another name' })
+  }
+  if (!config.tenant.create) {
+    const pk = rootTable?.constraints.find((c) => c.type === 'primary key')
+    if (rootTable === undefined) problems.push({ object: `tenant.table ${rootKey}`, message: 'does not exist', fix: 'set tenant.create to true, or name an existing table' })
+    else if (pk === undefined || pk.columns.length !== 1) problems.push({ object: `tenant.table ${rootKey}`, message: 'needs a single-column primary key (the tenant id)', fix: 'add one, or let Tenantize create the tenant table' })
+    else rootId = pk.columns[0]!
+  }
+  if (catalog.server.versionNum < 140000) {
+    problems.push({ object: 'server', message: `PostgreSQL ${catalog.server.version} is too old`, fix: 'upgrade to PostgreSQL 14 or later' })
+  }
+
+  const ctx: Ctx = {
+    catalog,
+    config,
+    steps: [],
+    manual: [],
+    rootKey,
+    root: qualifiedName(rootParts.schema, rootParts.name),
+    rootId,
+    idSql: SQL_TYPE[config.tenant.idType],
+    deriveChildren: !config.tenant.create,
+  }
+
+  // Resolve every configured table against the catalog.
+  const tenantTables: TenantTable[] = []
+  for (const [key, cfg] of Object.entries(config.tables)) {
+    const { schema, name } = splitKey(key)
+    const table = catalog.table(schema, name)
+    if (table === undefined) {
+      problems.push({ object: `tables.${key}`, message: 'no such table in the database', fix: 'remove it from the config or re-run tenantize init' })
+      continue
+    }
+    if (cfg.class === 'global' || cfg.class === 'excluded') continue
+    const column = cfg.class === 'root' ? rootId : (cfg.column ?? config.tenant.column)
+    const existing = table.columns.find((c) => c.name === column)
+    if (existing !== undefined && cfg.class !== 'root' && existing.type !== ctx.idSql && !(ctx.idSql === 'bigint' && existing.type === 'integer')) {
+      problems.push({ object: `${key}.${column}`, message: `exists with type ${existing.type}, but tenant ids are ${ctx.idSql}`, fix: `change the column type, or set tables.${key}.column to another name` })
+    }
+    if (cfg.class === 'child' && ctx.deriveChildren) {
+      const pk = table.constraints.find((c) => c.type === 'primary key')
+      const parentKey = cfg.path!.parent
+      if (pk === undefined) problems.push({ object: key, message: 'has no primary key, so its tenant column cannot be backfilled in batches', fix: 'add a primary key (or a NOT NULL unique key made primary), or classify it direct' })
+      if (parentKey !== rootKey && config.tables[parentKey] === undefined) problems.push({ object: `tables.${key}.path.parent`, message: `${parentKey} is not in the config`, fix: 'add it or choose another path' })
+    }
+    tenantTables.push({ key, cfg, table, sql: qualifiedName(schema, name), column, existing, rows: Math.max(0, Math.round(table.estimatedRows ?? 0)) })
+  }
+  const app = catalog.role(config.roles.app)
+  if (problems.length > 0) throw new TenantizeError(ErrorCodes.CONFIG, `cannot plan: ${problems.length} problem${problems.length === 1 ? '' : 's'}`, { problems })
+
+  const byKey = new Map(tenantTables.map((t) => [t.key, t]))
+  const tenantColumnOf = (key: string): string => (key === rootKey ? rootId : (byKey.get(key)?.column ?? config.tenant.column))
+
+  helpersStep(ctx)
+  if (config.tenant.create) tenantTableStep(ctx)
+  // Parents before children, so a child's backfill reads a filled parent.
+  const depth = (t: TenantTable): number => {
+    let d = 0
+    let cur: TenantTable | undefined = t
+    const seen = new Set<string>()
+    while (cur?.cfg.class === 'child' && cur.cfg.path !== undefined && !seen.has(cur.key)) {
+      seen.add(cur.key)
+      d++
+      cur = byKey.get(cur.cfg.path.parent)
+    }
+    return d
+  }
+  const ordered = [...tenantTables].sort((a, b) => depth(a) - depth(b) || a.key.localeCompare(b.key))
+  for (const t of ordered) if (t.cfg.class !== 'root') columnSteps(ctx, t, byKey)
+  for (const t of ordered) if (t.cfg.class === 'child') compositeKeySteps(ctx, t, tenantColumnOf)
+  for (const t of ordered) uniqueRewriteSteps(ctx, t)
+  for (const t of ordered) tenantIndexStep(ctx, t)
+  statusViewStep(ctx, tenantTables)
+
+  // Enforce phase.
+  const enforceBlockers: ManualStep[] = []
+  if (app !== undefined) {
+    const powerful = [app.name, ...app.memberOfTransitive].map((n) => catalog.role(n)).filter((r) => r !== undefined && (r.superuser || r.bypassRls))
+    for (const r of powerful) {
+      enforceBlockers.push({
+        object: `role ${config.roles.app}`,
+        reason: r!.name === app.name ? `is ${r!.superuser ? 'a superuser' : 'BYPASSRLS'}: row-level security does not apply to it` : `is a member of ${r!.name}, which is ${r!.superuser ? 'a superuser' : 'BYPASSRLS'}`,
+        fix: r!.name === app.name ? `ALTER ROLE ${roleName(app.name)} ${r!.superuser ? 'NOSUPERUSER' : 'NOBYPASSRLS'};` : `REVOKE ${roleName(r!.name)} FROM ${roleName(app.name)};`,
+      })
+    }
+    for (const t of tenantTables) {
+      if (t.table?.owner === app.name) {
+        enforceBlockers.push({ object: t.key, reason: `is owned by the app role ${app.name}; owners can switch row-level security off`, fix: `ALTER TABLE ${t.sql} OWNER TO <a migration role>;` })
+      }
+    }
+  }
+  roleStep(ctx, app === undefined)
+  grantSteps(ctx, tenantTables, app === undefined)
+  if (config.tenant.create) {
+    rlsStep(ctx, { key: rootKey, cfg: { class: 'root', reason: '', alternatives: [], keepGlobalUnique: [] }, table: undefined, sql: ctx.root, column: 'id', existing: undefined, rows: 1 })
+  }
+  for (const t of ordered) rlsStep(ctx, t)
+  viewSteps(ctx, tenantTables)
+  manualChecks(ctx, tenantTables)
+  return { steps: ctx.steps, manual: ctx.manual, enforceBlockers }
+}
+
+function helpersStep(ctx: Ctx): void {
+  const { setting, idType } = ctx.config.tenant
+  const value = `pg_catalog.nullif(pg_catalog.current_setting(${quoteLiteral(setting)}, true), '')`
+  const body = idType === 'text' ? `SELECT ${value}` : `SELECT ${value}::${SQL_TYPE[idType]}`
+  step(ctx, {
+    id: 'helpers',
+    phase: 'schema',
+    table: null,
+    title: `schema tenantize and the fail-closed helper ${CURRENT_TENANT_FN}`,
+    up: [
+      'CREATE SCHEMA IF NOT EXISTS tenantize',
+      `CREATE FUNCTION ${CURRENT_TENANT_FN} RETURNS ${SQL_TYPE[idType]} LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog AS $tenantize$${body}$tenantize$`,
+      `COMMENT ON FUNCTION ${CURRENT_TENANT_FN} IS ${quoteLiteral(`The tenant of the current transaction from ${setting}; NULL when unset or empty (no rows), an error when malformed. Set it with set_config(${setting}, id, true).`)}`,
+    ],
+    down: [`DROP FUNCTION ${CURRENT_TENANT_FN}`],
+    lock: 'none',
+    lockHeld: 'brief',
+    transactional: true,
+  })
+}
+
+function tenantTableStep(ctx: Ctx): void {
+  const { idType, default: d } = ctx.config.tenant
+  const idColumn = idType === 'uuid' ? 'uuid PRIMARY KEY DEFAULT gen_random_uuid()' : idType === 'bigint' ? 'bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY' : 'text PRIMARY KEY'
+  const up = [
+    `CREATE TABLE ${ctx.root} (
+  "id" ${idColumn},
+  "slug" text NOT NULL UNIQUE CHECK ("slug" ~ '^[a-z0-9][a-z0-9-]{0,62}$'),
+  "name" text NOT NULL,
+  "status" text NOT NULL DEFAULT 'active' CHECK ("status" IN ('active', 'suspended')),
+  "created_at" timestamptz NOT NULL DEFAULT now(),
+  "updated_at" timestamptz NOT NULL DEFAULT now()
+)`,
+    `INSERT INTO ${ctx.root} ("id", "slug", "name") VALUES (${quoteLiteral(d.id)}, ${quoteLiteral(d.slug)}, ${quoteLiteral(d.name)})`,
+  ]
+  if (idType === 'bigint') up.push(`SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence(${quoteLiteral(ctx.root)}, 'id'), ${quoteLiteral(d.id)}::bigint)`)
+  step(ctx, { id: `tenant-table:${ctx.rootKey}`, phase: 'schema', table: ctx.rootKey, title: `create the tenant table ${ctx.rootKey} with the default tenant "${d.slug}"`, up, down: [`DROP TABLE ${ctx.root}`], lock: 'none', lockHeld: 'brief', transactional: true, rows: 1 })
+}
+
+/** Add the tenant column (or reuse it), make it NOT NULL without a blocking scan, and reference the tenant table. */
+function columnSteps(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string, TenantTable>): void {
+  const col = quoteIdent(t.column)
+  const fkName = quoteIdent(objectName(t.table!.name, t.column, 'fkey'))
+  const hasRootFk = t.table!.constraints.some((c) => c.type === 'foreign key' && tableKeyOf(c.references.table) === ctx.rootKey && c.columns.length === 1 && c.columns[0] === t.column)
+  const derive = t.cfg.class === 'child' && ctx.deriveChildren
+  let needsNotNull = false
+  if (t.existing === undefined && !derive) {
+    step(ctx, {
+      id: `add-column:${t.key}`,
+      phase: 'schema',
+      table: t.key,
+      title: `add ${t.column} with the default tenant as a constant default (no rewrite, no scan)`,
+      up: [`ALTER TABLE ${t.sql} ADD COLUMN ${col} ${ctx.idSql} NOT NULL DEFAULT ${quoteLiteral(ctx.config.tenant.default.id)}`],
+      down: [`ALTER TABLE ${t.sql} DROP COLUMN ${col}`],
+      lock: 'ACCESS EXCLUSIVE',
+      lockHeld: 'brief',
+      transactional: true,
+    })
+  } else if (t.existing === undefined && derive) {
+    const path = t.cfg.path!
+    const parent = splitKey(path.parent)
+    const parentSql = qualifiedName(parent.schema, parent.name)
+    const parentCol = quoteIdent(path.parent === ctx.rootKey ? ctx.rootId : (byKey.get(path.parent)?.column ?? ctx.config.tenant.column))
+    const fn = qualifiedName('tenantize', objectName('fill', t.table!.schema, t.table!.name))
+    const match = path.columns.map((c, i) => `p.${quoteIdent(path.parentColumns[i]!)} = NEW.${quoteIdent(c)}`).join(' AND ')
+    step(ctx, {
+      id: `add-column:${t.key}`,
+      phase: 'schema',
+      table: t.key,
+      title: `add ${t.column} (nullable, instant) and a trigger that fills it from ${path.parent} for rows written during the backfill`,
+      up: [
+        `ALTER TABLE ${t.sql} ADD COLUMN ${col} ${ctx.idSql}`,
+        `CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog AS $tenantize$
+BEGIN
+  IF NEW.${col} IS NULL THEN
+    SELECT p.${parentCol} INTO NEW.${col} FROM ${parentSql} AS p WHERE ${match};
+  END IF;
+  RETURN NEW;
+END
+$tenantize$`,
+        `CREATE TRIGGER ${quoteIdent(FILL_TRIGGER)} BEFORE INSERT OR UPDATE ON ${t.sql} FOR EACH ROW EXECUTE FUNCTION ${fn}()`,
+      ],
+      down: [`DROP TRIGGER ${quoteIdent(FILL_TRIGGER)} ON ${t.sql}`, `DROP FUNCTION ${fn}()`, `ALTER TABLE ${t.sql} DROP COLUMN ${col}`],
+      lock: 'ACCESS EXCLUSIVE',
+      lockHeld: 'brief',
+      transactional: true,
+    })
+    step(ctx, {
+      id: `backfill:${t.key}`,
+      phase: 'schema',
+      table: t.key,
+      title: `fill ${t.column} from ${path.parent} in batches of ${ctx.config.batchSize}`,
+      up: [],
+      down: [],
+      lock: 'ROW EXCLUSIVE',
+      lockHeld: 'per batch',
+      transactional: true,
+      rows: t.rows,
+      backfill: backfillOf(t, parentSql, parentCol, path.columns, path.parentColumns),
+    })
+    needsNotNull = true
+  } else if (t.existing !== undefined && t.existing.nullable) {
+    needsNotNull = true
+  }
+  if (needsNotNull) {
+    const check = quoteIdent(objectName(t.table!.name, t.column, 'not_null'))
+    step(ctx, { id: `not-null-check:${t.key}`, phase: 'schema', table: t.key, title: `CHECK (${t.column} IS NOT NULL) NOT VALID: new rows only`, up: [`ALTER TABLE ${t.sql} ADD CONSTRAINT ${check} CHECK (${col} IS NOT NULL) NOT VALID`], down: [`ALTER TABLE ${t.sql} DROP CONSTRAINT IF EXISTS ${check}`], lock: 'ACCESS EXCLUSIVE', lockHeld: 'brief', transactional: true })
+    step(ctx, { id: `not-null-validate:${t.key}`, phase: 'schema', table: t.key, title: `validate the check (scans without blocking writes)`, up: [`ALTER TABLE ${t.sql} VALIDATE CONSTRAINT ${check}`], down: [], lock: 'SHARE UPDATE EXCLUSIVE', lockHeld: 'scan without blocking writes', transactional: true, rows: t.rows })
+    step(ctx, {
+      id: `not-null:${t.key}`,
+      phase: 'schema',
+      table: t.key,
+      title: `SET NOT NULL (instant: the validated check proves it) and drop the check`,
+      up: [`ALTER TABLE ${t.sql} ALTER COLUMN ${col} SET NOT NULL`, `ALTER TABLE ${t.sql} DROP CONSTRAINT ${check}`],
+      down: [`ALTER TABLE ${t.sql} ALTER COLUMN ${col} DROP NOT NULL`],
+      lock: 'ACCESS EXCLUSIVE',
+      lockHeld: 'brief',
+      transactional: true,
+    })
+  }
+  if (!hasRootFk) {
+    step(ctx, { id: `tenant-fk:${t.key}`, phase: 'schema', table: t.key, title: `foreign key ${t.column} → ${ctx.rootKey} (NOT VALID: new rows only)`, up: [`ALTER TABLE ${t.sql} ADD CONSTRAINT ${fkName} FOREIGN KEY (${col}) REFERENCES ${ctx.root} (${quoteIdent(ctx.rootId)}) NOT VALID`], down: [`ALTER TABLE ${t.sql} DROP CONSTRAINT ${fkName}`], lock: 'SHARE ROW EXCLUSIVE', lockHeld: 'brief', transactional: true })
+    step(ctx, { id: `tenant-fk-validate:${t.key}`, phase: 'schema', table: t.key, title: 'validate the foreign key (scans without blocking writes)', up: [`ALTER TABLE ${t.sql} VALIDATE CONSTRAINT ${fkName}`], down: [], lock: 'SHARE UPDATE EXCLUSIVE', lockHeld: 'scan without blocking writes', transactional: true, rows: t.rows })
+  }
+}
+
+function backfillOf(t: TenantTable, parentSql: string, parentCol: string, fkColumns: readonly string[], parentColumns: readonly string[]): Backfill {
+  const pk = t.table!.constraints.find((c) => c.type === 'primary key')!
+  const keys = pk.columns
+  const typeOf = (c: string): string => t.table!.columns.find((col) => col.name === c)?.type ?? 'text'
+  const k = keys.map(quoteIdent)
+  const params = keys.map((c, i) => `$${i + 1}::${typeOf(c)}`)
+  const after = `($1::${typeOf(keys[0]!)} IS NULL OR (${k.join(', ')}) > (${params.join(', ')}))`
+  const limit = `$${keys.length + 1}`
+  const col = quoteIdent(t.column)
+  const batchSql = `WITH batch AS (
+  SELECT ${k.join(', ')} FROM ${t.sql} WHERE ${after} ORDER BY ${k.join(', ')} LIMIT ${limit}
+), filled AS (
+  UPDATE ${t.sql} AS c SET ${col} = p.${parentCol}
+  FROM batch AS b, ${parentSql} AS p
+  WHERE ${k.map((x) => `c.${x} = b.${x}`).join(' AND ')} AND c.${col} IS NULL AND ${fkColumns.map((c, i) => `p.${quoteIdent(parentColumns[i]!)} = c.${quoteIdent(c)}`).join(' AND ')}
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM filled)::int AS updated, ${k.map((x, i) => `last.${x} AS k${i + 1}`).join(', ')}
+FROM (SELECT ${k.join(', ')} FROM batch ORDER BY ${k.map((x) => `${x} DESC`).join(', ')} LIMIT 1) AS last`
+  return { table: t.sql, keyColumns: k, batchSql, remainingSql: `SELECT count(*)::bigint AS remaining FROM ${t.sql} WHERE ${col} IS NULL` }
+}
+
+/** (tenant, key) unique on the parent and a composite foreign key on the child: no row can point at another tenant's row. */
+function compositeKeySteps(ctx: Ctx, t: TenantTable, tenantColumnOf: (key: string) => string): void {
+  const path = t.cfg.path!
+  if (path.parent === ctx.rootKey) return
+  const parent = splitKey(path.parent)
+  const parentTable = ctx.catalog.table(parent.schema, parent.name)
+  if (parentTable === undefined) return
+  if (parentTable.kind === 'partitioned' || t.table!.kind === 'partitioned') {
+    ctx.manual.push({ object: t.key, reason: `the composite foreign key (${t.column}, ${path.columns.join(', ')}) → ${path.parent} is not added automatically for partitioned tables`, fix: 'add it by hand once the unique key includes the partition key' })
+    return
+  }
+  const parentSql = qualifiedName(parent.schema, parent.name)
+  const parentCols = [tenantColumnOf(path.parent), ...path.parentColumns]
+  const uniqueName = objectName(parent.name, ...parentCols, 'key')
+  const existingUnique = parentTable.indexes.some((i) => i.unique && i.predicate === null && !i.hasExpressions && i.columns.length === parentCols.length && i.columns.every((c, n) => c === parentCols[n]))
+  const stepId = `tenant-key:${path.parent}:${parentCols.join(',')}`
+  if (!existingUnique && !ctx.steps.some((s) => s.id === stepId)) {
+    step(ctx, {
+      id: stepId,
+      phase: 'schema',
+      table: path.parent,
+      title: `unique (${parentCols.join(', ')}) for composite foreign keys, built concurrently`,
+      up: [`CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS ${quoteIdent(uniqueName)} ON ${parentSql} (${identList(parentCols)})`],
+      down: [`DROP INDEX CONCURRENTLY IF EXISTS ${qualifiedName(parent.schema, uniqueName)}`],
+      lock: 'SHARE UPDATE EXCLUSIVE',
+      lockHeld: 'scan without blocking writes',
+      transactional: false,
+      rows: Math.max(0, Math.round(parentTable.estimatedRows ?? 0)),
+    })
+  }
+  const fk = quoteIdent(objectName(t.table!.name, t.column, ...path.columns, 'tenant_fkey'))
+  step(ctx, { id: `composite-fk:${t.key}`, phase: 'schema', table: t.key, title: `foreign key (${t.column}, ${path.columns.join(', ')}) → ${path.parent} (${parentCols.join(', ')}) NOT VALID`, up: [`ALTER TABLE ${t.sql} ADD CONSTRAINT ${fk} FOREIGN KEY (${identList([t.column, ...path.columns])}) REFERENCES ${parentSql} (${identList(parentCols)}) NOT VALID`], down: [`ALTER TABLE ${t.sql} DROP CONSTRAINT ${fk}`], lock: 'SHARE ROW EXCLUSIVE', lockHeld: 'brief', transactional: true })
+  step(ctx, { id: `composite-fk-validate:${t.key}`, phase: 'schema', table: t.key, title: 'validate the composite foreign key (scans without blocking writes)', up: [`ALTER TABLE ${t.sql} VALIDATE CONSTRAINT ${fk}`], down: [], lock: 'SHARE UPDATE EXCLUSIVE', lockHeld: 'scan without blocking writes', transactional: true, rows: t.rows })
+}
+
+/** Global unique constraints become tenant-scoped (`UNIQUE (org_id, email)`): no existence oracle across tenants. */
+function uniqueRewriteSteps(ctx: Ctx, t: TenantTable): void {
+  const table = t.table!
+  if (t.cfg.class === 'root') return
+  const referenced = new Set(ctx.catalog.tables.flatMap((o) => o.constraints.filter((c): c is ForeignKeyConstraint => c.type === 'foreign key' && c.references.table.oid === table.oid).map((c) => c.references.columns.join(','))))
+  for (const index of table.indexes) {
+    if (!index.unique || index.primary || index.columns.includes(t.column) || t.cfg.keepGlobalUnique.includes(index.name) || (index.constraint !== null && t.cfg.keepGlobalUnique.includes(index.constraint))) continue
+    const constraint = index.constraint === null ? undefined : (table.constraints.find((c) => c.name === index.constraint) as KeyOrCheckConstraint | undefined)
+    if (constraint !== undefined && constraint.type !== 'unique') continue
+    if (index.hasExpressions || table.kind === 'partitioned' || index.columns.some((c) => c === null)) {
+      ctx.manual.push({ object: `${t.key} ${index.name}`, reason: 'unique across all tenants: one tenant can learn that a value exists in another (existence oracle)', fix: `recreate it with ${t.column} first: CREATE UNIQUE INDEX CONCURRENTLY … ON ${t.sql} (${quoteIdent(t.column)}, …)` })
+      continue
+    }
+    if (referenced.has(index.columns.join(','))) {
+      ctx.manual.push({ object: `${t.key} ${index.name}`, reason: 'unique across all tenants, but foreign keys reference it, so it cannot be replaced automatically', fix: `make the referencing foreign keys include ${t.column}, then rewrite the constraint with ${t.column} first` })
+      continue
+    }
+    rewriteUnique(ctx, t, index, constraint)
+  }
+}
+
+function uniqueIndexSql(index: Index, name: string, table: string, columns: readonly string[]): string {
+  const nnd = index.nullsNotDistinct ? ' NULLS NOT DISTINCT' : ''
+  const include = index.includeColumns.length > 0 ? ` INCLUDE (${identList(index.includeColumns)})` : ''
+  const where = index.predicate === null ? '' : ` WHERE ${index.predicate}`
+  return `CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS ${quoteIdent(name)} ON ${table} USING ${index.method} (${identList(columns)})${include}${nnd}${where}`
+}
+
+function rewriteUnique(ctx: Ctx, t: TenantTable, index: Index, constraint: KeyOrCheckConstraint | undefined): void {
+  const schema = t.table!.schema
+  const columns = index.columns as string[]
+  const scoped = objectName(index.name, 'tenant')
+  const global = objectName(index.name, 'global')
+  const swap = (from: string): string[] =>
+    constraint === undefined
+      ? [`DROP INDEX CONCURRENTLY ${qualifiedName(schema, index.name)}`, `ALTER INDEX ${qualifiedName(schema, from)} RENAME TO ${quoteIdent(index.name)}`]
+      : [`ALTER TABLE ${t.sql} DROP CONSTRAINT ${quoteIdent(constraint.name)}, ADD CONSTRAINT ${quoteIdent(constraint.name)} UNIQUE USING INDEX ${quoteIdent(from)}${constraint.deferrable ? ` DEFERRABLE INITIALLY ${constraint.initiallyDeferred ? 'DEFERRED' : 'IMMEDIATE'}` : ''}`]
+  step(ctx, {
+    id: `tenant-unique:${t.key}:${index.name}`,
+    phase: 'schema',
+    table: t.key,
+    title: `make ${constraint === undefined ? 'unique index' : 'unique constraint'} ${index.name} (${columns.join(', ')}) tenant-scoped: (${[t.column, ...columns].join(', ')})`,
+    up: [uniqueIndexSql(index, scoped, t.sql, [t.column, ...columns]), ...swap(scoped)],
+    down: [uniqueIndexSql(index, global, t.sql, columns), ...swap(global)],
+    lock: 'ACCESS EXCLUSIVE',
+    lockHeld: 'brief',
+    transactional: false,
+    rows: t.rows,
+  })
+}
+
+/** Every tenant table gets an index leading with its tenant column, for the policy's equality. */
+function tenantIndexStep(ctx: Ctx, t: TenantTable): void {
+  const table = t.table!
+  const leads = (cols: readonly (string | null)[]): boolean => cols[0] === t.column
+  if (table.indexes.some((i) => i.predicate === null && leads(i.columns))) return
+  if (ctx.steps.some((s) => s.id.startsWith(`tenant-key:${t.key}:${t.column},`) || s.id.startsWith(`tenant-unique:${t.key}:`))) return
+  const name = objectName(table.name, t.column, 'idx')
+  if (table.kind === 'partitioned') {
+    const up = [`CREATE INDEX IF NOT EXISTS ${quoteIdent(name)} ON ONLY ${t.sql} (${quoteIdent(t.column)})`]
+    for (const p of table.partitions) {
+      const pname = objectName(p.name, t.column, 'idx')
+      up.push(`CREATE INDEX CONCURRENTLY IF NOT EXISTS ${quoteIdent(pname)} ON ${qualifiedName(p.schema, p.name)} (${quoteIdent(t.column)})`)
+      up.push(`ALTER INDEX ${qualifiedName(table.schema, name)} ATTACH PARTITION ${qualifiedName(p.schema, pname)}`)
+    }
+    step(ctx, { id: `tenant-index:${t.key}`, phase: 'schema', table: t.key, title: `index leading with ${t.column}: on the parent only, then each partition concurrently and attached`, up, down: [`DROP INDEX IF EXISTS ${qualifiedName(table.schema, name)}`], lock: 'SHARE UPDATE EXCLUSIVE', lockHeld: 'scan without blocking writes', transactional: false, rows: t.rows })
+    return
+  }
+  step(ctx, { id: `tenant-index:${t.key}`, phase: 'schema', table: t.key, title: `index leading with ${t.column}, built concurrently`, up: [`CREATE INDEX CONCURRENTLY IF NOT EXISTS ${quoteIdent(name)} ON ${t.sql} (${quoteIdent(t.column)})`], down: [`DROP INDEX CONCURRENTLY IF EXISTS ${qualifiedName(table.schema, name)}`], lock: 'SHARE UPDATE EXCLUSIVE', lockHeld: 'scan without blocking writes', transactional: false, rows: t.rows })
+}
+
+function statusViewStep(ctx: Ctx, tables: readonly TenantTable[]): void {
+  const rows = Object.entries(ctx.config.tables).map(([key, cfg]) => {
+    const { schema, name } = splitKey(key)
+    const column = tables.find((t) => t.key === key)?.column ?? null
+    return `(${quoteLiteral(key)}, ${quoteLiteral(qualifiedName(schema, name))}, ${quoteLiteral(cfg.class)}, ${column === null ? 'NULL' : quoteLiteral(column)})`
+  })
+  if (ctx.config.tenant.create) rows.unshift(`(${quoteLiteral(ctx.rootKey)}, ${quoteLiteral(ctx.root)}, 'root', 'id')`)
+  if (rows.length === 0) return
+  step(ctx, {
+    id: 'status-view',
+    phase: 'schema',
+    table: null,
+    title: 'view tenantize.status: each table\'s class, tenant column, NOT NULL, RLS enabled/forced, policy and index',
+    up: [
+      `CREATE VIEW tenantize.status AS
+SELECT t.table_name, t.class, t.tenant_column,
+       a.attnotnull AS tenant_not_null,
+       c.relrowsecurity AS rls_enabled,
+       c.relforcerowsecurity AS rls_forced,
+       EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = c.oid AND p.polname = ${quoteLiteral(POLICY_NAME)}) AS policy_present,
+       EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indkey[0] = a.attnum) AS tenant_index_present
+  FROM (VALUES ${rows.join(',\n               ')}) AS t(table_name, regname, class, tenant_column)
+  LEFT JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(t.regname)
+  LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attname = t.tenant_column AND NOT a.attisdropped`,
+    ],
+    down: ['DROP VIEW tenantize.status'],
+    lock: 'none',
+    lockHeld: 'brief',
+    transactional: true,
+  })
+}
+
+function roleStep(ctx: Ctx, create: boolean): void {
+  if (!create) return
+  const app = roleName(ctx.config.roles.app)
+  step(ctx, { id: 'app-role', phase: 'enforce', table: null, title: `create the app role ${ctx.config.roles.app} (NOLOGIN, NOSUPERUSER, NOBYPASSRLS: grant it to your login role)`, up: [`CREATE ROLE ${app} NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE`], down: [`DROP ROLE ${app}`], lock: 'none', lockHeld: 'brief', transactional: true })
+}
+
+function grantSteps(ctx: Ctx, tables: readonly TenantTable[], roleIsNew: boolean): void {
+  const appName = ctx.config.roles.app
+  const app = roleName(appName)
+  const up: string[] = []
+  const down: string[] = []
+  const schemas = new Set<string>(['tenantize'])
+  const grant = (object: string, privileges: readonly string[], kind: 'TABLE' | 'SEQUENCE', have: readonly string[]): void => {
+    const missing = privileges.filter((p) => !have.includes(p))
+    if (missing.length === 0) return
+    up.push(`GRANT ${missing.join(', ')} ON ${kind} ${object} TO ${app}`)
+    down.unshift(`REVOKE ${missing.join(', ')} ON ${kind} ${object} FROM ${app}`)
+  }
+  const held = (grants: readonly { grantee: string; privilege: string }[]): string[] => grants.filter((g) => g.grantee === appName).map((g) => g.privilege)
+  for (const t of tables) {
+    schemas.add(t.table!.schema)
+    grant(t.sql, ['SELECT', 'INSERT', 'UPDATE', 'DELETE'], 'TABLE', held(t.table!.grants))
+  }
+  if (ctx.config.tenant.create) {
+    schemas.add(splitKey(ctx.rootKey).schema)
+    up.push(`GRANT SELECT, UPDATE ON TABLE ${ctx.root} TO ${app}`)
+    down.unshift(`REVOKE SELECT, UPDATE ON TABLE ${ctx.root} FROM ${app}`)
+  }
+  for (const [key, cfg] of Object.entries(ctx.config.tables)) {
+    if (cfg.class !== 'global') continue
+    const { schema, name } = splitKey(key)
+    const table = ctx.catalog.table(schema, name)
+    if (table === undefined) continue
+    schemas.add(schema)
+    grant(qualifiedName(schema, name), ['SELECT'], 'TABLE', held(table.grants))
+  }
+  const tenantOids = new Set(tables.map((t) => t.table!.oid))
+  for (const s of ctx.catalog.sequences) {
+    if (s.ownedBy === null || !tenantOids.has(s.ownedBy.table.oid)) continue
+    grant(qualifiedName(s.schema, s.name), ['USAGE', 'SELECT'], 'SEQUENCE', held(s.grants))
+  }
+  const schemaList = [...schemas].sort()
+  up.unshift(`GRANT USAGE ON SCHEMA ${schemaList.map(quoteIdent).join(', ')} TO ${app}`, `GRANT EXECUTE ON FUNCTION ${CURRENT_TENANT_FN} TO ${app}`)
+  // A role the plan created is dropped on rollback, so it must lose every privilege; a role that existed keeps schema USAGE.
+  down.push(`REVOKE EXECUTE ON FUNCTION ${CURRENT_TENANT_FN} FROM ${app}`)
+  if (roleIsNew) down.push(`REVOKE USAGE ON SCHEMA ${schemaList.map(quoteIdent).join(', ')} FROM ${app}`)
+  step(ctx, { id: 'grants', phase: 'enforce', table: null, title: `privileges for ${appName}: data on tenant tables, SELECT on global tables — never TRUNCATE, REFERENCES or TRIGGER`, up, down, lock: 'none', lockHeld: 'brief', transactional: true })
+}
+
+/** ENABLE + FORCE row-level security and one policy per table (and per partition, so partitions cannot be read around it). */
+function rlsStep(ctx: Ctx, t: TenantTable): void {
+  const table = t.table
+  const app = roleName(ctx.config.roles.app)
+  const expr = policyExpr(t.column)
+  const targets: { sql: string; rls: boolean; force: boolean }[] = []
+  if (table === undefined) {
+    targets.push({ sql: t.sql, rls: false, force: false })
+  } else {
+    targets.push({ sql: t.sql, rls: table.rowSecurity, force: table.forceRowSecurity })
+    for (const p of table.partitions) {
+      const part = ctx.catalog.tableByOid(p.oid)
+      targets.push({ sql: qualifiedName(p.schema, p.name), rls: part?.rowSecurity ?? false, force: part?.forceRowSecurity ?? false })
+    }
+  }
+  const up: string[] = []
+  const down: string[] = []
+  const addedWithConstantDefault = t.existing === undefined && !(t.cfg.class === 'child' && ctx.deriveChildren) && t.cfg.class !== 'root'
+  if (addedWithConstantDefault) {
+    up.push(`ALTER TABLE ${t.sql} ALTER COLUMN ${quoteIdent(t.column)} SET DEFAULT ${CURRENT_TENANT_FN}`)
+    down.push(`ALTER TABLE ${t.sql} ALTER COLUMN ${quoteIdent(t.column)} SET DEFAULT ${quoteLiteral(ctx.config.tenant.default.id)}`)
+  }
+  for (const target of targets) {
+    up.push(`ALTER TABLE ${target.sql} ENABLE ROW LEVEL SECURITY`, `ALTER TABLE ${target.sql} FORCE ROW LEVEL SECURITY`)
+    up.push(`CREATE POLICY ${quoteIdent(POLICY_NAME)} ON ${target.sql} AS PERMISSIVE FOR ALL TO ${app} USING ${expr} WITH CHECK ${expr}`)
+    down.push(`DROP POLICY ${quoteIdent(POLICY_NAME)} ON ${target.sql}`)
+    if (!target.force) down.push(`ALTER TABLE ${target.sql} NO FORCE ROW LEVEL SECURITY`)
+    if (!target.rls) down.push(`ALTER TABLE ${target.sql} DISABLE ROW LEVEL SECURITY`)
+  }
+  const lock: LockLevel = 'ACCESS EXCLUSIVE'
+  step(ctx, { id: `rls:${t.key}`, phase: 'enforce', table: t.key, title: `row-level security ENABLE + FORCE and policy ${POLICY_NAME} TO ${ctx.config.roles.app}${targets.length > 1 ? ` (also on ${targets.length - 1} partition(s))` : ''}${addedWithConstantDefault ? '; new rows default to the context tenant' : ''}`, up, down, lock, lockHeld: 'brief', transactional: true })
+}
+
+function viewSteps(ctx: Ctx, tables: readonly TenantTable[]): void {
+  const tenantOids = new Set(tables.map((t) => t.table!.oid))
+  for (const view of ctx.catalog.views) {
+    const reads = view.dependsOn.filter((d) => tenantOids.has(d.oid))
+    if (reads.length === 0 || view.extension !== null) continue
+    const v = qualifiedName(view.schema, view.name)
+    if (view.kind === 'materialized view') {
+      ctx.manual.push({ object: `${view.schema}.${view.name}`, reason: `materialized view over tenant table(s) ${reads.map((r) => `${r.schema}.${r.name}`).join(', ')}: its stored rows are not filtered by row-level security`, fix: `REVOKE ALL ON ${v} FROM ${roleName(ctx.config.roles.app)}; serve it per tenant through a view with security_invoker, or add ${ctx.config.tenant.column} and filter` })
+      continue
+    }
+    if (view.securityInvoker) continue
+    if (ctx.catalog.server.versionNum < 150000) {
+      ctx.manual.push({ object: `${view.schema}.${view.name}`, reason: 'a view runs with its owner\'s rights, so it reads around row-level security; security_invoker needs PostgreSQL 15', fix: 'upgrade to PostgreSQL 15+, or revoke the app role\'s access to the view' })
+      continue
+    }
+    step(ctx, { id: `view:${view.schema}.${view.name}`, phase: 'enforce', table: `${view.schema}.${view.name}`, title: 'security_invoker = true: the view applies the caller\'s row-level security', up: [`ALTER VIEW ${v} SET (security_invoker = true)`], down: [`ALTER VIEW ${v} RESET (security_invoker)`], lock: 'ACCESS EXCLUSIVE', lockHeld: 'brief', transactional: true })
+  }
+}
+
+/** SECURITY DEFINER code over tenant tables runs with its owner's rights and sees every tenant. */
+function manualChecks(ctx: Ctx, tables: readonly TenantTable[]): void {
+  const names = tables.map((t) => t.table!).map((t) => ({ key: tableKeyOf(t), re: new RegExp(`\\b${t.name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\b`, 'i') }))
+  const triggerFns = new Map<number, string[]>()
+  for (const t of tables) for (const trg of t.table!.triggers) triggerFns.set(trg.function.oid, [...(triggerFns.get(trg.function.oid) ?? []), `${t.key} trigger ${trg.name}`])
+  for (const fn of ctx.catalog.routines) {
+    if (!fn.securityDefiner || fn.extension !== null || fn.schema === 'tenantize') continue
+    const touched = names.filter((n) => n.re.test(fn.body)).map((n) => n.key)
+    const fires = triggerFns.get(fn.oid) ?? []
+    if (touched.length === 0 && fires.length === 0) continue
+    ctx.manual.push({
+      object: `function ${fn.schema}.${fn.name}(${fn.identityArguments})`,
+      reason: `SECURITY DEFINER${fires.length > 0 ? `, fired by ${fires.join(', ')},` : ''} reads or writes tenant table(s) ${touched.join(', ') || '(through its trigger table)'} with its owner's rights, around row-level security${fn.searchPath === null ? '; and its search_path is not pinned' : ''}`,
+      fix: `make it SECURITY INVOKER (ALTER FUNCTION ${qualifiedName(fn.schema, fn.name)}(${fn.identityArguments}) SECURITY INVOKER), or filter every query by ${CURRENT_TENANT_FN} inside it and pin search_path`,
+    })
+  }
+}

@@ -1,0 +1,69 @@
+/** What `plan` produces: ordered steps, each with its up and down SQL and what it costs the live database. */
+
+/** PostgreSQL table lock modes, weakest first. */
+export const LOCK_LEVELS = [
+  'none',
+  'ACCESS SHARE',
+  'ROW SHARE',
+  'ROW EXCLUSIVE',
+  'SHARE UPDATE EXCLUSIVE',
+  'SHARE',
+  'SHARE ROW EXCLUSIVE',
+  'EXCLUSIVE',
+  'ACCESS EXCLUSIVE',
+] as const
+export type LockLevel = (typeof LOCK_LEVELS)[number]
+
+export type Phase = 'schema' | 'enforce'
+
+/** A batched keyset backfill of a child table's tenant column from its parent, run by `apply` batch by batch. */
+export interface Backfill {
+  /** Quoted, qualified table name. */
+  readonly table: string
+  /** Quoted key columns used for keyset pagination (the primary key). */
+  readonly keyColumns: readonly string[]
+  /**
+   * One batch: `$1` … `$n` are the last key of the previous batch (the first batch passes NULLs), `$n+1`
+   * the batch size. Returns `updated` (rows changed) and the last key (`k1` … `kn`) of the batch, or no row
+   * when nothing is left.
+   */
+  readonly batchSql: string
+  /** Counts rows still to fill (for progress). */
+  readonly remainingSql: string
+}
+
+export interface Step {
+  /** Stable id, unique in the plan, e.g. `add-column:public.invoice`. */
+  readonly id: string
+  readonly phase: Phase
+  /** `schema.table` the step works on, or null for database-wide steps. */
+  readonly table: string | null
+  /** One line for people. */
+  readonly title: string
+  /** Statements, run in order. Empty for a backfill step (see {@link backfill}). */
+  readonly up: readonly string[]
+  /** Statements that reverse `up`, run in order. Empty when there is nothing to reverse. */
+  readonly down: readonly string[]
+  /** The strongest lock the step takes on a table, and for how long in the worst case. */
+  readonly lock: LockLevel
+  readonly lockHeld: 'brief' | 'scan without blocking writes' | 'per batch'
+  /** false for `CREATE INDEX CONCURRENTLY` and friends: run statement by statement outside a transaction. */
+  readonly transactional: boolean
+  /** Rows read or written (estimate), 0 for catalog-only changes. */
+  readonly rows: number
+  readonly backfill?: Backfill
+}
+
+/** Something the plan cannot do safely by itself: the user must act, and is told how. */
+export interface ManualStep {
+  readonly object: string
+  readonly reason: string
+  readonly fix: string
+}
+
+export interface Plan {
+  readonly steps: readonly Step[]
+  readonly manual: readonly ManualStep[]
+  /** Reasons the enforce phase must not run (app role superuser, BYPASSRLS, owner). */
+  readonly enforceBlockers: readonly ManualStep[]
+}
