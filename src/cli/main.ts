@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander'
 import { createRequire } from 'node:module'
 import { ErrorCodes, TenantizeError } from '../errors.js'
+import { registerConvert } from './commands/convert.js'
 import { registerInspect } from './commands/inspect.js'
 import { registerMigrate } from './commands/migrate.js'
 import { line, processIO, type CliIO } from './io.js'
@@ -29,6 +30,7 @@ The database URL comes from --db or DATABASE_URL; its password is never printed.
     )
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
     .exitOverride()
+  registerConvert(program, io, setExit)
   registerMigrate(program, io, setExit)
   registerInspect(program, io, setExit)
   for (const cmd of program.commands) {

@@ -121,7 +121,7 @@ export function planConversion(catalog: Catalog, config: TenantizeConfig): Plan 
   }
   const ordered = [...tenantTables].sort((a, b) => depth(a) - depth(b) || a.key.localeCompare(b.key))
   for (const t of ordered) if (t.cfg.class !== 'root') columnSteps(ctx, t, byKey)
-  for (const t of ordered) if (t.cfg.class === 'child') compositeKeySteps(ctx, t, tenantColumnOf)
+  for (const t of ordered) if (t.cfg.class !== 'root') compositeKeySteps(ctx, t, byKey, tenantColumnOf)
   for (const t of ordered) uniqueRewriteSteps(ctx, t)
   for (const t of ordered) tenantIndexStep(ctx, t)
   statusViewStep(ctx, tenantTables)
@@ -156,7 +156,7 @@ export function planConversion(catalog: Catalog, config: TenantizeConfig): Plan 
 
 function helpersStep(ctx: Ctx): void {
   const { setting, idType } = ctx.config.tenant
-  const value = `pg_catalog.nullif(pg_catalog.current_setting(${quoteLiteral(setting)}, true), '')`
+  const value = `NULLIF(pg_catalog.current_setting(${quoteLiteral(setting)}, true), '')`
   const body = idType === 'text' ? `SELECT ${value}` : `SELECT ${value}::${SQL_TYPE[idType]}`
   step(ctx, {
     id: 'helpers',
@@ -252,7 +252,7 @@ $tenantize$`,
       lockHeld: 'per batch',
       transactional: true,
       rows: t.rows,
-      backfill: backfillOf(t, parentSql, parentCol, path.columns, path.parentColumns),
+      backfill: backfillOf(t, parentSql, parentCol, path.columns, path.parentColumns, ctx.config.batchSize),
     })
     needsNotNull = true
   } else if (t.existing !== undefined && t.existing.nullable) {
@@ -280,7 +280,7 @@ $tenantize$`,
   }
 }
 
-function backfillOf(t: TenantTable, parentSql: string, parentCol: string, fkColumns: readonly string[], parentColumns: readonly string[]): Backfill {
+function backfillOf(t: TenantTable, parentSql: string, parentCol: string, fkColumns: readonly string[], parentColumns: readonly string[], batchSize: number): Backfill {
   const pk = t.table!.constraints.find((c) => c.type === 'primary key')!
   const keys = pk.columns
   const typeOf = (c: string): string => t.table!.columns.find((col) => col.name === c)?.type ?? 'text'
@@ -299,42 +299,84 @@ function backfillOf(t: TenantTable, parentSql: string, parentCol: string, fkColu
 )
 SELECT (SELECT count(*) FROM filled)::int AS updated, ${k.map((x, i) => `last.${x} AS k${i + 1}`).join(', ')}
 FROM (SELECT ${k.join(', ')} FROM batch ORDER BY ${k.map((x) => `${x} DESC`).join(', ')} LIMIT 1) AS last`
-  return { table: t.sql, keyColumns: k, batchSql, remainingSql: `SELECT count(*)::bigint AS remaining FROM ${t.sql} WHERE ${col} IS NULL` }
+  const join = (c: string, p: string): string => fkColumns.map((f, i) => `${p}.${quoteIdent(parentColumns[i]!)} = ${c}.${quoteIdent(f)}`).join(' AND ')
+  const loopSql = `DO $tenantize$
+DECLARE
+  n integer;
+BEGIN
+  LOOP
+    UPDATE ${t.sql} AS c SET ${col} = p.${parentCol}
+      FROM ${parentSql} AS p
+     WHERE (${k.map((x) => `c.${x}`).join(', ')}) IN (
+             SELECT ${k.map((x) => `c2.${x}`).join(', ')} FROM ${t.sql} AS c2 JOIN ${parentSql} AS p2 ON ${join('c2', 'p2')}
+              WHERE c2.${col} IS NULL LIMIT ${batchSize})
+       AND ${join('c', 'p')} AND c.${col} IS NULL;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    EXIT WHEN n = 0;
+    COMMIT;
+  END LOOP;
+END
+$tenantize$`
+  return { table: t.sql, keyColumns: k, batchSql, remainingSql: `SELECT count(*)::bigint AS remaining FROM ${t.sql} WHERE ${col} IS NULL`, loopSql }
 }
 
-/** (tenant, key) unique on the parent and a composite foreign key on the child: no row can point at another tenant's row. */
-function compositeKeySteps(ctx: Ctx, t: TenantTable, tenantColumnOf: (key: string) => string): void {
-  const path = t.cfg.path!
-  if (path.parent === ctx.rootKey) return
-  const parent = splitKey(path.parent)
-  const parentTable = ctx.catalog.table(parent.schema, parent.name)
-  if (parentTable === undefined) return
-  if (parentTable.kind === 'partitioned' || t.table!.kind === 'partitioned') {
-    ctx.manual.push({ object: t.key, reason: `the composite foreign key (${t.column}, ${path.columns.join(', ')}) → ${path.parent} is not added automatically for partitioned tables`, fix: 'add it by hand once the unique key includes the partition key' })
-    return
+/**
+ * For every foreign key between two tenant tables: (tenant, key) unique on the referenced table and a
+ * composite foreign key (tenant, fk columns) on the referencing one — no row can point at another
+ * tenant's row. When tenants are derived from existing data, rows whose two tenants disagree are counted
+ * first and the step stops with the count instead of adding a key the data violates.
+ */
+function compositeKeySteps(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string, TenantTable>, tenantColumnOf: (key: string) => string): void {
+  const fks = t.table!.constraints.filter((c): c is ForeignKeyConstraint => c.type === 'foreign key' && !c.columns.includes(t.column))
+  for (const fk of fks) {
+    const parentKey = tableKeyOf(fk.references.table)
+    const parentEntry = byKey.get(parentKey)
+    if (parentKey === ctx.rootKey || parentEntry === undefined || parentEntry.cfg.class === 'root') continue
+    const parentTable = parentEntry.table!
+    if (parentTable.kind === 'partitioned' || t.table!.kind === 'partitioned') {
+      ctx.manual.push({ object: `${t.key} ${fk.name}`, reason: `can point at another tenant's row of ${parentKey}; the composite foreign key is not added automatically for partitioned tables`, fix: `add (${t.column}, ${fk.columns.join(', ')}) → ${parentKey} (${tenantColumnOf(parentKey)}, ${fk.references.columns.join(', ')}) by hand once the unique key includes the partition key` })
+      continue
+    }
+    const parentSql = parentEntry.sql
+    const parentCols = [tenantColumnOf(parentKey), ...fk.references.columns]
+    const uniqueName = objectName(parentTable.name, ...parentCols, 'key')
+    const existingUnique = parentTable.indexes.some((i) => i.unique && i.predicate === null && !i.hasExpressions && i.columns.length === parentCols.length && i.columns.every((c, n) => c === parentCols[n]))
+    const stepId = `tenant-key:${parentKey}:${parentCols.join(',')}`
+    if (!existingUnique && !ctx.steps.some((s) => s.id === stepId)) {
+      step(ctx, {
+        id: stepId,
+        phase: 'schema',
+        table: parentKey,
+        title: `unique (${parentCols.join(', ')}) for composite foreign keys, built concurrently`,
+        up: [`CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS ${quoteIdent(uniqueName)} ON ${parentSql} (${identList(parentCols)})`],
+        down: [`DROP INDEX CONCURRENTLY IF EXISTS ${qualifiedName(parentTable.schema, uniqueName)}`],
+        lock: 'SHARE UPDATE EXCLUSIVE',
+        lockHeld: 'scan without blocking writes',
+        transactional: false,
+        rows: parentEntry.rows,
+      })
+    }
+    const name = quoteIdent(objectName(t.table!.name, t.column, ...fk.columns, 'tenant_fkey'))
+    const up: string[] = []
+    if (ctx.deriveChildren) {
+      const join = fk.columns.map((c, i) => `p.${quoteIdent(fk.references.columns[i]!)} = c.${quoteIdent(c)}`).join(' AND ')
+      up.push(`DO $tenantize$
+DECLARE
+  n bigint;
+BEGIN
+  SELECT count(*) INTO n FROM ${t.sql} AS c JOIN ${parentSql} AS p ON ${join}
+   WHERE c.${quoteIdent(t.column)} IS DISTINCT FROM p.${quoteIdent(tenantColumnOf(parentKey))};
+  IF n > 0 THEN
+    RAISE EXCEPTION '% row(s) of ${t.key.replaceAll("'", "''")} reference a ${parentKey.replaceAll("'", "''")} row of another tenant through ${fk.name.replaceAll("'", "''")}', n
+      USING HINT = 'fix those rows (or choose this foreign key as the tenant path in the config), then run apply again';
+  END IF;
+END
+$tenantize$`)
+    }
+    up.push(`ALTER TABLE ${t.sql} ADD CONSTRAINT ${name} FOREIGN KEY (${identList([t.column, ...fk.columns])}) REFERENCES ${parentSql} (${identList(parentCols)}) NOT VALID`)
+    step(ctx, { id: `composite-fk:${t.key}:${fk.name}`, phase: 'schema', table: t.key, title: `foreign key (${t.column}, ${fk.columns.join(', ')}) → ${parentKey} (${parentCols.join(', ')}) NOT VALID${ctx.deriveChildren ? ', after checking no row crosses tenants' : ''}`, up, down: [`ALTER TABLE ${t.sql} DROP CONSTRAINT ${name}`], lock: 'SHARE ROW EXCLUSIVE', lockHeld: 'brief', transactional: true, rows: ctx.deriveChildren ? t.rows : 0 })
+    step(ctx, { id: `composite-fk-validate:${t.key}:${fk.name}`, phase: 'schema', table: t.key, title: 'validate the composite foreign key (scans without blocking writes)', up: [`ALTER TABLE ${t.sql} VALIDATE CONSTRAINT ${name}`], down: [], lock: 'SHARE UPDATE EXCLUSIVE', lockHeld: 'scan without blocking writes', transactional: true, rows: t.rows })
   }
-  const parentSql = qualifiedName(parent.schema, parent.name)
-  const parentCols = [tenantColumnOf(path.parent), ...path.parentColumns]
-  const uniqueName = objectName(parent.name, ...parentCols, 'key')
-  const existingUnique = parentTable.indexes.some((i) => i.unique && i.predicate === null && !i.hasExpressions && i.columns.length === parentCols.length && i.columns.every((c, n) => c === parentCols[n]))
-  const stepId = `tenant-key:${path.parent}:${parentCols.join(',')}`
-  if (!existingUnique && !ctx.steps.some((s) => s.id === stepId)) {
-    step(ctx, {
-      id: stepId,
-      phase: 'schema',
-      table: path.parent,
-      title: `unique (${parentCols.join(', ')}) for composite foreign keys, built concurrently`,
-      up: [`CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS ${quoteIdent(uniqueName)} ON ${parentSql} (${identList(parentCols)})`],
-      down: [`DROP INDEX CONCURRENTLY IF EXISTS ${qualifiedName(parent.schema, uniqueName)}`],
-      lock: 'SHARE UPDATE EXCLUSIVE',
-      lockHeld: 'scan without blocking writes',
-      transactional: false,
-      rows: Math.max(0, Math.round(parentTable.estimatedRows ?? 0)),
-    })
-  }
-  const fk = quoteIdent(objectName(t.table!.name, t.column, ...path.columns, 'tenant_fkey'))
-  step(ctx, { id: `composite-fk:${t.key}`, phase: 'schema', table: t.key, title: `foreign key (${t.column}, ${path.columns.join(', ')}) → ${path.parent} (${parentCols.join(', ')}) NOT VALID`, up: [`ALTER TABLE ${t.sql} ADD CONSTRAINT ${fk} FOREIGN KEY (${identList([t.column, ...path.columns])}) REFERENCES ${parentSql} (${identList(parentCols)}) NOT VALID`], down: [`ALTER TABLE ${t.sql} DROP CONSTRAINT ${fk}`], lock: 'SHARE ROW EXCLUSIVE', lockHeld: 'brief', transactional: true })
-  step(ctx, { id: `composite-fk-validate:${t.key}`, phase: 'schema', table: t.key, title: 'validate the composite foreign key (scans without blocking writes)', up: [`ALTER TABLE ${t.sql} VALIDATE CONSTRAINT ${fk}`], down: [], lock: 'SHARE UPDATE EXCLUSIVE', lockHeld: 'scan without blocking writes', transactional: true, rows: t.rows })
 }
 
 /** Global unique constraints become tenant-scoped (`UNIQUE (org_id, email)`): no existence oracle across tenants. */

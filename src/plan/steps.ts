@@ -30,6 +30,8 @@ export interface Backfill {
   readonly batchSql: string
   /** Counts rows still to fill (for progress). */
   readonly remainingSql: string
+  /** The same backfill as one `DO` block committing each batch, for `plan --format sql` (run outside a transaction). */
+  readonly loopSql: string
 }
 
 export interface Step {

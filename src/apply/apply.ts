@@ -1,0 +1,236 @@
+import type pg from 'pg'
+import { introspect } from '../catalog/index.js'
+import { withClient } from '../db/connect.js'
+import { ErrorCodes, TenantizeError } from '../errors.js'
+import { readLedger, runUnits, sleep, type MigrateEvent, type RunnerOptions, type MigrateResult, type Unit, type UnitContext } from '../migrate/index.js'
+import type { TenantizeConfig } from '../plan/config.js'
+import { splitKey } from '../plan/config.js'
+import { planConversion } from '../plan/plan.js'
+import type { Phase, Plan, Step } from '../plan/steps.js'
+import { qualifiedName } from '../sql/quote.js'
+import { configChecksum, forgetFrozenPlan, readFrozenPlan, saveFrozenPlan, stepChecksum, unitName } from './frozen-plan.js'
+
+/** Ledger scope of plan steps (migration files use `migrate`). */
+export const APPLY_SCOPE = 'apply'
+
+export interface ApplyOptions extends RunnerOptions {
+  readonly config: TenantizeConfig
+  /** `schema`: columns, backfills, constraints, indexes (the app keeps working); `enforce`: RLS, policies, roles, grants. */
+  readonly phase: Phase | 'all'
+  /** Rows per backfill batch (default: the config's batchSize). */
+  readonly batchSize?: number
+  /** Pause between backfill batches, ms (default 10). */
+  readonly batchPauseMs?: number
+}
+
+const relationOf = (step: Step): string[] => {
+  if (step.table === null) return []
+  const { schema, name } = splitKey(step.table)
+  return [qualifiedName(schema, name)]
+}
+
+function stepUnit(step: Step, index: number, direction: 'up' | 'down', options: ApplyOptions | undefined): Unit {
+  const sql = direction === 'up' ? step.up : step.down
+  const name = unitName(index, step)
+  return {
+    name,
+    version: String(index + 1),
+    checksum: stepChecksum(step),
+    source: `plan step ${step.id}`,
+    noTransaction: !step.transactional,
+    statements: sql.map((text) => ({ text, line: 1, relations: relationOf(step) })),
+    downSql: step.down,
+    ...(direction === 'up' && step.backfill !== undefined && options !== undefined ? { custom: (ctx: UnitContext) => backfill(ctx, name, step, options) } : {}),
+  }
+}
+
+/** Batched keyset backfill: bounded batches, each its own transaction, progress kept for a restart. */
+async function backfill(ctx: UnitContext, name: string, step: Step, options: ApplyOptions): Promise<void> {
+  const spec = step.backfill!
+  const client = ctx.client
+  const size = options.batchSize ?? options.config.batchSize
+  const pause = options.batchPauseMs ?? 10
+  const saved = (await client.query<{ last_key: unknown[] | null; rows_done: string }>('SELECT last_key, rows_done FROM tenantize.backfill_progress WHERE scope = $1 AND step = $2', [APPLY_SCOPE, name])).rows[0]
+  let last: unknown[] | null = saved?.last_key ?? null
+  let done = Number(saved?.rows_done ?? 0)
+  const remaining = Number((await client.query<{ remaining: string }>(spec.remainingSql)).rows[0]?.remaining ?? 0)
+  const total = done + remaining
+  const started = performance.now()
+  let doneHere = 0
+  for (;;) {
+    let row: Record<string, unknown> | undefined
+    await ctx.retrying(`${step.table ?? name} backfill`, async () => {
+      await client.query('BEGIN')
+      try {
+        const params = [...(last ?? spec.keyColumns.map(() => null)), size]
+        row = (await client.query<Record<string, unknown>>(spec.batchSql, params)).rows[0]
+        if (row !== undefined) {
+          const key = spec.keyColumns.map((_, i) => row![`k${i + 1}`])
+          await client.query(
+            `INSERT INTO tenantize.backfill_progress (scope, step, last_key, rows_done) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (scope, step) DO UPDATE SET last_key = EXCLUDED.last_key, rows_done = EXCLUDED.rows_done, updated_at = clock_timestamp()`,
+            [APPLY_SCOPE, name, JSON.stringify(key), done + Number(row['updated'])],
+          )
+        }
+        await client.query('COMMIT')
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined)
+        throw error
+      }
+    })
+    if (row === undefined) break
+    last = spec.keyColumns.map((_, i) => row![`k${i + 1}`])
+    done += Number(row['updated'])
+    doneHere += Number(row['updated'])
+    const seconds = (performance.now() - started) / 1000
+    const rate = seconds > 0 ? doneHere / seconds : 0
+    ctx.emit({ event: 'progress', migration: name, done, total, rowsPerSecond: rate, etaSeconds: rate > 0 ? Math.max(0, total - done) / rate : null })
+    if (pause > 0) await sleep(pause)
+  }
+  const left = Number((await client.query<{ remaining: string }>(spec.remainingSql)).rows[0]?.remaining ?? 0)
+  if (left > 0) {
+    throw new TenantizeError(ErrorCodes.MIGRATION_FAILED, `${left} row(s) have no parent row to take their tenant from (their foreign key is NULL or dangling)`, {
+      object: step.table ?? name,
+      fix: `give them a parent or delete them (SELECT * FROM ${spec.table} WHERE <tenant column> IS NULL), then run apply again; the backfill resumes where it stopped`,
+    })
+  }
+  await client.query('DELETE FROM tenantize.backfill_progress WHERE scope = $1 AND step = $2', [APPLY_SCOPE, name])
+}
+
+interface Loaded {
+  readonly plan: Plan
+  readonly applied: ReadonlySet<string>
+  readonly frozen: boolean
+}
+
+/** The frozen plan when steps are applied, else a fresh one from the current catalog. */
+async function loadPlan(client: pg.Client, config: TenantizeConfig, inTransaction: boolean): Promise<Loaded> {
+  const applied = new Set((await readLedger(client, APPLY_SCOPE)).map((a) => a.name))
+  const frozen = await readFrozenPlan(client)
+  if (frozen !== undefined && applied.size > 0) {
+    if (frozen.configChecksum !== configChecksum(config)) {
+      throw new TenantizeError(ErrorCodes.CONFIG, 'the configuration changed after apply started; the steps already applied were planned from the old one', {
+        object: 'tenantize.config.json',
+        fix: 'restore the configuration apply started with, or run tenantize rollback first and apply again',
+      })
+    }
+    return { plan: frozen.plan, applied, frozen: true }
+  }
+  const catalog = await introspect(client, { inTransaction })
+  return { plan: planConversion(catalog, config), applied, frozen: false }
+}
+
+function phaseSteps(plan: Plan, phase: Phase | 'all'): { step: Step; index: number }[] {
+  return plan.steps.map((step, index) => ({ step, index })).filter(({ step }) => phase === 'all' || step.phase === phase)
+}
+
+/**
+ * Run the conversion plan (or one phase of it) through the runner: ledger (scope `apply`), lock,
+ * pre-flight, backup, lock_timeout + retry, batched backfills with progress, resumable after a crash.
+ */
+export async function apply(options: ApplyOptions): Promise<MigrateResult & { plan: Plan }> {
+  let chosen: Plan | undefined
+  const result = await runUnits('up', { ...options, scope: APPLY_SCOPE }, async (client) => {
+    const loaded = await loadPlan(client, options.config, options.dryRun === true)
+    chosen = loaded.plan
+    const wanted = phaseSteps(loaded.plan, options.phase)
+    if (options.phase === 'enforce') {
+      const pendingSchema = phaseSteps(loaded.plan, 'schema').filter(({ step, index }) => !loaded.applied.has(unitName(index, step)))
+      if (pendingSchema.length > 0) {
+        throw new TenantizeError(ErrorCodes.PREFLIGHT, `${pendingSchema.length} schema step(s) are not applied yet; nothing was changed`, { object: 'apply --phase enforce', fix: 'run tenantize apply --phase schema first' })
+      }
+    }
+    if (options.phase !== 'schema' && loaded.plan.enforceBlockers.length > 0) {
+      throw new TenantizeError(ErrorCodes.PREFLIGHT, 'the app role would not be bound by row-level security; nothing was changed', {
+        object: `role ${options.config.roles.app}`,
+        problems: loaded.plan.enforceBlockers.map((b) => ({ object: b.object, message: b.reason, fix: b.fix })),
+      })
+    }
+    if (!loaded.frozen && options.dryRun !== true) await saveFrozenPlan(client, options.config, loaded.plan)
+    return wanted.filter(({ step, index }) => !loaded.applied.has(unitName(index, step))).map(({ step, index }) => stepUnit(step, index, 'up', options))
+  })
+  return { ...result, plan: chosen! }
+}
+
+export interface RollbackOptions extends RunnerOptions {
+  readonly config: TenantizeConfig
+  /** `enforce`: the emergency path — RLS, policies and grants off, data model kept. `all`: everything. */
+  readonly phase: 'enforce' | 'all'
+  /** Roll back even though several tenants own rows (they would be merged into one). */
+  readonly mergeTenants?: boolean
+}
+
+/** Which tenants own rows in each table whose tenant column the plan added (rollback would merge them). */
+async function tenantsByTable(client: pg.Client, plan: Plan, applied: ReadonlySet<string>): Promise<{ table: string; tenants: number }[]> {
+  const out: { table: string; tenants: number }[] = []
+  for (const [index, step] of plan.steps.entries()) {
+    if (!step.id.startsWith('add-column:') || step.table === null || !applied.has(unitName(index, step))) continue
+    const column = /ADD COLUMN ("(?:[^"]|"")+")/.exec(step.up[0] ?? '')?.[1]
+    if (column === undefined) continue
+    const { schema, name } = splitKey(step.table)
+    const { rows } = await client.query<{ n: string }>(`SELECT count(DISTINCT ${column})::bigint AS n FROM ${qualifiedName(schema, name)}`)
+    out.push({ table: step.table, tenants: Number(rows[0]?.n ?? 0) })
+  }
+  return out
+}
+
+/** Reverse applied steps, newest first. Refuses to merge tenants unless told to. */
+export async function rollback(options: RollbackOptions): Promise<MigrateResult> {
+  const result = await runUnits('down', { ...options, scope: APPLY_SCOPE }, async (client) => {
+    const applied = new Set((await readLedger(client, APPLY_SCOPE)).map((a) => a.name))
+    const frozen = await readFrozenPlan(client)
+    if (frozen === undefined || applied.size === 0) return []
+    const steps = phaseSteps(frozen.plan, options.phase === 'all' ? 'all' : 'enforce').filter(({ step, index }) => applied.has(unitName(index, step)))
+    if (options.phase === 'all' && options.mergeTenants !== true) {
+      const owners = (await tenantsByTable(client, frozen.plan, applied)).filter((t) => t.tenants > 1)
+      const distinct = Number((await client.query<{ n: string }>(`SELECT count(*)::bigint AS n FROM ${qualifiedName(splitKey(options.config.tenant.table).schema, splitKey(options.config.tenant.table).name)}`).catch(() => ({ rows: [{ n: '1' }] }))).rows[0]?.n ?? 1)
+      if (owners.length > 0) {
+        throw new TenantizeError(ErrorCodes.PREFLIGHT, `rows of ${owners.length} table(s) belong to more than one tenant: rolling back would merge them into one database of mixed tenants; nothing was changed`, {
+          object: `${distinct} tenants`,
+          problems: owners.map((o) => ({ object: o.table, message: `holds rows of ${o.tenants} tenants`, fix: 'export or delete the other tenants first, or pass --merge-tenants to merge them knowingly' })),
+        })
+      }
+    }
+    return steps.reverse().map(({ step, index }) => stepUnit(step, index, 'down', undefined))
+  })
+  if (options.dryRun !== true && options.phase === 'all') {
+    await withClient(options.databaseUrl, async (client) => {
+      if ((await readLedger(client, APPLY_SCOPE)).length === 0) await forgetFrozenPlan(client)
+    })
+  }
+  return result
+}
+
+export interface TableStatus {
+  readonly table: string
+  readonly class: string
+  readonly tenantColumn: string | null
+  readonly tenantNotNull: boolean | null
+  readonly rlsEnabled: boolean | null
+  readonly rlsForced: boolean | null
+  readonly policyPresent: boolean | null
+  readonly tenantIndexPresent: boolean | null
+}
+
+export interface ConversionStatus {
+  readonly steps: readonly { readonly name: string; readonly phase: Phase; readonly title: string; readonly applied: boolean }[]
+  readonly tables: readonly TableStatus[]
+}
+
+/** The ledger of plan steps and, per table, what `tenantize.status` shows. Reads only. */
+export async function conversionStatus(databaseUrl: string): Promise<ConversionStatus> {
+  return withClient(databaseUrl, async (client) => {
+    const applied = new Set((await readLedger(client, APPLY_SCOPE)).map((a) => a.name))
+    const frozen = await readFrozenPlan(client)
+    const steps = (frozen?.plan.steps ?? []).map((step, index) => ({ name: unitName(index, step), phase: step.phase, title: step.title, applied: applied.has(unitName(index, step)) }))
+    const hasView = (await client.query<{ ok: boolean }>(`SELECT to_regclass('tenantize.status') IS NOT NULL AS ok`)).rows[0]?.ok === true
+    const tables = hasView
+      ? (await client.query<{ table_name: string; class: string; tenant_column: string | null; tenant_not_null: boolean | null; rls_enabled: boolean | null; rls_forced: boolean | null; policy_present: boolean | null; tenant_index_present: boolean | null }>(`SELECT * FROM tenantize.status ORDER BY table_name`)).rows.map((r) => ({
+          table: r.table_name, class: r.class, tenantColumn: r.tenant_column, tenantNotNull: r.tenant_not_null, rlsEnabled: r.rls_enabled, rlsForced: r.rls_forced, policyPresent: r.policy_present, tenantIndexPresent: r.tenant_index_present,
+        }))
+      : []
+    return { steps, tables }
+  })
+}
+
+export type { MigrateEvent }

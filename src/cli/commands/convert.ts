@@ -1,0 +1,241 @@
+import { randomUUID } from 'node:crypto'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline/promises'
+import type { Command } from 'commander'
+import { z } from 'zod'
+import { apply, conversionStatus, rollback } from '../../apply/index.js'
+import { planSqlFiles } from '../../apply/sql-files.js'
+import { introspect } from '../../catalog/index.js'
+import { withClient } from '../../db/connect.js'
+import { resolveDatabaseUrl } from '../../db/url.js'
+import { ErrorCodes, TenantizeError } from '../../errors.js'
+import { proposeConfig } from '../../plan/classify.js'
+import { parseConfig, type TenantizeConfig } from '../../plan/config.js'
+import { planConversion } from '../../plan/plan.js'
+import { renderPlanText } from '../../plan/render.js'
+import { parseQualifiedName, qualifiedName, quoteIdent } from '../../sql/quote.js'
+import { DEFAULT_CONFIG_FILE, readConfigFile } from '../config-file.js'
+import { line, type CliIO } from '../io.js'
+import { duration, parseOptions, positiveInt } from '../options.js'
+import { eventRenderer } from './migrate.js'
+
+const SCHEMA_URL = './node_modules/tenantize/docs/config.schema.json'
+
+const initSchema = z.object({
+  db: z.string().optional(),
+  tenantTable: z.string().min(1).optional(),
+  tenantColumn: z.string().min(1).max(63).optional(),
+  appRole: z.string().min(1).max(63).optional(),
+  schema: z.array(z.string().min(1)).optional(),
+  out: z.string().min(1).default(DEFAULT_CONFIG_FILE),
+  json: z.boolean().default(false),
+})
+
+async function previousConfig(path: string): Promise<TenantizeConfig | undefined> {
+  const text = await readFile(path, 'utf8').catch(() => undefined)
+  if (text === undefined) return undefined
+  return readConfigFile(path)
+}
+
+/** `init`: classify every table and write (or update, keeping the user's edits) the config file. */
+function registerInit(program: Command, io: CliIO, setExit: (code: number) => void): void {
+  program
+    .command('init')
+    .description('introspect the database, classify every table (root, direct, child, global, excluded) with the reason, and write the config; re-running keeps your edits')
+    .option('--db <url>', 'database URL (default: $DATABASE_URL)')
+    .option('--tenant-table <schema.table>', 'an existing table whose primary key is the tenant id (default: create public.organizations)')
+    .option('--tenant-column <name>', 'the tenant column to add (default: org_id)')
+    .option('--app-role <name>', 'the role the application runs as (default: tenantize_app)')
+    .option('--schema <name...>', 'only these schemas (default: all but the system ones)')
+    .option('--out <file>', 'config file to write', DEFAULT_CONFIG_FILE)
+    .option('--json', 'print the config as JSON instead of a summary')
+    .action(async (raw: unknown) => {
+      const o = parseOptions(initSchema, raw)
+      const url = resolveDatabaseUrl(o.db, io.env)
+      const previous = await previousConfig(o.out)
+      let tenantTable: { schema: string; name: string } | undefined
+      try {
+        tenantTable = o.tenantTable === undefined ? undefined : parseQualifiedName(o.tenantTable)
+      } catch (error) {
+        throw new TenantizeError(ErrorCodes.USAGE, (error as Error).message, { object: '--tenant-table', fix: 'write it as schema.table' })
+      }
+      const { config, notes } = await withClient(url, async (client) => {
+        const catalog = await introspect(client, o.schema === undefined ? {} : { schemas: o.schema })
+        let defaultTenantId = previous?.tenant.default.id ?? randomUUID()
+        if (tenantTable !== undefined && previous === undefined) {
+          const root = catalog.table(tenantTable.schema, tenantTable.name)
+          const pk = root?.constraints.find((c) => c.type === 'primary key')
+          if (root !== undefined && pk !== undefined && pk.columns.length === 1) {
+            const { rows } = await client.query<{ id: string | null }>(`SELECT min(${quoteIdent(pk.columns[0]!)})::text AS id FROM ${qualifiedName(tenantTable.schema, tenantTable.name)}`)
+            defaultTenantId = rows[0]?.id ?? defaultTenantId
+          }
+        }
+        return proposeConfig(catalog, { ...(tenantTable === undefined ? {} : { tenantTable }), ...(o.tenantColumn === undefined ? {} : { tenantColumn: o.tenantColumn }), ...(o.appRole === undefined ? {} : { appRole: o.appRole }), ...(o.schema === undefined ? {} : { schemas: o.schema }), defaultTenantId }, previous)
+      }, { applicationName: 'tenantize init' })
+      const full = { $schema: SCHEMA_URL, ...config }
+      parseConfig(full, o.out)
+      await writeFile(o.out, `${JSON.stringify(full, null, 2)}\n`)
+      if (o.json) line(io.stdout, JSON.stringify({ file: o.out, config: full, notes }, null, 2))
+      else {
+        line(io.stdout, `${previous === undefined ? 'Wrote' : 'Updated'} ${o.out} (tenant table ${config.tenant.table}${config.tenant.create ? ', to be created' : ''}; tenant column ${config.tenant.column}; app role ${config.roles?.app ?? 'tenantize_app'})`)
+        const rows = Object.entries(config.tables).map(([k, t]) => [k, t.class, t.reason ?? ''])
+        const w0 = Math.max(5, ...rows.map((r) => r[0]!.length))
+        for (const r of rows) line(io.stdout, `  ${r[0]!.padEnd(w0)}  ${r[1]!.padEnd(8)}  ${r[2]}`)
+        for (const n of notes) line(io.stdout, `note: ${n}`)
+        line(io.stdout, 'Next: review the classes (edit the file), then tenantize plan')
+      }
+      setExit(0)
+    })
+}
+
+const planSchema = z.object({
+  db: z.string().optional(),
+  config: z.string().min(1).default(DEFAULT_CONFIG_FILE),
+  format: z.enum(['text', 'json', 'sql']).default('text'),
+  out: z.string().min(1).optional(),
+})
+
+function registerPlan(program: Command, io: CliIO, setExit: (code: number) => void): void {
+  program
+    .command('plan')
+    .description('show the ordered steps that convert the database: SQL, lock level, cost, manual steps; --format sql writes migration files for tenantize migrate')
+    .option('--db <url>', 'database URL (default: $DATABASE_URL)')
+    .option('--config <file>', 'config file', DEFAULT_CONFIG_FILE)
+    .option('--format <format>', 'text, json or sql', 'text')
+    .option('--out <dir>', 'with --format sql: the directory to write NNNN_step.up.sql / .down.sql into (default: tenantize-plan)')
+    .action(async (raw: unknown) => {
+      const o = parseOptions(planSchema, raw)
+      const config = await readConfigFile(o.config)
+      const url = resolveDatabaseUrl(o.db, io.env)
+      const plan = await withClient(url, async (client) => planConversion(await introspect(client), config), { applicationName: 'tenantize plan' })
+      if (o.format === 'json') line(io.stdout, JSON.stringify(plan, null, 2))
+      else if (o.format === 'sql') {
+        const dir = o.out ?? 'tenantize-plan'
+        await mkdir(dir, { recursive: true })
+        const files = planSqlFiles(plan)
+        for (const f of files) {
+          await writeFile(join(dir, `${f.name}.up.sql`), f.up)
+          await writeFile(join(dir, `${f.name}.down.sql`), f.down)
+        }
+        line(io.stdout, `Wrote ${files.length * 2} files to ${dir}: run them with tenantize migrate up --dir ${dir}`)
+      } else line(io.stdout, renderPlanText(plan))
+      setExit(0)
+    })
+}
+
+const runFlags = (cmd: Command): Command =>
+  cmd
+    .option('--db <url>', 'database URL (default: $DATABASE_URL)')
+    .option('--config <file>', 'config file', DEFAULT_CONFIG_FILE)
+    .option('--dry-run', 'print what would run; change nothing')
+    .option('--yes', 'do not ask for confirmation (CI)')
+    .option('--force', 'run even when pre-flight checks find long transactions or locks on touched tables')
+    .option('--lock-timeout <duration>', 'lock_timeout for each statement', '1s')
+    .option('--retries <n>', 'tries in all when a statement hits lock_timeout', '10')
+    .option('--json', 'one JSON event per line')
+
+const runSchema = z.object({
+  db: z.string().optional(),
+  config: z.string().min(1).default(DEFAULT_CONFIG_FILE),
+  dryRun: z.boolean().default(false),
+  yes: z.boolean().default(false),
+  force: z.boolean().default(false),
+  lockTimeout: duration.default(1000),
+  retries: positiveInt.default(10),
+  json: z.boolean().default(false),
+})
+
+async function confirm(io: CliIO, question: string): Promise<boolean> {
+  if (io.stdout.isTTY !== true || !process.stdin.isTTY) return true
+  const rl = createInterface({ input: process.stdin, output: process.stdout })
+  try {
+    return /^y(es)?$/i.test((await rl.question(`${question} [y/N] `)).trim())
+  } finally {
+    rl.close()
+  }
+}
+
+function registerApply(program: Command, io: CliIO, setExit: (code: number) => void): void {
+  runFlags(program.command('apply').description('run the plan online through the migration runner: phase schema (the app keeps working), then enforce (RLS, policies, roles, grants)'))
+    .option('--phase <phase>', 'schema, enforce or all', 'all')
+    .option('--batch-size <n>', 'rows per backfill batch (default: the config batchSize)')
+    .option('--backup <file>', 'pg_dump -Fc the database into FILE first; a failed backup stops the run')
+    .action(async (raw: unknown) => {
+      const o = parseOptions(runSchema.extend({ phase: z.enum(['schema', 'enforce', 'all']).default('all'), batchSize: positiveInt.optional(), backup: z.string().min(1).optional() }), raw)
+      const config = await readConfigFile(o.config)
+      const databaseUrl = resolveDatabaseUrl(o.db, io.env)
+      if (!o.dryRun && !o.yes && !(await confirm(io, `Apply phase ${o.phase} of the conversion to this database?`))) {
+        line(io.stdout, 'Nothing was changed.')
+        setExit(0)
+        return
+      }
+      await apply({
+        databaseUrl,
+        config,
+        phase: o.phase,
+        dryRun: o.dryRun,
+        force: o.force,
+        timeouts: { lockTimeoutMs: o.lockTimeout, tries: o.retries },
+        ...(o.batchSize === undefined ? {} : { batchSize: o.batchSize }),
+        ...(o.backup === undefined ? {} : { backupFile: o.backup }),
+        onEvent: eventRenderer(io, o.json),
+      })
+      setExit(0)
+    })
+}
+
+function registerRollback(program: Command, io: CliIO, setExit: (code: number) => void): void {
+  runFlags(program.command('rollback').description('reverse applied steps, newest first; --phase enforce is the emergency RLS-off path; refuses to merge tenants unless --merge-tenants'))
+    .option('--phase <phase>', 'enforce (RLS, policies, grants only) or all', 'all')
+    .option('--merge-tenants', 'roll back even though rows belong to several tenants (they end up in one database, unseparated)')
+    .action(async (raw: unknown) => {
+      const o = parseOptions(runSchema.extend({ phase: z.enum(['enforce', 'all']).default('all'), mergeTenants: z.boolean().default(false) }), raw)
+      const config = await readConfigFile(o.config)
+      const databaseUrl = resolveDatabaseUrl(o.db, io.env)
+      if (!o.dryRun && !o.yes && !(await confirm(io, `Roll back phase ${o.phase} of the conversion?`))) {
+        line(io.stdout, 'Nothing was changed.')
+        setExit(0)
+        return
+      }
+      await rollback({ databaseUrl, config, phase: o.phase, dryRun: o.dryRun, force: o.force, mergeTenants: o.mergeTenants, timeouts: { lockTimeoutMs: o.lockTimeout, tries: o.retries }, onEvent: eventRenderer(io, o.json) })
+      setExit(0)
+    })
+}
+
+function registerStatus(program: Command, io: CliIO, setExit: (code: number) => void): void {
+  program
+    .command('status')
+    .description('the conversion ledger and, per table, its class, tenant column, NOT NULL, RLS enabled/forced, policy and index; exit 1 when a converted table lacks one of them')
+    .option('--db <url>', 'database URL (default: $DATABASE_URL)')
+    .option('--json', 'JSON output')
+    .action(async (raw: unknown) => {
+      const o = parseOptions(z.object({ db: z.string().optional(), json: z.boolean().default(false) }), raw)
+      const status = await conversionStatus(resolveDatabaseUrl(o.db, io.env))
+      const enforced = status.steps.some((s) => s.phase === 'enforce' && s.applied)
+      const broken = status.tables.filter((t) => t.class !== 'global' && t.class !== 'excluded' && (t.tenantNotNull === false || t.policyPresent === false && enforced || t.rlsEnabled === false && enforced || t.rlsForced === false && enforced))
+      if (o.json) line(io.stdout, JSON.stringify(status, null, 2))
+      else {
+        const applied = status.steps.filter((s) => s.applied).length
+        line(io.stdout, status.steps.length === 0 ? 'No conversion has been applied.' : `${applied}/${status.steps.length} steps applied (schema: ${status.steps.filter((s) => s.phase === 'schema' && s.applied).length}/${status.steps.filter((s) => s.phase === 'schema').length}, enforce: ${status.steps.filter((s) => s.phase === 'enforce' && s.applied).length}/${status.steps.filter((s) => s.phase === 'enforce').length})`)
+        const yn = (v: boolean | null): string => (v === null ? '-' : v ? 'yes' : 'NO')
+        if (status.tables.length > 0) {
+          const head = ['table', 'class', 'column', 'not null', 'rls', 'forced', 'policy', 'index']
+          const rows = status.tables.map((t) => (t.tenantColumn === null ? [t.table, t.class, '-', '-', '-', '-', '-', '-'] : [t.table, t.class, t.tenantColumn, yn(t.tenantNotNull), yn(t.rlsEnabled), yn(t.rlsForced), yn(t.policyPresent), yn(t.tenantIndexPresent)]))
+          const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
+          for (const r of [head, ...rows]) line(io.stdout, r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd())
+        }
+      }
+      setExit(broken.length > 0 ? 1 : 0)
+    })
+}
+
+/** init, plan, apply, rollback, status. */
+export function registerConvert(program: Command, io: CliIO, setExit: (code: number) => void): void {
+  registerInit(program, io, setExit)
+  registerPlan(program, io, setExit)
+  registerApply(program, io, setExit)
+  registerRollback(program, io, setExit)
+  registerStatus(program, io, setExit)
+}
+
