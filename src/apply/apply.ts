@@ -225,7 +225,7 @@ export async function conversionStatus(databaseUrl: string): Promise<ConversionS
     const steps = (frozen?.plan.steps ?? []).map((step, index) => ({ name: unitName(index, step), phase: step.phase, title: step.title, applied: applied.has(unitName(index, step)) }))
     const hasView = (await client.query<{ ok: boolean }>(`SELECT to_regclass('tenantize.status') IS NOT NULL AS ok`)).rows[0]?.ok === true
     const tables = hasView
-      ? (await client.query<{ table_name: string; class: string; tenant_column: string | null; tenant_not_null: boolean | null; rls_enabled: boolean | null; rls_forced: boolean | null; policy_present: boolean | null; tenant_index_present: boolean | null }>(`SELECT * FROM tenantize.status ORDER BY table_name`)).rows.map((r) => ({
+      ? (await client.query<{ table_name: string; class: string; tenant_column: string | null; tenant_not_null: boolean | null; rls_enabled: boolean | null; rls_forced: boolean | null; policy_present: boolean | null; tenant_index_present: boolean | null }>(`SELECT * FROM tenantize.status ORDER BY table_name COLLATE "C"`)).rows.map((r) => ({
           table: r.table_name, class: r.class, tenantColumn: r.tenant_column, tenantNotNull: r.tenant_not_null, rlsEnabled: r.rls_enabled, rlsForced: r.rls_forced, policyPresent: r.policy_present, tenantIndexPresent: r.tenant_index_present,
         }))
       : []

@@ -1,5 +1,5 @@
 export { migrateUp, migrateDown, migrateStatus, runUnits, MIGRATE_SCOPE } from './runner.js'
-export type { Unit, UnitContext, RunUnitsOptions, MigrateEvent, MigrateOptions, MigrateUpOptions, MigrateDownOptions, MigrateResult } from './runner.js'
+export type { Unit, UnitContext, RunUnitsOptions, RunnerOptions, MigrateEvent, MigrateOptions, MigrateUpOptions, MigrateDownOptions, MigrateResult } from './runner.js'
 export { createMigration } from './create.js'
 export type { CreateMigrationOptions } from './create.js'
 export { loadMigrations, MIGRATION_FILE, NO_TRANSACTION_HEADER } from './files.js'

@@ -77,6 +77,10 @@ export async function preflight(client: Queryable, options: PreflightOptions): P
          FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
         WHERE l.granted AND l.pid <> pg_catalog.pg_backend_pid() AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
           AND l.relation = ANY (SELECT to_regclass(t) FROM unnest($1::text[]) AS t WHERE to_regclass(t) IS NOT NULL)
+          -- Short writes of a live application are normal; what makes DDL wait is a lock held by an idle or
+          -- old transaction, or a lock stronger than ROW EXCLUSIVE.
+          AND (a.state IN ('idle in transaction', 'idle in transaction (aborted)') OR a.xact_start < now() - interval '5 seconds'
+               OR l.mode NOT IN ('AccessShareLock', 'RowShareLock', 'RowExclusiveLock'))
         ORDER BY l.relation::regclass::text, l.pid`,
       [options.touchedTables],
     )).rows
@@ -86,7 +90,7 @@ export async function preflight(client: Queryable, options: PreflightOptions): P
         : {
             check: 'table-locks',
             status: 'block',
-            message: `other sessions hold locks on tables the migrations touch: ${locks.map((l) => `${l.rel} ${l.mode} by pid ${l.pid} (${l.usename ?? '?'})`).join(', ')}`,
+            message: `idle or long transactions (or strong locks) hold locks on tables the migrations touch: ${locks.map((l) => `${l.rel} ${l.mode} by pid ${l.pid} (${l.usename ?? '?'})`).join(', ')}`,
             fix: 'wait for those sessions to finish, or pass --force to run anyway (statements wait at most lock_timeout)',
           },
     )

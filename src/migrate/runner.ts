@@ -36,10 +36,9 @@ export type MigrateEvent =
   | { readonly event: 'progress'; readonly migration: string; readonly done: number; readonly total: number; readonly rowsPerSecond: number; readonly etaSeconds: number | null }
   | { readonly event: 'done'; readonly direction: Direction; readonly migrations: readonly string[]; readonly durationMs: number; readonly dryRun: boolean }
 
-export interface MigrateOptions {
+/** Options every runner invocation shares, whatever it runs. */
+export interface RunnerOptions {
   readonly databaseUrl: string
-  /** Directory of `NNNN_name.up.sql` / `.down.sql` files. */
-  readonly dir: string
   /** Print what would run; change nothing (not even the ledger). */
   readonly dryRun?: boolean
   /** Skip pre-flight checks that would block (long transactions, locks); fatal ones still stop. */
@@ -52,6 +51,11 @@ export interface MigrateOptions {
   /** A transaction open longer than this blocks the run (pre-flight). Default 60 s. */
   readonly longTransactionSeconds?: number
   readonly onEvent?: (event: MigrateEvent) => void
+}
+
+export interface MigrateOptions extends RunnerOptions {
+  /** Directory of `NNNN_name.up.sql` / `.down.sql` files. */
+  readonly dir: string
 }
 
 export interface MigrateUpOptions extends MigrateOptions {
@@ -111,7 +115,7 @@ async function fileUnits(migrations: readonly Migration[], direction: Direction)
 }
 
 /** Connection, session checks and the runner lock around `fn`; always unlocks and disconnects. */
-async function session<T>(options: MigrateOptions, fn: (client: pg.Client, monitor: pg.Client, pid: number) => Promise<T>): Promise<T> {
+async function session<T>(options: RunnerOptions, fn: (client: pg.Client, monitor: pg.Client, pid: number) => Promise<T>): Promise<T> {
   const client = await connect(options.databaseUrl, { applicationName: 'tenantize migrate' })
   let monitor: pg.Client | undefined
   let locked = false
@@ -129,7 +133,7 @@ async function session<T>(options: MigrateOptions, fn: (client: pg.Client, monit
   }
 }
 
-async function runChecks(client: pg.Client, prepared: readonly Unit[], options: MigrateOptions, emit: (e: MigrateEvent) => void): Promise<void> {
+async function runChecks(client: pg.Client, prepared: readonly Unit[], options: RunnerOptions, emit: (e: MigrateEvent) => void): Promise<void> {
   const touched = [...new Set(prepared.flatMap((p) => p.statements.flatMap((s) => s.relations)))]
   const checks = await preflight(client, { touchedTables: touched, ...(options.longTransactionSeconds === undefined ? {} : { longTransactionSeconds: options.longTransactionSeconds }) })
   for (const c of checks) emit({ event: 'preflight', ...c })
@@ -225,7 +229,7 @@ async function runOne(client: pg.Client, monitor: pg.Client, pid: number, p: Uni
 /** The ledger scope of `tenantize migrate` (plan steps run by `apply` use `apply`). */
 export const MIGRATE_SCOPE = 'migrate'
 
-export interface RunUnitsOptions extends MigrateOptions {
+export interface RunUnitsOptions extends RunnerOptions {
   /** Ledger scope: units of different scopes never mix in status, order or checksums. */
   readonly scope: string
 }

@@ -1,0 +1,209 @@
+import { test, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { readFile } from 'node:fs/promises'
+import pg from 'pg'
+import { apply, conversionStatus, rollback } from '../src/apply/index.js'
+import { introspect } from '../src/catalog/index.js'
+import { TenantizeError } from '../src/errors.js'
+import type { MigrateEvent } from '../src/migrate/index.js'
+import { proposeConfig } from '../src/plan/classify.js'
+import { parseConfig, type TenantizeConfig } from '../src/plan/config.js'
+import { testDatabase, type TestDatabase } from './helpers/db.js'
+import { asRole, dataChecksums, schemaFingerprint } from './helpers/conversion.js'
+
+const db = await testDatabase(import.meta.url)
+const DEFAULT_ID = '0d5e6f00-0000-4000-8000-000000000001'
+const OTHER_ID = '0d5e6f00-0000-4000-8000-000000000002'
+const fast = { lockTimeoutMs: 500, retryDelayMs: 50, tries: 20 }
+
+async function configFor(t: TestDatabase, options: { tenantTable?: { schema: string; name: string }; defaultTenantId?: string; batchSize?: number } = {}): Promise<TenantizeConfig> {
+  const client = new pg.Client(t.url)
+  await client.connect()
+  try {
+    const catalog = await introspect(client)
+    const role = `${t.name}_app`
+    after(async () => {
+      await db.sql(`DROP ROLE IF EXISTS "${role}"`).catch(() => undefined)
+    })
+    const proposed = proposeConfig(catalog, { defaultTenantId: options.defaultTenantId ?? DEFAULT_ID, appRole: role, ...(options.tenantTable === undefined ? {} : { tenantTable: options.tenantTable }) }).config
+    return parseConfig({ ...proposed, batchSize: options.batchSize ?? 5000 })
+  } finally {
+    await client.end()
+  }
+}
+
+/** An app of the old kind that keeps writing (no tenant column known) until stopped. */
+function oldAppWriter(url: string, sql: (i: number) => string): { stop(): Promise<number> } {
+  let running = true
+  let written = 0
+  const done = (async () => {
+    const client = new pg.Client(url)
+    await client.connect()
+    try {
+      while (running) {
+        await client.query(sql(written))
+        written++
+      }
+    } finally {
+      await client.end()
+    }
+  })()
+  return {
+    async stop() {
+      running = false
+      await done
+      return written
+    },
+  }
+}
+
+test('create mode: apply while the old app writes, isolation as the app role, rollback leaves schema and data as they were', async () => {
+  const t = await db.another('apply_create')
+  await t.sql(await readFile('test/fixtures/plan/shop.sql', 'utf8'))
+  await t.sql(`INSERT INTO currencies VALUES ('EUR', 'Euro');
+    INSERT INTO users (email, name) SELECT 'u' || g || '@example.com', 'user ' || g FROM generate_series(1, 200) g;
+    INSERT INTO "Products" ("SKU", currency) SELECT 'sku-' || g, 'EUR' FROM generate_series(1, 50) g;
+    INSERT INTO billing.invoice (user_id, number) SELECT 1 + g % 200, 'INV-' || g FROM generate_series(1, 1000) g;
+    INSERT INTO billing."invoice line" (invoice_id, line_no, product_id, qty) SELECT 1 + g % 1000, g, 1 + g % 50, g FROM generate_series(1, 5000) g;`)
+  const tables = ['public.users', 'public."Products"', 'public.currencies', 'billing.invoice', 'billing."invoice line"']
+  const fingerprint = await schemaFingerprint(t.url)
+  const startData = await dataChecksums(t.url, tables)
+  const config = await configFor(t)
+  const app = config.roles.app
+  const filenodes = await t.sql<{ relname: string; relfilenode: string }>(`SELECT relname, relfilenode::text FROM pg_class WHERE relname IN ('users', 'Products', 'invoice', 'invoice line') ORDER BY relname`)
+
+  const writer = oldAppWriter(t.url, (i) => `INSERT INTO billing.invoice (user_id, number) VALUES (${1 + (i % 200)}, 'W-${i}')`)
+  const events: MigrateEvent[] = []
+  await apply({ databaseUrl: t.url, config, phase: 'schema', timeouts: fast, onEvent: (e) => events.push(e) })
+  const written = await writer.stop()
+  assert.ok(written > 0, 'the old app kept writing during the schema phase')
+  assert.deepEqual(await t.sql(`SELECT count(*)::int AS n FROM billing.invoice WHERE number LIKE 'W-%'`), [{ n: written }], 'no write was lost')
+  assert.deepEqual(await t.sql(`SELECT (SELECT count(*) FROM billing.invoice WHERE org_id IS NULL) + (SELECT count(*) FROM users WHERE org_id IS NULL) AS n`), [{ n: '0' }])
+  assert.deepEqual(await t.sql(`SELECT relname, relfilenode::text FROM pg_class WHERE relname IN ('users', 'Products', 'invoice', 'invoice line') ORDER BY relname`), filenodes, 'no table was rewritten')
+  assert.ok(events.some((e) => e.event === 'finish' && e.migration.includes('tenant-unique:public.users:users_email_key')))
+
+  await apply({ databaseUrl: t.url, config, phase: 'enforce', timeouts: fast })
+  const status = await conversionStatus(t.url)
+  assert.ok(status.steps.every((s) => s.applied))
+  assert.deepEqual(status.tables.filter((s) => s.class !== 'global').map((s) => [s.table, s.tenantNotNull, s.rlsEnabled, s.rlsForced, s.policyPresent, s.tenantIndexPresent]), [
+    ['billing.invoice', true, true, true, true, true],
+    ['billing.invoice line', true, true, true, true, true],
+    ['public.Products', true, true, true, true, true],
+    ['public.organizations', true, true, true, true, true],
+    ['public.users', true, true, true, true, true],
+  ])
+
+  // A second tenant, made by an operator.
+  await t.sql(`INSERT INTO organizations (id, slug, name) VALUES ($1, 'other', 'Other')`, [OTHER_ID])
+  const count = (c: pg.Client, table: string): Promise<number> => c.query<{ n: string }>(`SELECT count(*) AS n FROM ${table}`).then((r) => Number(r.rows[0]!.n))
+  await asRole(t.url, app, null, async (c) => {
+    for (const table of tables.filter((x) => x !== 'public.currencies')) assert.equal(await count(c, table), 0, `no context sees nothing in ${table}`)
+  })
+  await asRole(t.url, app, '', async (c) => assert.equal(await count(c, 'public.users'), 0, 'empty context sees nothing'))
+  await asRole(t.url, app, 'not-a-uuid', async (c) => assert.rejects(count(c, 'public.users'), /invalid input syntax for type uuid/))
+  await asRole(t.url, app, DEFAULT_ID, async (c) => {
+    assert.equal(await count(c, 'public.users'), 200)
+    assert.equal(await count(c, 'billing.invoice'), 1000 + written)
+    assert.equal(await count(c, 'public.organizations'), 1)
+  })
+  await asRole(t.url, app, OTHER_ID, async (c) => {
+    assert.equal(await count(c, 'public.users'), 0)
+    assert.equal(await count(c, 'public.currencies'), 1, 'global tables are readable')
+    const inserted = await c.query<{ org_id: string }>(`INSERT INTO users (email) VALUES ('u1@example.com') RETURNING org_id`)
+    assert.deepEqual(inserted.rows, [{ org_id: OTHER_ID }], 'the same email in another tenant is fine; the tenant comes from the context')
+    assert.equal((await c.query(`UPDATE users SET name = 'x' WHERE email = 'u2@example.com'`)).rowCount, 0)
+    assert.equal((await c.query(`DELETE FROM billing.invoice`)).rowCount, 0)
+    await c.query('SAVEPOINT s')
+    await assert.rejects(c.query(`INSERT INTO users (email, org_id) VALUES ('x@example.com', $1)`, [DEFAULT_ID]), /new row violates row-level security policy/)
+    await c.query('ROLLBACK TO s')
+    await assert.rejects(c.query(`INSERT INTO billing.invoice (user_id, number) VALUES (1, 'cross')`), /violates foreign key constraint "invoice_org_id_user_id_tenant_fkey"/, 'cannot reference another tenant\'s user')
+  })
+  await asRole(t.url, app, OTHER_ID, async (c) => assert.rejects(c.query('SET row_security = off; SELECT * FROM users'), /query would be affected by row-level security policy/))
+
+  // Rollback: refuses while another tenant owns rows, then restores everything.
+  await t.sql(`INSERT INTO users (email, org_id) VALUES ('other@example.com', $1)`, [OTHER_ID])
+  const refused = await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast }).then(() => undefined, (e: unknown) => e)
+  assert.ok(refused instanceof TenantizeError && refused.code === 'TZ_PREFLIGHT', String(refused))
+  assert.match(refused.toLines().join('\n'), /public\.users: holds rows of 2 tenants/)
+  await t.sql(`DELETE FROM users WHERE org_id = $1`, [OTHER_ID])
+  await t.sql(`DELETE FROM organizations WHERE id = $1`, [OTHER_ID])
+  await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
+  assert.equal(await schemaFingerprint(t.url), fingerprint, 'schema identical to the start')
+  assert.deepEqual(await dataChecksums(t.url, tables, { 'billing.invoice': `WHERE number NOT LIKE 'W-%'` }), startData, 'every row as it was at the start (plus the old app\'s writes)')
+  assert.deepEqual(await t.sql(`SELECT count(*)::int AS n FROM billing.invoice WHERE number LIKE 'W-%'`), [{ n: written }])
+  assert.deepEqual(await t.sql(`SELECT to_regclass('public.organizations') AS o, to_regprocedure('tenantize.current_tenant_id()') AS f`), [{ o: null, f: null }])
+  assert.deepEqual((await conversionStatus(t.url)).steps, [])
+})
+
+test('derive mode: an existing tenant table, children backfilled in batches (resumable) while writes go on, crossing rows refused, merge guarded', async () => {
+  const t = await db.another('apply_derive')
+  await t.sql(`
+    CREATE TABLE clients (id bigint PRIMARY KEY, name text NOT NULL);
+    CREATE TABLE projects (id bigserial PRIMARY KEY, client_id bigint NOT NULL REFERENCES clients, name text);
+    CREATE TABLE tasks (id bigserial PRIMARY KEY, project_id bigint NOT NULL REFERENCES projects, title text);
+    CREATE TABLE comments (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), task_id bigint NOT NULL REFERENCES tasks, body text);
+    INSERT INTO clients VALUES (1, 'one'), (2, 'two');
+    INSERT INTO projects (client_id, name) SELECT 1 + g % 2, 'p' || g FROM generate_series(1, 20) g;
+    INSERT INTO tasks (project_id, title) SELECT 1 + g % 20, 't' || g FROM generate_series(1, 3000) g;
+    INSERT INTO comments (task_id, body) SELECT 1 + g % 3000, 'c' || g FROM generate_series(1, 2000) g;`)
+  const fingerprint = await schemaFingerprint(t.url)
+  const config = await configFor(t, { tenantTable: { schema: 'public', name: 'clients' }, defaultTenantId: '1', batchSize: 400 })
+  assert.equal(config.tenant.idType, 'bigint')
+  assert.deepEqual(Object.fromEntries(Object.entries(config.tables).map(([k, v]) => [k, [v.class, v.column ?? v.path?.parent ?? null]])), {
+    'public.clients': ['root', null], 'public.comments': ['child', 'public.tasks'], 'public.projects': ['direct', 'client_id'], 'public.tasks': ['child', 'public.projects'],
+  })
+
+  // Crash in the middle of the tasks backfill: the next run resumes from the last finished batch.
+  let progress = 0
+  const crash = await apply({ databaseUrl: t.url, config, phase: 'schema', timeouts: fast, batchPauseMs: 0, onEvent: (e) => {
+    if (e.event === 'progress' && ++progress === 3) throw new Error('simulated crash')
+  } }).then(() => undefined, (e: unknown) => e)
+  assert.match(String(crash), /simulated crash/)
+  const saved = await t.sql<{ rows_done: string }>(`SELECT rows_done FROM tenantize.backfill_progress`)
+  assert.equal(saved.length, 1)
+  assert.ok(Number(saved[0]!.rows_done) >= 800)
+
+  const writer = oldAppWriter(t.url, (i) => `INSERT INTO tasks (project_id, title) VALUES (${1 + (i % 20)}, 'w${i}')`)
+  const events: MigrateEvent[] = []
+  await apply({ databaseUrl: t.url, config, phase: 'schema', timeouts: fast, batchPauseMs: 1, onEvent: (e) => events.push(e) })
+  await writer.stop()
+  const firstProgress = events.find((e): e is Extract<MigrateEvent, { event: 'progress' }> => e.event === 'progress')!
+  assert.ok(firstProgress.done > 800, `resumed after the saved batches (first progress at ${firstProgress.done})`)
+  assert.deepEqual(await t.sql(`SELECT count(*)::int AS n FROM tasks t JOIN projects p ON p.id = t.project_id WHERE t.org_id IS DISTINCT FROM p.client_id`), [{ n: 0 }])
+  assert.deepEqual(await t.sql(`SELECT count(*)::int AS n FROM comments c JOIN tasks t ON t.id = c.task_id WHERE c.org_id IS DISTINCT FROM t.org_id`), [{ n: 0 }])
+  assert.deepEqual(await t.sql(`SELECT attname, attnotnull FROM pg_attribute WHERE attrelid IN ('tasks'::regclass, 'comments'::regclass) AND attname = 'org_id' ORDER BY attrelid`), [{ attname: 'org_id', attnotnull: true }, { attname: 'org_id', attnotnull: true }])
+
+  await apply({ databaseUrl: t.url, config, phase: 'enforce', timeouts: fast })
+  await asRole(t.url, config.roles.app, '2', async (c) => {
+    const { rows } = await c.query<{ n: string }>('SELECT count(*) AS n FROM tasks')
+    const expected = await t.sql<{ n: string }>(`SELECT count(*) AS n FROM tasks WHERE org_id = 2`)
+    assert.equal(rows[0]!.n, expected[0]!.n)
+    assert.equal((await c.query(`UPDATE comments SET body = 'x' WHERE org_id = 1`)).rowCount, 0)
+  })
+
+  const refused = await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast }).then(() => undefined, (e: unknown) => e)
+  assert.ok(refused instanceof TenantizeError && /tasks: holds rows of 2 tenants/.test(refused.toLines().join('\n')), String(refused))
+  await rollback({ databaseUrl: t.url, config, phase: 'enforce', timeouts: fast })
+  assert.deepEqual(await t.sql(`SELECT relrowsecurity FROM pg_class WHERE relname = 'tasks'`), [{ relrowsecurity: false }], 'the emergency path turns RLS off and keeps the data model')
+  await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast, mergeTenants: true })
+  assert.equal(await schemaFingerprint(t.url), fingerprint)
+})
+
+test('derive mode: rows whose two foreign keys point at different tenants stop the step with the count; fixed, apply goes on', async () => {
+  const t = await db.another('apply_cross')
+  await t.sql(`
+    CREATE TABLE clients (id bigint PRIMARY KEY);
+    CREATE TABLE projects (id bigint PRIMARY KEY, client_id bigint NOT NULL REFERENCES clients);
+    CREATE TABLE links (id bigint PRIMARY KEY, project_id bigint NOT NULL REFERENCES projects, other_project_id bigint REFERENCES projects);
+    INSERT INTO clients VALUES (1), (2);
+    INSERT INTO projects VALUES (10, 1), (20, 2);
+    INSERT INTO links VALUES (1, 10, 10), (2, 10, 20), (3, 20, 10), (4, 20, NULL);`)
+  const config = await configFor(t, { tenantTable: { schema: 'public', name: 'clients' }, defaultTenantId: '1' })
+  const failed = await apply({ databaseUrl: t.url, config, phase: 'schema', timeouts: fast }).then(() => undefined, (e: unknown) => e)
+  assert.ok(failed instanceof TenantizeError, String(failed))
+  assert.match(failed.message, /2 row\(s\) of public\.links reference a public\.projects row of another tenant through links_other_project_id_fkey/)
+  assert.deepEqual(await t.sql(`SELECT count(*)::int AS n FROM pg_constraint WHERE conname = 'links_org_id_other_project_id_tenant_fkey'`), [{ n: 0 }])
+  await t.sql(`UPDATE links SET other_project_id = NULL WHERE id IN (2, 3)`)
+  await apply({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
+  assert.deepEqual(await t.sql(`SELECT convalidated FROM pg_constraint WHERE conname = 'links_org_id_other_project_id_tenant_fkey'`), [{ convalidated: true }])
+})
