@@ -274,7 +274,9 @@ $tenantize$`,
       transactional: true,
     })
   }
-  if (!hasRootFk) {
+  if (!hasRootFk && t.table!.kind === 'partitioned') {
+    ctx.manual.push({ object: t.key, reason: `no foreign key ${t.column} → ${ctx.rootKey}: PostgreSQL cannot add one NOT VALID on a partitioned table, and a validating one would block writes while it scans`, fix: `add it per partition (ADD CONSTRAINT … NOT VALID, then VALIDATE), then once on ${t.sql}; row-level security does not depend on it` })
+  } else if (!hasRootFk) {
     step(ctx, { id: `tenant-fk:${t.key}`, phase: 'schema', table: t.key, title: `foreign key ${t.column} → ${ctx.rootKey} (NOT VALID: new rows only)`, up: [`ALTER TABLE ${t.sql} ADD CONSTRAINT ${fkName} FOREIGN KEY (${col}) REFERENCES ${ctx.root} (${quoteIdent(ctx.rootId)}) NOT VALID`], down: [`ALTER TABLE ${t.sql} DROP CONSTRAINT ${fkName}`], lock: 'SHARE ROW EXCLUSIVE', lockHeld: 'brief', transactional: true })
     step(ctx, { id: `tenant-fk-validate:${t.key}`, phase: 'schema', table: t.key, title: 'validate the foreign key (scans without blocking writes)', up: [`ALTER TABLE ${t.sql} VALIDATE CONSTRAINT ${fkName}`], down: [], lock: 'SHARE UPDATE EXCLUSIVE', lockHeld: 'scan without blocking writes', transactional: true, rows: t.rows })
   }
