@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'
 import { withReference } from '../src/cli/reference.js'
 import { ErrorCodes } from '../src/errors.js'
+import { configJsonSchema } from '../src/plan/config.js'
 
 test('the README CLI reference matches --help (run npm run docs:cli after changing a command)', async () => {
   const readme = await readFile('README.md', 'utf8')
@@ -19,4 +20,8 @@ test('the README starts with the two commands a new user runs', async () => {
   const readme = await readFile('README.md', 'utf8')
   const first = readme.indexOf('```sh')
   assert.match(readme.slice(first, readme.indexOf('```', first + 5)), /npm install.*\nnpm test/s)
+})
+
+test('docs/config.schema.json is the config schema (run npm run docs:config after changing it)', async () => {
+  assert.equal(await readFile('docs/config.schema.json', 'utf8'), `${JSON.stringify(configJsonSchema(), null, 2)}\n`)
 })
