@@ -107,3 +107,22 @@ test('config problems are listed at once with exit 2; a missing config says to r
   assert.ok(lines.some((l) => /tenant\.create:/.test(l)))
   assert.ok(lines.some((l) => /tenant\.default:/.test(l)))
 })
+
+test('plan --format prisma writes one migration folder per step, concurrent statements alone in theirs', async () => {
+  const t = await db.another('cli_plan_prisma')
+  await t.sql(SCHEMA)
+  const role = `${t.name}_app`
+  after(() => dropRole(role))
+  const config = join(dir, 'c.json')
+  assert.equal((await runCli(['init', '--db', t.url, '--out', config, '--app-role', role])).code, 0)
+  const out = join(dir, 'prisma-migrations')
+  const r = await runCli(['plan', '--db', t.url, '--config', config, '--format', 'prisma', '--out', out])
+  assert.equal(r.code, 0, r.stderr)
+  const dirs = (await readdir(out)).sort()
+  assert.match(r.stdout, new RegExp(`^Wrote ${dirs.length} Prisma migrations to `))
+  assert.match(dirs[0]!, /^\d{14}_tenantize_0001_helpers$/)
+  for (const d of dirs) {
+    const sql = await readFile(join(out, d, 'migration.sql'), 'utf8')
+    if (/CONCURRENTLY/.test(sql)) assert.equal(sql.match(/;\n/g)?.length, 1, `${d} holds one statement`)
+  }
+})

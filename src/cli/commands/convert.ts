@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline/promises'
 import type { Command } from 'commander'
 import { z } from 'zod'
 import { apply, conversionStatus, rollback } from '../../apply/index.js'
-import { planSqlFiles } from '../../apply/sql-files.js'
+import { planPrismaMigrations, planSqlFiles } from '../../apply/sql-files.js'
 import { introspect } from '../../catalog/index.js'
 import { withClient } from '../../db/connect.js'
 import { resolveDatabaseUrl } from '../../db/url.js'
@@ -92,7 +92,7 @@ function registerInit(program: Command, io: CliIO, setExit: (code: number) => vo
 const planSchema = z.object({
   db: z.string().optional(),
   config: z.string().min(1).default(DEFAULT_CONFIG_FILE),
-  format: z.enum(['text', 'json', 'sql']).default('text'),
+  format: z.enum(['text', 'json', 'sql', 'prisma']).default('text'),
   out: z.string().min(1).optional(),
 })
 
@@ -102,8 +102,8 @@ function registerPlan(program: Command, io: CliIO, setExit: (code: number) => vo
     .description('show the ordered steps that convert the database: SQL, lock level, cost, manual steps; --format sql writes migration files for tenantize migrate')
     .option('--db <url>', 'database URL (default: $DATABASE_URL)')
     .option('--config <file>', 'config file', DEFAULT_CONFIG_FILE)
-    .option('--format <format>', 'text, json or sql', 'text')
-    .option('--out <dir>', 'with --format sql: the directory to write NNNN_step.up.sql / .down.sql into (default: tenantize-plan)')
+    .option('--format <format>', 'text, json, sql (files for tenantize migrate) or prisma (a Prisma migrations folder)', 'text')
+    .option('--out <dir>', 'with --format sql: where to write NNNN_step.up.sql / .down.sql (default: tenantize-plan); with prisma: the migrations folder (default: prisma/migrations)')
     .action(async (raw: unknown) => {
       const o = parseOptions(planSchema, raw)
       const config = await readConfigFile(o.config)
@@ -119,6 +119,14 @@ function registerPlan(program: Command, io: CliIO, setExit: (code: number) => vo
           await writeFile(join(dir, `${f.name}.down.sql`), f.down)
         }
         line(io.stdout, `Wrote ${files.length * 2} files to ${dir}: run them with tenantize migrate up --dir ${dir}`)
+      } else if (o.format === 'prisma') {
+        const dir = o.out ?? join('prisma', 'migrations')
+        const migrations = planPrismaMigrations(plan, new Date())
+        for (const m of migrations) {
+          await mkdir(join(dir, m.dir), { recursive: true })
+          await writeFile(join(dir, m.dir, 'migration.sql'), m.sql)
+        }
+        line(io.stdout, `Wrote ${migrations.length} Prisma migrations to ${dir}: run them with prisma migrate deploy (Prisma has no down migrations: use --format sql to keep rollback)`)
       } else line(io.stdout, renderPlanText(plan))
       setExit(0)
     })
