@@ -256,3 +256,30 @@ test('text tenant ids, a composite-key child backfilled in batches, a foreign-ke
   await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast, mergeTenants: true })
   assert.equal(await schemaFingerprint(t.url), fingerprint)
 })
+
+test('sub-tenant scopes: a RESTRICTIVE policy narrows the tenant to one client when the client context is set', async () => {
+  const t = await db.another('apply_scopes')
+  await t.sql(`
+    CREATE TABLE client (id int PRIMARY KEY, name text);
+    CREATE TABLE customer (id int PRIMARY KEY, client_id int NOT NULL REFERENCES client, name text);
+    INSERT INTO client VALUES (1, 'one'), (2, 'two');
+    INSERT INTO customer SELECT g, 1 + g % 2, 'c' || g FROM generate_series(1, 10) g;`)
+  const base = await configFor(t)
+  const config = parseConfig({ ...base, scopes: [{ name: 'client', setting: 'tenantize.client_id', idType: 'bigint', tables: { 'public.client': 'id', 'public.customer': 'client_id' } }] })
+  await apply({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
+  const app = config.roles.app
+  await asRole(t.url, app, DEFAULT_ID, async (c) => {
+    assert.deepEqual((await c.query('SELECT count(*)::int AS n FROM customer')).rows, [{ n: 10 }], 'no client context: the whole tenant')
+    await c.query(`SELECT set_config('tenantize.client_id', '2', true)`)
+    assert.deepEqual((await c.query('SELECT count(*)::int AS n FROM customer')).rows, [{ n: 5 }])
+    assert.deepEqual((await c.query('SELECT id FROM client')).rows, [{ id: 2 }])
+    await assert.rejects(c.query(`INSERT INTO customer (id, client_id) VALUES (99, 1)`), /violates row-level security policy/)
+  })
+  await asRole(t.url, app, null, async (c) => {
+    await c.query(`SELECT set_config('tenantize.client_id', '2', true)`)
+    assert.deepEqual((await c.query('SELECT count(*)::int AS n FROM customer')).rows, [{ n: 0 }], 'a client context without a tenant sees nothing')
+  })
+  await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
+  assert.deepEqual(await t.sql(`SELECT count(*)::int AS n FROM pg_policy`), [{ n: 0 }])
+  assert.deepEqual(await t.sql(`SELECT to_regprocedure('tenantize.current_client_id()') AS f`), [{ f: null }])
+})

@@ -45,6 +45,21 @@ const tableSchema = z
   })
 export type TableConfig = z.output<typeof tableSchema>
 
+/**
+ * A sub-tenant scope (seed 000's organization → client → customer tiers): an extra RESTRICTIVE policy on
+ * the listed tables. With the scope's setting empty the tenant policy alone applies (tenant-wide access);
+ * with it set, only rows whose column matches.
+ */
+const scopeSchema = z.object({
+  /** Lower-case name, e.g. `client`: the helper is tenantize.current_client_id(). */
+  name: z.string().regex(/^[a-z][a-z0-9_]{0,30}$/, 'lower-case letters, digits and _, e.g. client'),
+  setting: settingName,
+  idType: z.enum(['uuid', 'bigint', 'text']).default('uuid'),
+  /** `schema.table` → the column holding the scope id. */
+  tables: z.record(tableKey, identifier),
+})
+export type ScopeConfig = z.output<typeof scopeSchema>
+
 export const configSchema = z.object({
   $schema: z.string().optional(),
   version: z.literal(1),
@@ -71,6 +86,7 @@ export const configSchema = z.object({
     })
     .default({ app: 'tenantize_app', system: null }),
   tables: z.record(tableKey, tableSchema),
+  scopes: z.array(scopeSchema).default([]),
   batchSize: z.number().int().min(1).max(1_000_000).default(5000),
   lockTimeout: z.string().regex(/^\d+(ms|s)$/, 'e.g. 1s or 500ms').default('1s'),
 })
@@ -99,6 +115,14 @@ export function parseConfig(raw: unknown, source = 'tenantize.config.json'): Ten
     const roots = Object.entries(c.tables).filter(([, t]) => t.class === 'root').map(([k]) => k)
     if (roots.some((r) => r !== c.tenant.table) || (!c.tenant.create && !roots.includes(c.tenant.table))) {
       problems.push({ object: `${source}: tables`, message: `exactly the tenant table ${c.tenant.table} may have class "root" (found: ${roots.join(', ') || 'none'})`, fix: 'set the other tables to direct, child, global or excluded' })
+    }
+    for (const [i, scope] of c.scopes.entries()) {
+      if (c.scopes.findIndex((o) => o.name === scope.name) !== i) problems.push({ object: `${source}: scopes.${i}.name`, message: `scope ${scope.name} is defined twice`, fix: 'give each scope its own name' })
+      if (scope.setting === c.tenant.setting) problems.push({ object: `${source}: scopes.${i}.setting`, message: 'is the tenant setting', fix: 'use its own setting, e.g. tenantize.client_id' })
+      for (const key of Object.keys(scope.tables)) {
+        const cls = c.tables[key]?.class
+        if (cls !== 'direct' && cls !== 'child') problems.push({ object: `${source}: scopes.${i}.tables.${key}`, message: cls === undefined ? 'is not in tables' : `is ${cls}; scopes apply to direct and child tables`, fix: 'list only tenant tables' })
+      }
     }
     for (const [key, t] of Object.entries(c.tables)) {
       if (t.path !== undefined && t.path.parent !== c.tenant.table && c.tables[t.path.parent] === undefined) {

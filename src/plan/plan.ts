@@ -149,6 +149,7 @@ export function planConversion(catalog: Catalog, config: TenantizeConfig): Plan 
     rlsStep(ctx, { key: rootKey, cfg: { class: 'root', reason: '', alternatives: [], keepGlobalUnique: [] }, table: undefined, sql: ctx.root, column: 'id', existing: undefined, rows: 1 })
   }
   for (const t of ordered) rlsStep(ctx, t)
+  scopeSteps(ctx, byKey)
   viewSteps(ctx, tenantTables)
   manualChecks(ctx, tenantTables)
   return { steps: ctx.steps, manual: ctx.manual, enforceBlockers }
@@ -564,6 +565,30 @@ function rlsStep(ctx: Ctx, t: TenantTable): void {
   }
   const lock: LockLevel = 'ACCESS EXCLUSIVE'
   step(ctx, { id: `rls:${t.key}`, phase: 'enforce', table: t.key, title: `row-level security ENABLE + FORCE and policy ${POLICY_NAME} TO ${ctx.config.roles.app}${targets.length > 1 ? ` (also on ${targets.length - 1} partition(s))` : ''}${addedWithConstantDefault ? '; new rows default to the context tenant' : ''}`, up, down, lock, lockHeld: 'brief', transactional: true })
+}
+
+/** Sub-tenant scopes: a helper per scope and a RESTRICTIVE policy on each of its tables. */
+function scopeSteps(ctx: Ctx, byKey: ReadonlyMap<string, TenantTable>): void {
+  const app = roleName(ctx.config.roles.app)
+  for (const scope of ctx.config.scopes) {
+    const fn = `tenantize.${quoteIdent(`current_${scope.name}_id`)}()`
+    const value = `NULLIF(pg_catalog.current_setting(${quoteLiteral(scope.setting)}, true), '')`
+    const up = [
+      `CREATE FUNCTION ${fn} RETURNS ${SQL_TYPE[scope.idType]} LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog AS $tenantize$SELECT ${scope.idType === 'text' ? value : `${value}::${SQL_TYPE[scope.idType]}`}$tenantize$`,
+      `GRANT EXECUTE ON FUNCTION ${fn} TO ${app}`,
+    ]
+    const down: string[] = []
+    const policy = quoteIdent(objectName('tenant_scope', scope.name))
+    for (const [key, column] of Object.entries(scope.tables).sort(([a], [b]) => a.localeCompare(b))) {
+      const t = byKey.get(key)
+      if (t === undefined) continue
+      const expr = `((SELECT ${fn}) IS NULL OR ${quoteIdent(column)} = (SELECT ${fn}))`
+      up.push(`CREATE POLICY ${policy} ON ${t.sql} AS RESTRICTIVE FOR ALL TO ${app} USING ${expr} WITH CHECK ${expr}`)
+      down.unshift(`DROP POLICY ${policy} ON ${t.sql}`)
+    }
+    down.push(`DROP FUNCTION ${fn}`)
+    step(ctx, { id: `scope:${scope.name}`, phase: 'enforce', table: null, title: `sub-tenant scope ${scope.name}: RESTRICTIVE policies from ${scope.setting} on ${Object.keys(scope.tables).length} table(s)`, up, down, lock: 'ACCESS EXCLUSIVE', lockHeld: 'brief', transactional: true })
+  }
 }
 
 function viewSteps(ctx: Ctx, tables: readonly TenantTable[]): void {
