@@ -10,3 +10,9 @@ export const processIO: CliIO = { stdout: process.stdout, stderr: process.stderr
 export function line(out: { write(text: string): unknown }, text = ''): void {
   out.write(`${text}\n`)
 }
+
+/** Left-aligned columns two spaces apart, the header first; trailing spaces trimmed. */
+export function table(head: readonly string[], rows: readonly (readonly string[])[]): string[] {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
+  return [head, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd())
+}

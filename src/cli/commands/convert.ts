@@ -16,7 +16,7 @@ import { planConversion } from '../../plan/plan.js'
 import { renderPlanText } from '../../plan/render.js'
 import { parseQualifiedName, qualifiedName, quoteIdent } from '../../sql/quote.js'
 import { DEFAULT_CONFIG_FILE, readConfigFile } from '../config-file.js'
-import { line, type CliIO } from '../io.js'
+import { line, table, type CliIO } from '../io.js'
 import { duration, parseOptions, positiveInt } from '../options.js'
 import { eventRenderer } from './migrate.js'
 
@@ -230,8 +230,7 @@ function registerStatus(program: Command, io: CliIO, setExit: (code: number) => 
         if (status.tables.length > 0) {
           const head = ['table', 'class', 'column', 'not null', 'rls', 'forced', 'policy', 'index']
           const rows = status.tables.map((t) => (t.tenantColumn === null ? [t.table, t.class, '-', '-', '-', '-', '-', '-'] : [t.table, t.class, t.tenantColumn, yn(t.tenantNotNull), yn(t.rlsEnabled), yn(t.rlsForced), yn(t.policyPresent), yn(t.tenantIndexPresent)]))
-          const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
-          for (const r of [head, ...rows]) line(io.stdout, r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd())
+          for (const l of table(head, rows)) line(io.stdout, l)
         }
       }
       setExit(broken.length > 0 ? 1 : 0)

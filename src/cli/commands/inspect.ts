@@ -3,7 +3,7 @@ import { z } from 'zod'
 import { introspect, type Catalog } from '../../catalog/index.js'
 import { withClient } from '../../db/connect.js'
 import { resolveDatabaseUrl } from '../../db/url.js'
-import { line, type CliIO } from '../io.js'
+import { line, table, type CliIO } from '../io.js'
 import { parseOptions } from '../options.js'
 
 const schema = z.object({
@@ -26,11 +26,8 @@ function renderSummary(io: CliIO, catalog: Catalog): void {
     String(t.policies.length),
   ])
   const head = ['table', 'kind', 'rows (est.)', 'RLS', 'policies']
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
-  const fmt = (r: readonly string[]): string => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()
   line(io.stdout)
-  line(io.stdout, fmt(head))
-  for (const r of rows) line(io.stdout, fmt(r))
+  for (const l of table(head, rows)) line(io.stdout, l)
 }
 
 /** `tenantize inspect`: the catalog snapshot the planner and verify work from. */

@@ -2,7 +2,7 @@ import type { Command } from 'commander'
 import { z } from 'zod'
 import { resolveDatabaseUrl } from '../../db/url.js'
 import { createMigration, migrateDown, migrateStatus, migrateUp, type MigrateEvent, type MigrationStatus } from '../../migrate/index.js'
-import { line, type CliIO } from '../io.js'
+import { line, table, type CliIO } from '../io.js'
 import { duration, parseOptions, positiveInt } from '../options.js'
 
 const common = {
@@ -104,12 +104,8 @@ function renderStatus(io: CliIO, rows: readonly MigrationStatus[]): void {
     line(io.stdout, 'No migrations.')
     return
   }
-  const table = rows.map((r) => [r.name, r.state, r.appliedAt?.toISOString() ?? '', r.appliedBy ?? '', r.noTransaction ? 'no-transaction' : '', r.hasDown || r.state === 'missing' ? '' : 'no down file'])
-  const head = ['migration', 'state', 'applied at', 'by', '', '']
-  const widths = head.map((h, i) => Math.max(h.length, ...table.map((r) => r[i]!.length)))
-  const fmt = (r: string[]): string => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()
-  line(io.stdout, fmt(head))
-  for (const r of table) line(io.stdout, fmt(r))
+  const cells = rows.map((r) => [r.name, r.state, r.appliedAt?.toISOString() ?? '', r.appliedBy ?? '', r.noTransaction ? 'no-transaction' : '', r.hasDown || r.state === 'missing' ? '' : 'no down file'])
+  for (const l of table(['migration', 'state', 'applied at', 'by', '', ''], cells)) line(io.stdout, l)
   const counts = ['applied', 'pending', 'changed', 'missing'].map((s) => `${rows.filter((r) => r.state === s).length} ${s}`)
   line(io.stdout, counts.join(', '))
 }
