@@ -1,13 +1,12 @@
 import { Command, CommanderError } from 'commander'
-import { createRequire } from 'node:module'
 import { ErrorCodes, TenantizeError } from '../errors.js'
+import { packageVersion } from '../package-info.js'
 import { registerAdd } from './commands/add.js'
 import { registerConvert } from './commands/convert.js'
 import { registerInspect } from './commands/inspect.js'
 import { registerMigrate } from './commands/migrate.js'
 import { line, processIO, type CliIO } from './io.js'
 
-const { version } = createRequire(import.meta.url)('../../package.json') as { version: string }
 
 export const EXIT = Object.freeze({ OK: 0, FINDINGS: 1, ERROR: 2 })
 
@@ -16,7 +15,7 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
   const program = new Command()
     .name('tenantize')
     .description('Take a live single-tenant PostgreSQL database to multi-tenant with row-level security, online and reversibly, and prove tenant isolation.')
-    .version(version)
+    .version(packageVersion())
     .option('--verbose', 'print stack traces and server details on errors')
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText(
