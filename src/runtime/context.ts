@@ -33,7 +33,8 @@ export interface TenantContext {
   readonly idType: TenantIdType
   /**
    * Run `fn` with `tenantId` as the current tenant, for everything `fn` starts, awaited or not.
-   * The id is checked against the id type first.
+   * The id is checked against the id type first. A lazy thenable `fn` returns (a Prisma or Drizzle
+   * query) is started inside, so `withTenant(id, () => prisma.invoice.findMany())` runs as `id`.
    *
    * @throws {InvalidTenantIdError} when the id is not valid for the id type (before `fn` runs).
    * @throws {TenantContextConflictError} when a different tenant is already current and
@@ -83,6 +84,17 @@ function assertSameTenant(resourceTenantId: string): void {
 }
 
 /**
+ * Start a lazy thenable while the tenant is current. Query builders such as Prisma's and Drizzle's
+ * return thenables that run only when awaited; `withTenant(id, () => prisma.invoice.findMany())` would
+ * otherwise run the query where it is awaited — outside this tenant's context, or inside another one.
+ * Native promises are already running and are returned as they are.
+ */
+function startLazy<T>(result: T): T {
+  if (result instanceof Promise || typeof (result as { then?: unknown } | null | undefined)?.then !== 'function') return result
+  return Promise.resolve(result) as T
+}
+
+/**
  * Tenant context functions whose ids are checked against `idType` (`uuid` by default, `bigint`, `text`).
  * All contexts share one current tenant per async flow: a tenant set through one is seen by the others
  * and by every adapter, and the nesting rules hold across them.
@@ -100,9 +112,9 @@ export function createTenantContext(options: TenantContextOptions = {}): TenantC
   function withTenant<T>(tenantId: string, fn: () => T, withOptions: WithTenantOptions = {}): T {
     const canonical = parseTenantId(tenantId, idType)
     const outer = storage.getStore()
-    if (outer?.tenantId === canonical) return fn()
+    if (outer?.tenantId === canonical) return startLazy(fn())
     if (outer !== undefined && withOptions.allowNested !== true) throw new TenantContextConflictError()
-    return storage.run(Object.freeze({ tenantId: canonical, idType }), fn)
+    return storage.run(Object.freeze({ tenantId: canonical, idType }), () => startLazy(fn()))
   }
   return Object.freeze({ idType, withTenant, currentTenant, requireTenant, assertSameTenant })
 }

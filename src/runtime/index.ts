@@ -8,7 +8,9 @@
  *   unscoped. Unscoped work goes only through {@link TenantPool.asSystem} and a separate pool.
  * - Every error is a {@link TenantRuntimeError} with a stable `code`, and never contains a tenant id.
  *
- * This entry point imports nothing heavy: `pg` is used for types only and is never loaded by it.
+ * This entry point imports nothing heavy: `pg` is used for types only and is never loaded by it. The
+ * adapters for postgres.js, Kysely, Drizzle and Prisma live in their own entry points
+ * (`tenantize/runtime/postgres`, `…/kysely`, `…/drizzle`, `…/prisma`), so this one never loads an ORM.
  *
  * @module
  */

@@ -1,0 +1,243 @@
+import type {
+  IsolationLevel,
+  SqlDriverAdapter,
+  SqlDriverAdapterFactory,
+  SqlQuery,
+  SqlResultSet,
+  Transaction,
+} from '@prisma/driver-adapter-utils'
+import { contextSql, type ContextSql, type ContextSqlOptions } from './context-sql.js'
+import { tenantForTransaction } from './adapters/scope.js'
+
+export interface TenantPrismaAdapterOptions extends ContextSqlOptions {
+  /**
+   * For a statement outside a transaction, write the context statement, the statement and `COMMIT`
+   * without waiting in between (after the adapter's own `BEGIN`): two round trips instead of four. Only
+   * for a driver that pipelines — `new PrismaPg(pool)` over a node-postgres `Pool` created with
+   * `pipeline: true`; others would queue the statements (node-postgres warns).
+   */
+  readonly pipeline?: boolean
+}
+
+interface Settings {
+  readonly context: ContextSql
+  readonly pipeline: boolean
+}
+export type TenantPrismaOptions = ContextSqlOptions
+
+function statement(sql: string): SqlQuery {
+  return { sql, args: [], argTypes: [] }
+}
+
+/** End a transaction of the inner adapter the way Prisma does: `COMMIT` as a query unless it uses phantom queries. */
+async function commit(tx: Transaction): Promise<void> {
+  if (!tx.options.usePhantomQuery) {
+    try {
+      await tx.executeRaw(statement('COMMIT'))
+    } catch (error) {
+      await tx.rollback()
+      throw error
+    }
+  }
+  await tx.commit()
+}
+
+async function rollback(tx: Transaction): Promise<void> {
+  try {
+    if (!tx.options.usePhantomQuery) await tx.executeRaw(statement('ROLLBACK'))
+  } finally {
+    await tx.rollback()
+  }
+}
+
+/** Start a transaction on the inner adapter and set the context as its first statement. */
+async function begin(inner: SqlDriverAdapter, context: ContextSql, tenantId: string, isolationLevel?: IsolationLevel): Promise<Transaction> {
+  const tx = await inner.startTransaction(isolationLevel)
+  try {
+    await tx.executeRaw(statement(context.statement(tenantId)))
+  } catch (error) {
+    await rollback(tx).catch(() => undefined)
+    throw error
+  }
+  return tx
+}
+
+/** One statement in a tenant transaction of its own. */
+async function once<T>(inner: SqlDriverAdapter, { context, pipeline }: Settings, work: (tx: Transaction) => Promise<T>): Promise<T> {
+  const tenantId = tenantForTransaction()
+  if (pipeline) return pipelined(await inner.startTransaction(), context.statement(tenantId), work)
+  const tx = await begin(inner, context, tenantId)
+  let result: T
+  try {
+    result = await work(tx)
+  } catch (error) {
+    await rollback(tx).catch(() => undefined)
+    throw error
+  }
+  await commit(tx)
+  return result
+}
+
+/**
+ * The context statement, the work and (unless the adapter commits by itself) `COMMIT`, written without
+ * waiting in between. A failed statement aborts the transaction, so the work never runs without its
+ * context, and the `COMMIT` then ends it as a rollback.
+ */
+async function pipelined<T>(tx: Transaction, contextStatement: string, work: (tx: Transaction) => Promise<T>): Promise<T> {
+  const sendsCommit = !tx.options.usePhantomQuery
+  const steps = await Promise.allSettled([
+    tx.executeRaw(statement(contextStatement)),
+    work(tx),
+    ...(sendsCommit ? [tx.executeRaw(statement('COMMIT'))] : []),
+  ])
+  const failed = steps.find((step) => step.status === 'rejected')
+  if (failed !== undefined) {
+    // With COMMIT sent the transaction is over already: rollback() only hands the connection back.
+    await (sendsCommit ? tx.rollback() : rollback(tx)).catch(() => undefined)
+    throw failed.reason
+  }
+  await tx.commit()
+  return (steps[1] as PromiseFulfilledResult<T>).value
+}
+
+function tenantAdapter(inner: SqlDriverAdapter, settings: Settings): SqlDriverAdapter {
+  const { context } = settings
+  const adapter: SqlDriverAdapter = {
+    provider: inner.provider,
+    adapterName: inner.adapterName,
+    queryRaw: (query: SqlQuery): Promise<SqlResultSet> => once(inner, settings, (tx) => tx.queryRaw(query)),
+    executeRaw: (query: SqlQuery): Promise<number> => once(inner, settings, (tx) => tx.executeRaw(query)),
+    async executeScript(): Promise<void> {
+      throw new TypeError('tenantPrismaAdapter: scripts (migrations) are system work; run them through an unscoped adapter')
+    },
+    // Prisma runs the statements of an interactive transaction from whichever request's async context
+    // dispatches its tick (see tenantPrisma), so a transaction is bound to its tenant when it starts
+    // and its statements are not checked against the current tenant.
+    startTransaction: async (isolationLevel?: IsolationLevel): Promise<Transaction> =>
+      begin(inner, context, tenantForTransaction(), isolationLevel),
+    dispose: () => inner.dispose(),
+  }
+  if (inner.getConnectionInfo !== undefined) {
+    const info = inner.getConnectionInfo.bind(inner)
+    adapter.getConnectionInfo = () => info()
+  }
+  return Object.freeze(adapter)
+}
+
+/**
+ * Wrap your Prisma 7 driver adapter factory (e.g. `new PrismaPg(pool)` over your existing pool) so that
+ * every query of a `PrismaClient` built on it runs scoped to the current tenant of {@link withTenant}:
+ * it wraps the adapter itself, so model queries, `$queryRaw`/`$executeRaw`, `$transaction([...])` and
+ * interactive `$transaction(async (tx) => …)` are all covered (`$extends` query hooks are not).
+ *
+ * - A statement outside a transaction runs in its own: `BEGIN`, the context, the statement, `COMMIT`.
+ * - Every transaction Prisma starts sets the context as its first statement, and belongs to the tenant
+ *   current when it started.
+ * - Outside any tenant context, queries and transactions throw {@link TenantContextMissingError}
+ *   before the pool is touched (Prisma rethrows it as its own error class with the same `code`).
+ *
+ * Wrap the client in {@link tenantPrisma} as well: Prisma defers some requests to a tick shared with
+ * other requests, where no adapter can tell which tenant they belong to.
+ *
+ * ```ts
+ * const prisma = tenantPrisma(new PrismaClient({ adapter: tenantPrismaAdapter(new PrismaPg(pool)) }))
+ * const system = new PrismaClient({ adapter: new PrismaPg(systemPool) }) // unscoped, another role
+ * await withTenant(orgId, () => prisma.invoice.findMany())
+ * ```
+ *
+ * @throws {TypeError} for an unknown strategy or an invalid setting name.
+ */
+export function tenantPrismaAdapter(factory: SqlDriverAdapterFactory, options: TenantPrismaAdapterOptions = {}): SqlDriverAdapterFactory {
+  const settings: Settings = { context: contextSql(options), pipeline: options.pipeline === true }
+  return Object.freeze({
+    provider: factory.provider,
+    adapterName: factory.adapterName,
+    connect: async (): Promise<SqlDriverAdapter> => tenantAdapter(await factory.connect(), settings),
+  })
+}
+
+/** The methods of a PrismaClient {@link tenantPrisma} reroutes. */
+interface PrismaClientLike {
+  $transaction(arg: unknown, options?: unknown): Promise<unknown>
+  $executeRawUnsafe(query: string): unknown
+  $extends(...extensions: unknown[]): unknown
+}
+
+interface ModelDelegateLike {
+  findFirst(args: unknown): unknown
+  findFirstOrThrow(args: unknown): unknown
+}
+
+function isDelegate(value: unknown): value is ModelDelegateLike & Record<PropertyKey, unknown> {
+  const delegate = value as Partial<ModelDelegateLike> & { findUnique?: unknown } | null
+  return typeof value === 'object' && value !== null && typeof delegate?.findUnique === 'function' && typeof delegate.findFirst === 'function'
+}
+
+function bound(target: object, key: PropertyKey): unknown {
+  const value = Reflect.get(target, key, target) as unknown
+  return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value
+}
+
+/** A model delegate whose findUnique(OrThrow) run as findFirst(OrThrow): same where, same result, never batched. */
+function delegateProxy(delegate: ModelDelegateLike & Record<PropertyKey, unknown>): unknown {
+  return new Proxy(delegate, {
+    get(target, key) {
+      if (key === 'findUnique') return (args: unknown) => target.findFirst(args)
+      if (key === 'findUniqueOrThrow') return (args: unknown) => target.findFirstOrThrow(args)
+      return bound(target, key)
+    },
+  })
+}
+
+/**
+ * Make a PrismaClient built on {@link tenantPrismaAdapter} safe when several tenants' requests meet in
+ * one tick. Prisma defers two kinds of requests to a `process.nextTick` shared by every request of that
+ * tick, so they run in the async context of whichever request came first — possibly another tenant's:
+ *
+ * - `findUnique` / `findUniqueOrThrow` outside a transaction, which Prisma also merges across callers
+ *   into one query. Here they run as `findFirst` / `findFirstOrThrow` (the same `where` on unique
+ *   fields finds the same row), which Prisma neither defers nor merges.
+ * - batch `$transaction([...])`. Here the tenant is read when `$transaction` is called and its context
+ *   statement is the batch's first statement (the adapter's, set at the start, is overridden by it).
+ *
+ * Interactive transactions need nothing: the adapter binds a transaction to its tenant when it starts,
+ * which Prisma does in the caller's context. `$extends` on the result returns a client wrapped again.
+ *
+ * ```ts
+ * const prisma = tenantPrisma(new PrismaClient({ adapter: tenantPrismaAdapter(new PrismaPg(pool)) }))
+ * ```
+ *
+ * Pass the same `strategy` / `setting` as to the adapter.
+ *
+ * @throws {TypeError} for an unknown strategy or an invalid setting name.
+ */
+export function tenantPrisma<C extends object>(client: C, options: TenantPrismaOptions = {}): C {
+  const context = contextSql(options)
+  const prisma = client as unknown as PrismaClientLike
+  const delegates = new Map<PropertyKey, unknown>()
+
+  function transaction(arg: unknown, transactionOptions?: unknown): Promise<unknown> {
+    if (!Array.isArray(arg)) return prisma.$transaction(arg, transactionOptions)
+    let tenantId: string
+    try {
+      tenantId = tenantForTransaction()
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    const first = prisma.$executeRawUnsafe(context.statement(tenantId))
+    return prisma.$transaction([first, ...(arg as unknown[])], transactionOptions).then((results) => (results as unknown[]).slice(1))
+  }
+
+  return new Proxy(client, {
+    get(target, key) {
+      if (key === '$transaction') return transaction
+      if (key === '$extends') return (...extensions: unknown[]) => tenantPrisma(prisma.$extends(...extensions) as object, options)
+      const value = Reflect.get(target, key, target) as unknown
+      if (isDelegate(value)) {
+        if (!delegates.has(key)) delegates.set(key, delegateProxy(value))
+        return delegates.get(key)
+      }
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value
+    },
+  })
+}
