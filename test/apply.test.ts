@@ -116,7 +116,8 @@ test('create mode: apply while the old app writes, isolation as the app role, ro
     await c.query('SAVEPOINT s')
     await assert.rejects(c.query(`INSERT INTO users (email, org_id) VALUES ('x@example.com', $1)`, [DEFAULT_ID]), /new row violates row-level security policy/)
     await c.query('ROLLBACK TO s')
-    await assert.rejects(c.query(`INSERT INTO billing.invoice (user_id, number) VALUES (1, 'cross')`), /violates foreign key constraint "invoice_org_id_user_id_tenant_fkey"/, 'cannot reference another tenant\'s user')
+    await c.query(`INSERT INTO billing.invoice (user_id, number) VALUES (1, 'cross')`)
+    await assert.rejects(c.query('SET CONSTRAINTS ALL IMMEDIATE'), /violates foreign key constraint "invoice_org_id_user_id_tenant_fkey"/, 'cannot reference another tenant\'s user (checked at commit)')
   })
   await asRole(t.url, app, OTHER_ID, async (c) => assert.rejects(c.query('SET row_security = off; SELECT * FROM users'), /query would be affected by row-level security policy/))
 
@@ -181,11 +182,10 @@ test('derive mode: an existing tenant table, children backfilled in batches (res
     assert.equal((await c.query(`UPDATE comments SET body = 'x' WHERE org_id = 1`)).rowCount, 0)
   })
 
-  const refused = await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast }).then(() => undefined, (e: unknown) => e)
-  assert.ok(refused instanceof TenantizeError && /tasks: holds rows of 2 tenants/.test(refused.toLines().join('\n')), String(refused))
   await rollback({ databaseUrl: t.url, config, phase: 'enforce', timeouts: fast })
   assert.deepEqual(await t.sql(`SELECT relrowsecurity FROM pg_class WHERE relname = 'tasks'`), [{ relrowsecurity: false }], 'the emergency path turns RLS off and keeps the data model')
-  await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast, mergeTenants: true })
+  // Two tenants own rows, but every tenant column here was derived from clients: rolling back merges nothing.
+  await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
   assert.equal(await schemaFingerprint(t.url), fingerprint)
 })
 

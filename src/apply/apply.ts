@@ -7,7 +7,7 @@ import type { TenantizeConfig } from '../plan/config.js'
 import { splitKey } from '../plan/config.js'
 import { planConversion } from '../plan/plan.js'
 import type { Phase, Plan, Step } from '../plan/steps.js'
-import { qualifiedName } from '../sql/quote.js'
+import { qualifiedName, quoteIdent } from '../sql/quote.js'
 import { configChecksum, forgetFrozenPlan, readFrozenPlan, saveFrozenPlan, stepChecksum, unitName } from './frozen-plan.js'
 
 /** Ledger scope of plan steps (migration files use `migrate`). */
@@ -50,26 +50,29 @@ async function backfill(ctx: UnitContext, name: string, step: Step, options: App
   const client = ctx.client
   const size = options.batchSize ?? options.config.batchSize
   const pause = options.batchPauseMs ?? 10
-  const saved = (await client.query<{ last_key: unknown[] | null; rows_done: string }>('SELECT last_key, rows_done FROM tenantize.backfill_progress WHERE scope = $1 AND step = $2', [APPLY_SCOPE, name])).rows[0]
-  let last: unknown[] | null = saved?.last_key ?? null
+  const saved = (await client.query<{ last_key: { last: unknown[] | null; upper: unknown[] } | null; rows_done: string }>('SELECT last_key, rows_done FROM tenantize.backfill_progress WHERE scope = $1 AND step = $2', [APPLY_SCOPE, name])).rows[0]
+  // Batches stop at the highest key of when the backfill first started: the fill trigger handles rows added since.
+  const upperRow = saved?.last_key?.upper ?? Object.values((await client.query<Record<string, unknown>>(spec.upperKeySql)).rows[0] ?? {})
+  let last: unknown[] | null = saved?.last_key?.last ?? null
   let done = Number(saved?.rows_done ?? 0)
   const remaining = Number((await client.query<{ remaining: string }>(spec.remainingSql)).rows[0]?.remaining ?? 0)
   const total = done + remaining
   const started = performance.now()
   let doneHere = 0
   for (;;) {
+    if (upperRow.length === 0) break
     let row: Record<string, unknown> | undefined
     await ctx.retrying(`${step.table ?? name} backfill`, async () => {
       await client.query('BEGIN')
       try {
-        const params = [...(last ?? spec.keyColumns.map(() => null)), size]
+        const params = [...(last ?? spec.keyColumns.map(() => null)), size, ...upperRow]
         row = (await client.query<Record<string, unknown>>(spec.batchSql, params)).rows[0]
         if (row !== undefined) {
           const key = spec.keyColumns.map((_, i) => row![`k${i + 1}`])
           await client.query(
             `INSERT INTO tenantize.backfill_progress (scope, step, last_key, rows_done) VALUES ($1, $2, $3, $4)
              ON CONFLICT (scope, step) DO UPDATE SET last_key = EXCLUDED.last_key, rows_done = EXCLUDED.rows_done, updated_at = clock_timestamp()`,
-            [APPLY_SCOPE, name, JSON.stringify(key), done + Number(row['updated'])],
+            [APPLY_SCOPE, name, JSON.stringify({ last: key, upper: upperRow }), done + Number(row['updated'])],
           )
         }
         await client.query('COMMIT')
@@ -164,11 +167,10 @@ export interface RollbackOptions extends RunnerOptions {
 async function tenantsByTable(client: pg.Client, plan: Plan, applied: ReadonlySet<string>): Promise<{ table: string; tenants: number }[]> {
   const out: { table: string; tenants: number }[] = []
   for (const [index, step] of plan.steps.entries()) {
-    if (!step.id.startsWith('add-column:') || step.table === null || !applied.has(unitName(index, step))) continue
-    const column = /ADD COLUMN ("(?:[^"]|"")+")/.exec(step.up[0] ?? '')?.[1]
-    if (column === undefined) continue
+    // Only columns that got the default tenant record tenancy nowhere else; derived ones copy their parent's.
+    if (step.addsTenantColumn === undefined || step.addsTenantColumn.derived || step.table === null || !applied.has(unitName(index, step))) continue
     const { schema, name } = splitKey(step.table)
-    const { rows } = await client.query<{ n: string }>(`SELECT count(DISTINCT ${column})::bigint AS n FROM ${qualifiedName(schema, name)}`)
+    const { rows } = await client.query<{ n: string }>(`SELECT count(DISTINCT ${quoteIdent(step.addsTenantColumn.column)})::bigint AS n FROM ${qualifiedName(schema, name)}`)
     out.push({ table: step.table, tenants: Number(rows[0]?.n ?? 0) })
   }
   return out

@@ -212,6 +212,7 @@ function columnSteps(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string, Tenant
       lock: 'ACCESS EXCLUSIVE',
       lockHeld: 'brief',
       transactional: true,
+      addsTenantColumn: { column: t.column, derived: false },
     })
   } else if (t.existing === undefined && derive) {
     const path = t.cfg.path!
@@ -241,6 +242,7 @@ $tenantize$`,
       lock: 'ACCESS EXCLUSIVE',
       lockHeld: 'brief',
       transactional: true,
+      addsTenantColumn: { column: t.column, derived: true },
     })
     step(ctx, {
       id: `backfill:${t.key}`,
@@ -278,7 +280,7 @@ $tenantize$`,
   if (!hasRootFk && t.table!.kind === 'partitioned') {
     ctx.manual.push({ object: t.key, reason: `no foreign key ${t.column} → ${ctx.rootKey}: PostgreSQL cannot add one NOT VALID on a partitioned table, and a validating one would block writes while it scans`, fix: `add it per partition (ADD CONSTRAINT … NOT VALID, then VALIDATE), then once on ${t.sql}; row-level security does not depend on it` })
   } else if (!hasRootFk) {
-    step(ctx, { id: `tenant-fk:${t.key}`, phase: 'schema', table: t.key, title: `foreign key ${t.column} → ${ctx.rootKey} (NOT VALID: new rows only)`, up: [`ALTER TABLE ${t.sql} ADD CONSTRAINT ${fkName} FOREIGN KEY (${col}) REFERENCES ${ctx.root} (${quoteIdent(ctx.rootId)}) NOT VALID`], down: [`ALTER TABLE ${t.sql} DROP CONSTRAINT ${fkName}`], lock: 'SHARE ROW EXCLUSIVE', lockHeld: 'brief', transactional: true })
+    step(ctx, { id: `tenant-fk:${t.key}`, phase: 'schema', table: t.key, title: `foreign key ${t.column} → ${ctx.rootKey}, checked at commit (NOT VALID: new rows only)`, up: [`ALTER TABLE ${t.sql} ADD CONSTRAINT ${fkName} FOREIGN KEY (${col}) REFERENCES ${ctx.root} (${quoteIdent(ctx.rootId)}) DEFERRABLE INITIALLY DEFERRED NOT VALID`], down: [`ALTER TABLE ${t.sql} DROP CONSTRAINT ${fkName}`], lock: 'SHARE ROW EXCLUSIVE', lockHeld: 'brief', transactional: true })
     step(ctx, { id: `tenant-fk-validate:${t.key}`, phase: 'schema', table: t.key, title: 'validate the foreign key (scans without blocking writes)', up: [`ALTER TABLE ${t.sql} VALIDATE CONSTRAINT ${fkName}`], down: [], lock: 'SHARE UPDATE EXCLUSIVE', lockHeld: 'scan without blocking writes', transactional: true, rows: t.rows })
   }
 }
@@ -291,9 +293,10 @@ function backfillOf(t: TenantTable, parentSql: string, parentCol: string, fkColu
   const params = keys.map((c, i) => `$${i + 1}::${typeOf(c)}`)
   const after = `($1::${typeOf(keys[0]!)} IS NULL OR (${k.join(', ')}) > (${params.join(', ')}))`
   const limit = `$${keys.length + 1}`
+  const upper = `(${k.join(', ')}) <= (${keys.map((c, i) => `$${keys.length + 2 + i}::${typeOf(c)}`).join(', ')})`
   const col = quoteIdent(t.column)
   const batchSql = `WITH batch AS (
-  SELECT ${k.join(', ')} FROM ${t.sql} WHERE ${after} ORDER BY ${k.join(', ')} LIMIT ${limit}
+  SELECT ${k.join(', ')} FROM ${t.sql} WHERE ${after} AND ${upper} ORDER BY ${k.join(', ')} LIMIT ${limit}
 ), filled AS (
   UPDATE ${t.sql} AS c SET ${col} = p.${parentCol}
   FROM batch AS b, ${parentSql} AS p
@@ -320,7 +323,8 @@ BEGIN
   END LOOP;
 END
 $tenantize$`
-  return { table: t.sql, keyColumns: k, batchSql, remainingSql: `SELECT count(*)::bigint AS remaining FROM ${t.sql} WHERE ${col} IS NULL`, loopSql }
+  const upperKeySql = `SELECT ${k.map((x, i) => `${x} AS k${i + 1}`).join(', ')} FROM ${t.sql} ORDER BY ${k.map((x) => `${x} DESC`).join(', ')} LIMIT 1`
+  return { table: t.sql, keyColumns: k, batchSql, upperKeySql, remainingSql: `SELECT count(*)::bigint AS remaining FROM ${t.sql} WHERE ${col} IS NULL`, loopSql }
 }
 
 /**
@@ -376,8 +380,10 @@ BEGIN
 END
 $tenantize$`)
     }
-    up.push(`ALTER TABLE ${t.sql} ADD CONSTRAINT ${name} FOREIGN KEY (${identList([t.column, ...fk.columns])}) REFERENCES ${parentSql} (${identList(parentCols)}) NOT VALID`)
-    step(ctx, { id: `composite-fk:${t.key}:${fk.name}`, phase: 'schema', table: t.key, title: `foreign key (${t.column}, ${fk.columns.join(', ')}) → ${parentKey} (${parentCols.join(', ')}) NOT VALID${ctx.deriveChildren ? ', after checking no row crosses tenants' : ''}`, up, down: [`ALTER TABLE ${t.sql} DROP CONSTRAINT ${name}`], lock: 'SHARE ROW EXCLUSIVE', lockHeld: 'brief', transactional: true, rows: ctx.deriveChildren ? t.rows : 0 })
+    // Checked at commit: the original key keeps doing its cascades and SET NULLs, and by commit time the
+    // twin only has to find every surviving row in the same tenant as its parent.
+    up.push(`ALTER TABLE ${t.sql} ADD CONSTRAINT ${name} FOREIGN KEY (${identList([t.column, ...fk.columns])}) REFERENCES ${parentSql} (${identList(parentCols)}) DEFERRABLE INITIALLY DEFERRED NOT VALID`)
+    step(ctx, { id: `composite-fk:${t.key}:${fk.name}`, phase: 'schema', table: t.key, title: `foreign key (${t.column}, ${fk.columns.join(', ')}) → ${parentKey} (${parentCols.join(', ')}), checked at commit, NOT VALID${ctx.deriveChildren ? ', after checking no row crosses tenants' : ''}`, up, down: [`ALTER TABLE ${t.sql} DROP CONSTRAINT ${name}`], lock: 'SHARE ROW EXCLUSIVE', lockHeld: 'brief', transactional: true, rows: ctx.deriveChildren ? t.rows : 0 })
     step(ctx, { id: `composite-fk-validate:${t.key}:${fk.name}`, phase: 'schema', table: t.key, title: 'validate the composite foreign key (scans without blocking writes)', up: [`ALTER TABLE ${t.sql} VALIDATE CONSTRAINT ${name}`], down: [], lock: 'SHARE UPDATE EXCLUSIVE', lockHeld: 'scan without blocking writes', transactional: true, rows: t.rows })
   }
 }
@@ -606,7 +612,19 @@ function viewSteps(ctx: Ctx, tables: readonly TenantTable[]): void {
       ctx.manual.push({ object: `${view.schema}.${view.name}`, reason: 'a view runs with its owner\'s rights, so it reads around row-level security; security_invoker needs PostgreSQL 15', fix: 'upgrade to PostgreSQL 15+, or revoke the app role\'s access to the view' })
       continue
     }
-    step(ctx, { id: `view:${view.schema}.${view.name}`, phase: 'enforce', table: `${view.schema}.${view.name}`, title: 'security_invoker = true: the view applies the caller\'s row-level security', up: [`ALTER VIEW ${v} SET (security_invoker = true)`], down: [`ALTER VIEW ${v} RESET (security_invoker)`], lock: 'ACCESS EXCLUSIVE', lockHeld: 'brief', transactional: true })
+    const app = roleName(ctx.config.roles.app)
+    const granted = view.grants.some((g) => g.grantee === ctx.config.roles.app && g.privilege === 'SELECT')
+    step(ctx, {
+      id: `view:${view.schema}.${view.name}`,
+      phase: 'enforce',
+      table: `${view.schema}.${view.name}`,
+      title: `security_invoker = true: the view applies the caller's row-level security${granted ? '' : `; SELECT for ${ctx.config.roles.app}`}`,
+      up: [`ALTER VIEW ${v} SET (security_invoker = true)`, ...(granted ? [] : [`GRANT SELECT ON ${v} TO ${app}`])],
+      down: [...(granted ? [] : [`REVOKE SELECT ON ${v} FROM ${app}`]), `ALTER VIEW ${v} RESET (security_invoker)`],
+      lock: 'ACCESS EXCLUSIVE',
+      lockHeld: 'brief',
+      transactional: true,
+    })
   }
 }
 

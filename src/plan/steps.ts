@@ -24,10 +24,13 @@ export interface Backfill {
   readonly keyColumns: readonly string[]
   /**
    * One batch: `$1` … `$n` are the last key of the previous batch (the first batch passes NULLs), `$n+1`
-   * the batch size. Returns `updated` (rows changed) and the last key (`k1` … `kn`) of the batch, or no row
-   * when nothing is left.
+   * the batch size, `$n+2` … `$2n+1` the highest key when the backfill started (rows added later are
+   * filled by the trigger). Returns `updated` (rows changed) and the last key (`k1` … `kn`) of the batch,
+   * or no row when nothing is left.
    */
   readonly batchSql: string
+  /** The highest key now (`k1` … `kn`), or no row for an empty table: where the batches stop. */
+  readonly upperKeySql: string
   /** Counts rows still to fill (for progress). */
   readonly remainingSql: string
   /** The same backfill as one `DO` block committing each batch, for `plan --format sql` (run outside a transaction). */
@@ -54,6 +57,11 @@ export interface Step {
   /** Rows read or written (estimate), 0 for catalog-only changes. */
   readonly rows: number
   readonly backfill?: Backfill
+  /**
+   * The step adds this tenant column. `derived`: copied from a parent (rolling back loses nothing);
+   * otherwise every existing row got the default tenant and only the column records later tenants.
+   */
+  readonly addsTenantColumn?: { readonly column: string; readonly derived: boolean }
 }
 
 /** Something the plan cannot do safely by itself: the user must act, and is told how. */

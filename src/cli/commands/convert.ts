@@ -67,7 +67,8 @@ function registerInit(program: Command, io: CliIO, setExit: (code: number) => vo
           const root = catalog.table(tenantTable.schema, tenantTable.name)
           const pk = root?.constraints.find((c) => c.type === 'primary key')
           if (root !== undefined && pk !== undefined && pk.columns.length === 1) {
-            const { rows } = await client.query<{ id: string | null }>(`SELECT min(${quoteIdent(pk.columns[0]!)})::text AS id FROM ${qualifiedName(tenantTable.schema, tenantTable.name)}`)
+            const key = quoteIdent(pk.columns[0]!)
+            const { rows } = await client.query<{ id: string | null }>(`SELECT ${key}::text AS id FROM ${qualifiedName(tenantTable.schema, tenantTable.name)} ORDER BY ${key} LIMIT 1`)
             defaultTenantId = rows[0]?.id ?? defaultTenantId
           }
         }
