@@ -22,6 +22,11 @@ export interface EmbeddedOptions {
   readonly port?: number
   /** Called with server log lines; silent by default. */
   readonly onLog?: (line: string) => void
+  /**
+   * Local connections need no password (`trust`; the server listens on 127.0.0.1 only). For the demo's
+   * `--keep`, so the URL it prints carries no secret.
+   */
+  readonly trustLocal?: boolean
 }
 
 /** Ask the OS for a free TCP port on 127.0.0.1. */
@@ -88,7 +93,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions = {}): Prom
     authMethod: 'scram-sha-256',
     persistent: false,
     createPostgresUser: isRoot,
-    initdbFlags: ['--encoding=UTF8', '--no-sync'],
+    initdbFlags: ['--encoding=UTF8', '--no-sync', ...(options.trustLocal === true ? ['--auth=trust'] : [])],
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${root}`, '-c', 'fsync=off', '-c', 'max_connections=200'],
     onLog: (m: string) => log(m),
     onError: (m: unknown) => log(String(m)),
@@ -107,7 +112,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions = {}): Prom
   }
   let stopped = false
   return {
-    url: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`,
+    url: options.trustLocal === true ? `postgres://postgres@127.0.0.1:${port}/postgres` : `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`,
     port,
     dataDir,
     async stop() {
