@@ -83,12 +83,12 @@ export default async function runtimeContextBench(): Promise<readonly BenchMeasu
         new pg.Pool({ connectionString: db.url, max: 1, options: `-c role=${app}`, ...(pipeline ? { pipeline } : {}) } as pg.PoolConfig)
 
       const pairs: (() => Pair)[] = [
-        () => {
-          const pool = appPool()
+        ...[false, true].map((pipeline) => (): Pair => {
+          const pool = appPool(pipeline)
           const scoped = tenantPool(pool)
           const text = 'SELECT id, body FROM items WHERE id = $1'
-          return { name: 'pg', bare: (k) => pool.query(text, [k]), scoped: (k) => scoped.query(text, [k]), close: () => pool.end() }
-        },
+          return { name: pipeline ? 'pg (pipeline: true)' : 'pg', bare: (k) => pool.query(text, [k]), scoped: (k) => scoped.query(text, [k]), close: () => pool.end() }
+        }),
         () => {
           const sql = postgres(db.url, { max: 1, onnotice: () => undefined, connection: { options: `-c role=${app}` } })
           const scoped = tenantSql(sql)

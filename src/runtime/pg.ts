@@ -90,6 +90,35 @@ async function inTransaction<T>(pool: Pool, begin: string, work: (client: PoolCl
   }
 }
 
+/**
+ * One statement in its own tenant transaction, pipelined: `BEGIN; set_config(…)`, the statement and
+ * `COMMIT` go out together and cost one round trip. Needs a pool created with `pipeline: true`
+ * (node-postgres 8.23+). A failing statement turns the `COMMIT` into a rollback on the server.
+ */
+async function pipelinedStatement<R extends QueryResultRow>(pool: Pool, begin: string, text: string, values: readonly unknown[] | undefined): Promise<QueryResult<R>> {
+  const client = await pool.connect()
+  let broken: Error | undefined
+  const onError = (error: Error): void => {
+    broken ??= error
+  }
+  client.on('error', onError)
+  try {
+    const [opened, statement, committed] = await Promise.allSettled([client.query(begin), run<R>(client, text, values), client.query('COMMIT')])
+    for (const outcome of [opened, statement, committed]) if (outcome.status === 'rejected') throw outcome.reason
+    if (committed.status === 'fulfilled' && committed.value.command !== 'COMMIT') throw new Error(`the transaction did not commit (${committed.value.command})`)
+    return (statement as PromiseFulfilledResult<QueryResult<R>>).value
+  } catch (error) {
+    // Still inside the transaction only if COMMIT never ran; a ROLLBACK outside one is a harmless warning.
+    if (broken === undefined) await client.query('ROLLBACK').catch((e: unknown) => (broken = e instanceof Error ? e : new Error('ROLLBACK failed')))
+    throw error
+  } finally {
+    client.off('error', onError)
+    client.release(broken)
+  }
+}
+
+const isPipelined = (pool: Pool): boolean => (pool as unknown as { options?: { pipeline?: boolean } }).options?.pipeline === true
+
 /** A transaction handle that refuses to run after its transaction ended or under another tenant. */
 async function withHandle<T>(client: PoolClient, tenantId: string | undefined, fn: (tx: Queryable) => Promise<T>): Promise<T> {
   let open = true
@@ -145,6 +174,7 @@ export function tenantPool(pool: Pool, options: TenantPoolOptions = {}): TenantP
   }
   const context = contextSql(options)
   const system = systemPool === undefined ? undefined : systemDb(systemPool)
+  const pipelined = isPipelined(pool)
 
   function beginFor(): { tenantId: string; begin: string } {
     const tenantId = currentTenant()
@@ -155,6 +185,7 @@ export function tenantPool(pool: Pool, options: TenantPoolOptions = {}): TenantP
   return Object.freeze({
     async query<R extends QueryResultRow = QueryResultRow>(text: string, values?: readonly unknown[]): Promise<QueryResult<R>> {
       const { begin } = beginFor()
+      if (pipelined) return pipelinedStatement<R>(pool, begin, text, values)
       return inTransaction(pool, begin, (client) => run<R>(client, text, values))
     },
     async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {

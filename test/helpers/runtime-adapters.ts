@@ -60,7 +60,7 @@ const pgCode = (error: unknown): string | undefined => (error as { code?: string
 
 // --- node-postgres (tenantPool) ------------------------------------------------------------------
 
-export function pgAdapter(): MatrixAdapter {
+export function pgAdapter({ pipeline = false }: PipelineOption = {}): MatrixAdapter {
   const scope = (q: Queryable): MatrixScope => ({
     ids: async () => listing((await q.query<{ org_id: string; id: string }>('SELECT org_id, id FROM items')).rows),
     insert: async (org, id) => {
@@ -69,10 +69,10 @@ export function pgAdapter(): MatrixAdapter {
     query: async <R extends object>(text: string) => (await q.query<R & pg.QueryResultRow>(text)).rows,
   })
   return {
-    name: 'pg',
+    name: pipeline ? 'pg (pipeline)' : 'pg',
     sqlState: pgCode,
     async open(options) {
-      const { pool, counts } = trackedPool(options)
+      const { pool, counts } = trackedPool({ ...options, pipeline })
       const db = tenantPool(pool, strategyOf(options))
       return {
         client: { ...scope(db), transaction: (fn) => db.transaction((tx) => fn(scope(tx))) },
