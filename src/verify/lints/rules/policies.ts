@@ -1,0 +1,276 @@
+import type { Policy } from '../../../catalog/types.js'
+import { qualifiedName, quoteIdent, roleName } from '../../../sql/quote.js'
+import type { ExpressionFacts } from '../expressions.js'
+import type { ModelTable, PolicyFacts, TenantModel } from '../model.js'
+import { appGrants, appliesToApp, appRoleSql, contextSql, display, onPolicy, onTable, tableSql, tenantPolicySql, type LintRule } from '../rule.js'
+import { rolesText } from './rls.js'
+
+/** Tenant tables with their analysed policies. */
+function* tenantPolicies(model: TenantModel): Generator<[ModelTable, PolicyFacts]> {
+  for (const m of model.tenantTables()) for (const f of model.policies.get(m.table.oid) ?? []) yield [m, f]
+}
+
+/** Policies that apply to the app role and are permissive: those OR-ed together. */
+function* permissiveForApp(model: TenantModel): Generator<[ModelTable, PolicyFacts]> {
+  for (const [m, f] of tenantPolicies(model)) if (f.policy.mode === 'permissive' && appliesToApp(model, f.policy)) yield [m, f]
+}
+
+const exprs = (f: PolicyFacts): ExpressionFacts[] => [f.using, f.withCheck].filter((e): e is ExpressionFacts => e !== null)
+
+function recreate(model: TenantModel, m: ModelTable, p: Policy): string {
+  return `DROP POLICY ${quoteIdent(p.name)} ON ${tableSql(p.table)};\n${tenantPolicySql(model, m, p.name)}`
+}
+
+function readsContext(e: ExpressionFacts): boolean {
+  return e.contextReads.length > 0
+}
+
+export const policyRules: readonly LintRule[] = [
+  {
+    id: 'policy-to-public',
+    severity: 'warn',
+    category: 'policies',
+    scope: 'table',
+    summary: 'A policy on a tenant table applies TO PUBLIC.',
+    why: 'PUBLIC is every role, including roles created later for reporting or support; a policy should name the app role so access is deliberate.',
+    fixHint: 'ALTER POLICY … TO the app role.',
+    *check(model) {
+      for (const [, f] of tenantPolicies(model)) {
+        if (!f.policy.roles.includes('public')) continue
+        yield onPolicy(f.policy, `${quoteIdent(f.policy.name)} on ${display(f.policy.table)} applies to PUBLIC`, `ALTER POLICY ${quoteIdent(f.policy.name)} ON ${tableSql(f.policy.table)} TO ${appRoleSql(model)};`)
+      }
+    },
+  },
+  {
+    id: 'policy-wrong-role',
+    severity: 'warn',
+    category: 'policies',
+    scope: 'table',
+    summary: 'A tenant table has policies, but none applies to the app role.',
+    why: 'Policies for other roles do not reach the application; with none left it is denied every row (fail closed, but broken), and the intended policy is probably on the wrong role.',
+    fixHint: 'ALTER POLICY … TO the app role.',
+    *check(model) {
+      if (model.appRole === null) return
+      for (const m of model.tenantTables()) {
+        const ps = m.table.policies
+        if (ps.length === 0 || !m.table.rowSecurity || ps.some((p) => appliesToApp(model, p))) continue
+        const roles = [...new Set(ps.flatMap((p) => p.roles))]
+        yield onTable(m.table, `the policies on ${display(m.table)} apply to ${rolesText(roles)}, not to the app role "${model.appRole}"`, ps.map((p) => `ALTER POLICY ${quoteIdent(p.name)} ON ${tableSql(m.table)} TO ${roleName(model.appRole!)};`).join('\n'))
+      }
+    },
+  },
+  {
+    id: 'policy-permissive-true',
+    severity: 'error',
+    category: 'policies',
+    scope: 'table',
+    summary: 'A permissive policy for the app role is USING (true).',
+    why: 'Permissive policies are OR-ed: one that is always true makes every other policy on the table irrelevant.',
+    fixHint: 'Drop it, or make it the tenant policy.',
+    *check(model) {
+      for (const [, f] of permissiveForApp(model)) {
+        const always = f.using?.constant === true || (f.policy.command === 'insert' && f.withCheck?.constant === true)
+        if (!always) continue
+        yield onPolicy(f.policy, `permissive ${f.policy.command.toUpperCase()} policy ${quoteIdent(f.policy.name)} on ${display(f.policy.table)} is always true: every row of every tenant passes`, `DROP POLICY ${quoteIdent(f.policy.name)} ON ${tableSql(f.policy.table)};`)
+      }
+    },
+  },
+  {
+    id: 'policy-permissive-without-tenant-filter',
+    severity: 'error',
+    category: 'policies',
+    scope: 'table',
+    summary: 'A permissive policy for the app role does not read the tenant context at all.',
+    why: 'Permissive policies are OR-ed: any row it admits is visible to every tenant, whatever the tenant policy says.',
+    fixHint: 'Make the condition include the tenant predicate, or make the policy RESTRICTIVE if it is meant as an extra condition.',
+    *check(model) {
+      for (const [m, f] of permissiveForApp(model)) {
+        const using = f.using
+        if (using === null || !using.parsed || using.constant !== null || readsContext(using) || using.otherSettings.length > 0) continue
+        yield onPolicy(f.policy, `permissive policy ${quoteIdent(f.policy.name)} on ${display(f.policy.table)} admits rows without reading the tenant context: USING ${using.text}`, `-- OR-ed with the tenant policy, this opens the rows it matches to every tenant. Either:\nALTER POLICY ${quoteIdent(f.policy.name)} ON ${tableSql(f.policy.table)} USING ((${using.text}) AND ${m.tenantColumn === null ? '<tenant predicate>' : `${quoteIdent(m.tenantColumn)} = ${contextSql(model, m)}`});\n-- or recreate it AS RESTRICTIVE.`)
+      }
+    },
+  },
+  {
+    id: 'policy-restrictive-only',
+    severity: 'warn',
+    category: 'policies',
+    scope: 'table',
+    summary: 'Only RESTRICTIVE policies apply to the app role on a tenant table.',
+    why: 'Restrictive policies only narrow what permissive ones allow; with no permissive policy the app is denied every row.',
+    fixHint: 'Add the permissive tenant policy.',
+    *check(model) {
+      for (const m of model.tenantTables()) {
+        const forApp = m.table.policies.filter((p) => appliesToApp(model, p))
+        if (!m.table.rowSecurity || forApp.length === 0 || forApp.some((p) => p.mode === 'permissive')) continue
+        yield onTable(m.table, `only restrictive policies apply to the app role on ${display(m.table)}: it sees no rows`, tenantPolicySql(model, m))
+      }
+    },
+  },
+  {
+    id: 'policy-missing-with-check',
+    severity: 'warn',
+    category: 'policies',
+    scope: 'table',
+    summary: 'A permissive ALL, UPDATE or INSERT policy for the app role has no WITH CHECK.',
+    why: 'For ALL/UPDATE PostgreSQL reuses USING to check new rows: correct only while USING stays a pure tenant filter (widen it for shared reads and writes widen too). An INSERT policy without WITH CHECK admits no row at all.',
+    fixHint: 'Write the check out: WITH CHECK (<tenant column> = <current tenant>).',
+    *check(model) {
+      for (const [m, f] of tenantPolicies(model)) {
+        const p = f.policy
+        if (p.mode !== 'permissive' || !appliesToApp(model, p) || f.withCheck !== null || !['all', 'update', 'insert'].includes(p.command)) continue
+        const pred = m.tenantColumn === null ? (f.using?.text ?? '<tenant predicate>') : `${quoteIdent(m.tenantColumn)} = ${contextSql(model, m)}`
+        const what = p.command === 'insert' ? 'so no row can be inserted through it' : 'PostgreSQL checks new rows with USING'
+        yield onPolicy(p, `${p.command.toUpperCase()} policy ${quoteIdent(p.name)} on ${display(p.table)} has no WITH CHECK: ${what}`, `ALTER POLICY ${quoteIdent(p.name)} ON ${tableSql(p.table)} WITH CHECK (${pred});`)
+      }
+    },
+  },
+  {
+    id: 'policy-with-check-without-tenant-filter',
+    severity: 'error',
+    category: 'policies',
+    scope: 'table',
+    summary: 'A permissive policy\'s WITH CHECK does not restrict new rows to the current tenant.',
+    why: 'The app could insert rows for another tenant, or move its rows to another tenant with UPDATE.',
+    fixHint: 'WITH CHECK (<tenant column> = <current tenant>).',
+    *check(model) {
+      for (const [m, f] of permissiveForApp(model)) {
+        const check = f.withCheck
+        if (check === null || !check.parsed || check.constant === false) continue
+        if (check.constant !== true && readsContext(check)) continue
+        if (f.policy.command === 'insert' && check.constant === true) continue // reported by policy-permissive-true
+        const pred = m.tenantColumn === null ? '<tenant predicate>' : `${quoteIdent(m.tenantColumn)} = ${contextSql(model, m)}`
+        yield onPolicy(f.policy, `WITH CHECK of ${quoteIdent(f.policy.name)} on ${display(f.policy.table)} does not read the tenant context (${check.text}): rows can be written for any tenant`, `ALTER POLICY ${quoteIdent(f.policy.name)} ON ${tableSql(f.policy.table)} WITH CHECK (${pred});`)
+      }
+    },
+  },
+  {
+    id: 'policy-open-without-context',
+    severity: 'error',
+    category: 'policies',
+    scope: 'table',
+    summary: 'A permissive policy admits rows when the tenant context is missing or empty (IS NULL OR …, coalesce to the row\'s own value or a wildcard).',
+    why: 'Any code path that forgets to set the tenant — a background job, a new endpoint, a pooled connection after RESET — then sees every tenant. Missing context must mean no rows.',
+    fixHint: 'Compare the tenant column with the context and nothing else; let NULL match nothing.',
+    *check(model) {
+      for (const [m, f] of permissiveForApp(model)) {
+        const open = exprs(f).find((e) => e.openWhenNoContext !== null)
+        if (open === undefined) continue
+        yield onPolicy(f.policy, `${quoteIdent(f.policy.name)} on ${display(f.policy.table)}: ${open.openWhenNoContext}`, recreate(model, m, f.policy))
+      }
+    },
+  },
+  {
+    id: 'policy-context-from-editable-table',
+    severity: 'error',
+    category: 'policies',
+    scope: 'table',
+    summary: 'A policy takes the tenant id from a table the app role can write.',
+    why: 'If the application can INSERT or UPDATE the row the tenant is read from (a users or memberships table), a user can point themselves at another tenant.',
+    fixHint: 'Take the tenant from the context setting the server side sets, or revoke the write privilege on that table.',
+    *check(model) {
+      for (const [m, f] of tenantPolicies(model)) {
+        if (!appliesToApp(model, f.policy)) continue
+        const seen = new Set<string>()
+        for (const e of exprs(f)) {
+          for (const s of e.subqueries) {
+            if (!s.feedsTenantColumn) continue
+            for (const [schema, name] of s.relations) {
+              const t = schema === null ? model.catalog.tables.find((x) => x.name === name) : model.catalog.table(schema, name)
+              if (t === undefined || t.oid === m.table.oid || seen.has(`${t.oid}`)) continue
+              const writes = appGrants(model, t.grants, t.owner).filter((g) => g.privilege === 'UPDATE' || g.privilege === 'INSERT').map((g) => g.privilege)
+              if (writes.length === 0) continue
+              seen.add(`${t.oid}`)
+              yield onPolicy(f.policy, `${quoteIdent(f.policy.name)} on ${display(m.table)} reads the tenant from ${display(t)}, which the app role may ${[...new Set(writes)].join(' and ')}`, `REVOKE INSERT, UPDATE ON ${qualifiedName({ schema: t.schema, name: t.name })} FROM ${appRoleSql(model)};\n-- or compare ${m.tenantColumn === null ? 'the tenant column' : quoteIdent(m.tenantColumn)} with ${contextSql(model, m)} instead`)
+            }
+          }
+        }
+      }
+    },
+  },
+  {
+    id: 'policy-context-setting-mismatch',
+    severity: 'warn',
+    category: 'policies',
+    scope: 'table',
+    summary: 'A permissive policy reads a different setting than the tenant context setting.',
+    why: 'The runtime sets one setting; a policy reading another one sees it unset (no rows, or every row if it fails open), and two settings can disagree.',
+    fixHint: 'Read the tenant setting (or Tenantize\'s helper function).',
+    *check(model) {
+      // Restrictive policies may read other settings: they narrow what the tenant policy allows (sub-tenant scopes).
+      for (const [m, f] of permissiveForApp(model)) {
+        // USING and WITH CHECK each: one may have been changed without the other.
+        const stray = exprs(f).filter((e) => !readsContext(e) && e.otherSettings.length > 0)
+        if (stray.length === 0) continue
+        const others = [...new Set(stray.flatMap((e) => e.otherSettings))]
+        yield onPolicy(f.policy, `${quoteIdent(f.policy.name)} on ${display(m.table)} reads ${others.map((o) => `"${o}"`).join(', ')}, not the tenant setting "${model.setting}"`, recreate(model, m, f.policy))
+      }
+    },
+  },
+  {
+    id: 'policy-context-errors-when-missing',
+    severity: 'info',
+    category: 'policies',
+    scope: 'table',
+    summary: 'A policy calls current_setting(name) without missing_ok, so a missing context raises an error.',
+    why: 'Failing closed is right, but an error instead of an empty result breaks code paths that legitimately run without a tenant (health checks, migrations through the app role).',
+    fixHint: 'current_setting(name, true), with nullif(…, \'\') before the cast.',
+    *check(model) {
+      for (const [m, f] of tenantPolicies(model)) {
+        if (!exprs(f).some((e) => e.strictSettingReads > 0)) continue
+        yield onPolicy(f.policy, `${quoteIdent(f.policy.name)} on ${display(m.table)} calls current_setting() without missing_ok`, recreate(model, m, f.policy))
+      }
+    },
+  },
+  {
+    id: 'policy-security-definer-function',
+    severity: 'warn',
+    category: 'policies',
+    scope: 'table',
+    summary: 'A policy calls a SECURITY DEFINER function.',
+    why: 'The function runs as its owner, so any table it reads is read without the caller\'s row-level security; whatever it returns about other tenants decides what the policy admits.',
+    fixHint: 'Make the function SECURITY INVOKER, or keep it tiny, STABLE, with a pinned search_path and no table reads.',
+    *check(model) {
+      for (const [m, f] of tenantPolicies(model)) {
+        const definers = [...new Map(exprs(f).flatMap((e) => e.calls).filter((r) => r.securityDefiner).map((r) => [r.oid, r])).values()]
+        for (const r of definers) {
+          yield onPolicy(f.policy, `${quoteIdent(f.policy.name)} on ${display(m.table)} calls SECURITY DEFINER function ${r.schema}.${r.name}(${r.identityArguments}) owned by "${r.owner}"`, `ALTER FUNCTION ${qualifiedName({ schema: r.schema, name: r.name })}(${r.identityArguments}) SECURITY INVOKER;`)
+        }
+      }
+    },
+  },
+  {
+    id: 'policy-function-search-path',
+    severity: 'warn',
+    category: 'policies',
+    scope: 'table',
+    summary: 'A policy calls a user function that has no pinned search_path.',
+    why: 'The function resolves unqualified names with the caller\'s search_path: a role that can create objects (or temp tables, which are searched first) can substitute what the policy reads.',
+    fixHint: 'ALTER FUNCTION … SET search_path = pg_catalog (and schema-qualify what it uses).',
+    *check(model) {
+      for (const [m, f] of tenantPolicies(model)) {
+        const unpinned = [...new Map(exprs(f).flatMap((e) => e.calls).filter((r) => r.searchPath === null && (r.language === 'sql' || r.language === 'plpgsql')).map((r) => [r.oid, r])).values()]
+        for (const r of unpinned) {
+          yield onPolicy(f.policy, `${quoteIdent(f.policy.name)} on ${display(m.table)} calls ${r.schema}.${r.name}(${r.identityArguments}), which has no pinned search_path`, `ALTER FUNCTION ${qualifiedName({ schema: r.schema, name: r.name })}(${r.identityArguments}) SET search_path = pg_catalog;`)
+        }
+      }
+    },
+  },
+  {
+    id: 'policy-leaky-function',
+    severity: 'warn',
+    category: 'policies',
+    scope: 'table',
+    summary: 'A policy passes row columns to a user function (or operator) that is not LEAKPROOF.',
+    why: 'Policy expressions run on every candidate row, other tenants\' included: a function that raises an error, a notice or writes a log line with its argument shows those rows to the caller.',
+    fixHint: 'Compare columns with built-in operators only, or make sure the function cannot reveal its arguments (then a superuser may mark it LEAKPROOF).',
+    *check(model) {
+      for (const [m, f] of tenantPolicies(model)) {
+        const leaky = [...new Set(exprs(f).flatMap((e) => [...e.leakyCalls, ...e.userOperators.map((o) => `operator ${o}`)]))]
+        if (leaky.length === 0) continue
+        yield onPolicy(f.policy, `${quoteIdent(f.policy.name)} on ${display(m.table)} passes row values to ${leaky.join(', ')}, not LEAKPROOF`, `-- rewrite the policy to compare ${m.tenantColumn === null ? 'columns' : quoteIdent(m.tenantColumn)} with built-in operators, e.g.\n${recreate(model, m, f.policy)}`)
+      }
+    },
+  },
+]
+

@@ -1,0 +1,59 @@
+import type { Severity } from '../types.js'
+
+/**
+ * The live checks: what the probe (as the app role, inside BEGIN … ROLLBACK) and the pooler probe do.
+ * A failed check becomes a finding with rule id `probe-<check>` / `pooler-<check>`.
+ */
+export interface LiveCheck {
+  readonly id: string
+  /** The finding's severity when the check fails. */
+  readonly severity: Severity
+  readonly summary: string
+  readonly why: string
+  readonly fixHint: string
+}
+
+const check = (id: string, severity: Severity, summary: string, why: string, fixHint: string): LiveCheck => ({ id, severity, summary, why, fixHint })
+
+const LEAK = 'A tenant can reach another tenant\'s rows: row-level security is off, bypassed, or a policy admits them.'
+const WRITE = 'A tenant can change another tenant\'s data.'
+const FIX_RLS = 'Follow the lint findings for this table (RLS enabled and forced, one tenant policy for the app role, no bypass).'
+
+/** Per-table checks, in the order they run. */
+export const PROBE_CHECKS: readonly LiveCheck[] = Object.freeze([
+  check('context-none', 'error', 'With no context set in the session, the app role sees no rows.', 'Code that forgets to set the tenant must fail closed, not see everyone.', 'Policies compare the tenant column with the context only; a missing context is NULL and matches nothing.'),
+  check('read-own', 'warn', 'With tenant A\'s context the app role sees A\'s rows.', 'Not a leak: if the app cannot see its own rows the policy (or the context) is broken and the application will not work.', 'Check that the policy applies to the app role and reads the setting the runtime sets.'),
+  check('read-other', 'error', 'With tenant A\'s context the app role cannot see tenant B\'s rows.', LEAK, FIX_RLS),
+  check('count', 'error', 'count(*) with tenant A\'s context counts exactly A\'s rows.', 'Aggregates must not include other tenants\' rows (or any pre-existing ones: A is brand new).', FIX_RLS),
+  check('join', 'error', 'A LEFT JOIN to the parent table with tenant A\'s context returns only A\'s rows.', LEAK, FIX_RLS),
+  check('insert-other', 'error', 'Inserting a row for tenant B with tenant A\'s context fails.', WRITE, 'WITH CHECK (<tenant column> = <current tenant>) on every policy that allows INSERT; composite foreign keys.'),
+  check('update-other', 'error', 'UPDATE of tenant B\'s rows with tenant A\'s context changes nothing.', WRITE, FIX_RLS),
+  check('delete-other', 'error', 'DELETE of tenant B\'s rows with tenant A\'s context deletes nothing.', WRITE, FIX_RLS),
+  check('update-move', 'error', 'UPDATE moving A\'s row to tenant B fails.', 'A tenant could hand rows to (or plant them in) another tenant.', 'WITH CHECK on UPDATE policies; composite foreign keys.'),
+  check('upsert', 'error', 'INSERT … ON CONFLICT DO UPDATE on tenant B\'s key changes nothing of B.', 'ON CONFLICT reaches the conflicting row even when the caller cannot see it; only the UPDATE policy stops it.', FIX_RLS),
+  check('merge', 'error', 'MERGE (PostgreSQL 15+) neither updates B\'s rows nor inserts rows for B.', 'MERGE applies UPDATE/INSERT/SELECT policies separately (CVE-2023-39418 was a bug here).', `Upgrade to a fixed minor release. ${FIX_RLS}`),
+  check('copy-from', 'error', 'COPY … FROM STDIN of a row for tenant B fails.', 'COPY FROM is refused under row-level security; when it works, RLS does not apply to the app role at all.', FIX_RLS),
+  check('copy-to', 'error', 'COPY … TO STDOUT with tenant A\'s context exports only A\'s rows.', 'Bulk exports must be filtered like queries.', FIX_RLS),
+  check('select-for-update', 'error', 'SELECT … FOR UPDATE with tenant A\'s context locks only A\'s rows.', 'Row locks on other tenants\' rows reveal them and block their writes.', FIX_RLS),
+  check('cte', 'error', 'Writable and read-only CTEs with tenant A\'s context see and change only A\'s rows.', 'CTEs are separate statements to the planner; each must be filtered.', FIX_RLS),
+  check('insert-select', 'error', 'INSERT … SELECT neither copies B\'s rows nor writes rows for B.', 'INSERT … SELECT reads with SELECT policies and writes with INSERT policies; both must hold.', FIX_RLS),
+  check('context-empty', 'error', 'With the context set to an empty string the app role sees no rows (or gets an error).', 'After a transaction ends a custom setting reads as \'\', not NULL: policies must treat it as no tenant.', 'nullif(current_setting(…, true), \'\') before the cast.'),
+  check('context-garbage', 'error', 'With the context set to garbage (\'%\', \'*\', \' \', \'not-a-tenant\') the app role sees no rows (or gets an error).', 'LIKE-based or text-comparing policies may treat such values as wildcards.', 'Compare with =, cast to the tenant id type.'),
+  check('context-reset', 'error', 'After RESET of the setting the app role sees no rows.', 'Poolers run RESET ALL / DISCARD ALL between clients: the next client must start with no tenant.', 'Same as context-empty.'),
+  check('row-security-off', 'error', 'SET row_security = off makes queries of the app role fail instead of returning rows.', 'If row_security = off returns rows, row-level security does not apply to the app role (owner without FORCE, BYPASSRLS, or RLS disabled).', FIX_RLS),
+  check('view-other', 'error', 'Through a view over tenant tables, tenant A\'s context shows none of B\'s values.', 'A view runs with its owner\'s rights unless it is security_invoker.', 'ALTER VIEW … SET (security_invoker = true).'),
+  check('data-cross-tenant-reference', 'error', 'No existing row references a parent row of another tenant.', 'Such rows already mix tenants: the child is visible to one tenant, its parent to another.', 'Fix the rows, then add composite foreign keys (tenant, parent_id) → parent(tenant, id) and VALIDATE them.'),
+  check('data-null-tenant', 'warn', 'No existing row has a NULL tenant column.', 'Rows without tenant belong to nobody; a backfill is incomplete.', 'Backfill, then SET NOT NULL (via a validated CHECK).'),
+] satisfies LiveCheck[])
+
+/** What the probe itself may report. */
+export const PROBE_META: readonly LiveCheck[] = Object.freeze([
+  check('probe-not-run', 'warn', 'The live probe could not run.', 'Without the probe, verify only knows what the catalog says, not what the app role can actually do.', 'Connect as a superuser or BYPASSRLS role that may SET ROLE to the app role.'),
+  check('probe-error', 'warn', 'A probe check could not be completed.', 'An unchecked protection is an unknown.', 'Read the detail; often a NOT NULL column of a type the probe cannot fill, or a check constraint.'),
+])
+
+/** Pooler checks (`--pooler-url`). */
+export const POOLER_CHECKS: readonly LiveCheck[] = Object.freeze([
+  check('session-context-leaks', 'warn', 'Context set with session scope by one client is seen by the next client of the pooler.', 'Through a transaction-mode pooler, SET / set_config(…, false) stays on the server connection and the next client — another user — runs as that tenant.', 'Set the tenant only transaction-locally (set_config(…, true) / SET LOCAL), as tenantize/runtime does.'),
+  check('transaction-context-leaks', 'error', 'Context set transaction-locally is seen by another client after COMMIT.', 'Transaction-local settings end with the transaction; if one survives, the pooler or server is broken.', 'Investigate the pooler configuration; do not serve tenants through it.'),
+])

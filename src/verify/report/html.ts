@@ -1,0 +1,130 @@
+import { PROBE_CHECKS } from '../probe/registry.js'
+import { SEVERITIES, type Finding, type ProbeCheck, type Severity, type VerifyReport } from '../types.js'
+
+/**
+ * One self-contained HTML file: inline CSS, no scripts, no external assets (fonts, images, links to
+ * CDNs). Sections: summary, model, per-table matrix (lints + every probe check), findings with fix SQL,
+ * probe details, pooler.
+ */
+
+const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;')
+
+const CSS = `
+:root { color-scheme: light; --err: #b42318; --warn: #b54708; --info: #175cd3; --ok: #067647; --muted: #667085; --line: #e4e7ec; }
+* { box-sizing: border-box; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; color: #101828; background: #fff; }
+header, main { max-width: 1200px; margin: 0 auto; padding: 16px 24px; }
+header { border-bottom: 1px solid var(--line); }
+h1 { font-size: 20px; margin: 0 0 4px; }
+h2 { font-size: 16px; margin: 28px 0 8px; }
+.muted { color: var(--muted); }
+.cards { display: flex; gap: 12px; flex-wrap: wrap; margin-top: 12px; }
+.card { border: 1px solid var(--line); border-radius: 8px; padding: 8px 14px; min-width: 120px; }
+.card b { display: block; font-size: 22px; }
+.error { color: var(--err); } .warn { color: var(--warn); } .info { color: var(--info); } .pass { color: var(--ok); } .skip { color: var(--muted); }
+table { border-collapse: collapse; width: 100%; }
+th, td { border-bottom: 1px solid var(--line); padding: 4px 6px; text-align: left; vertical-align: top; }
+table.matrix th.check { writing-mode: vertical-rl; transform: rotate(180deg); font-weight: normal; font-size: 12px; white-space: nowrap; }
+table.matrix td.cell { text-align: center; font-weight: bold; }
+pre { background: #f8f9fb; border: 1px solid var(--line); border-radius: 6px; padding: 8px; overflow-x: auto; font-size: 12px; }
+.finding { border-left: 4px solid var(--line); padding: 4px 12px; margin: 10px 0; }
+.finding.error { border-color: var(--err); } .finding.warn { border-color: var(--warn); } .finding.info { border-color: var(--info); }
+.finding p { margin: 4px 0; color: #101828; }
+code { font-size: 12px; }
+details summary { cursor: pointer; }
+`
+
+const MARK: Record<string, string> = { pass: '✔', fail: '✖', skip: '·', error: '!' }
+
+function worst(findings: readonly Finding[]): Severity | null {
+  for (const s of SEVERITIES) if (findings.some((f) => f.severity === s)) return s
+  return null
+}
+
+function matrix(report: VerifyReport): string {
+  const checks = PROBE_CHECKS.map((c) => c.id).filter((id) => report.probe?.checks.some((c) => c.check === id) ?? false)
+  const tables = report.model.tables.filter((t) => t.class !== 'global').map((t) => t.table)
+  for (const c of report.probe?.checks ?? []) if (!tables.includes(c.table)) tables.push(c.table)
+  const byCell = new Map<string, ProbeCheck>()
+  for (const c of report.probe?.checks ?? []) byCell.set(`${c.table}\u0000${c.check}`, c)
+  const head = `<tr><th>table</th><th>class</th><th>lint findings</th>${checks.map((c) => `<th class="check">${esc(c)}</th>`).join('')}</tr>`
+  const rows = tables.map((table) => {
+    const cls = report.model.tables.find((t) => t.table === table)?.class ?? 'view'
+    const lint = report.findings.filter((f) => f.source === 'lint' && f.table === table)
+    const w = worst(lint)
+    const lintCell = lint.length === 0 ? '<span class="pass">✔ none</span>' : `<span class="${w}">${lint.length} (${SEVERITIES.map((s) => `${lint.filter((f) => f.severity === s).length} ${s}`).join(', ')})</span>`
+    const cells = checks.map((check) => {
+      const c = byCell.get(`${table}\u0000${check}`)
+      return c === undefined ? '<td class="cell skip"></td>' : `<td class="cell ${c.status}" title="${esc(`${check}: ${c.detail}`)}">${MARK[c.status]}</td>`
+    })
+    return `<tr><td><code>${esc(table)}</code></td><td>${esc(cls)}</td><td>${lintCell}</td>${cells.join('')}</tr>`
+  })
+  return `<table class="matrix" id="matrix">${head}${rows.join('')}</table><p class="muted">✔ passed · ✖ failed (isolation broken) · “·” skipped · ! could not run. Hover a cell for details.</p>`
+}
+
+function findingHtml(f: Finding): string {
+  return `<div class="finding ${f.severity}" data-rule="${esc(f.rule)}">
+<div><b class="${f.severity}">${esc(f.severity.toUpperCase())}</b> <code>${esc(f.rule)}</code> · ${esc(f.object)} <span class="muted">(${esc(f.source)})</span></div>
+<p>${esc(f.message)}</p>
+<p class="muted">Why: ${esc(f.why)}</p>
+<pre>${esc(f.fix)}</pre>
+<p class="muted">${esc(f.docs)}</p>
+</div>`
+}
+
+export function renderHtml(report: VerifyReport): string {
+  const s = report.summary
+  const m = report.model
+  const probe = report.probe
+  const cards = [
+    `<div class="card"><b class="error">${s.error}</b>errors</div>`,
+    `<div class="card"><b class="warn">${s.warn}</b>warnings</div>`,
+    `<div class="card"><b class="info">${s.info}</b>info</div>`,
+    probe === null ? '<div class="card"><b class="skip">—</b>probe not run</div>' : `<div class="card"><b class="${s.checks.fail > 0 ? 'error' : 'pass'}">${s.checks.pass}/${probe.checks.length}</b>probe checks passed</div>`,
+  ]
+  const model = `<table>
+<tr><th>tenant column</th><td>${esc(m.tenantColumn ?? '—')} <span class="muted">(${esc(m.tenantColumnSource)})</span></td></tr>
+<tr><th>context setting</th><td>${esc(m.setting)} <span class="muted">(${esc(m.settingSource)})</span></td></tr>
+<tr><th>app role</th><td>${esc(m.appRole ?? '—')} <span class="muted">(${esc(m.appRoleSource)})</span></td></tr>
+<tr><th>tenant table</th><td>${esc(m.rootTable ?? '—')} <span class="muted">(${esc(m.rootSource)})</span></td></tr>
+</table>${m.notes.length === 0 ? '' : `<ul>${m.notes.map((n) => `<li class="muted">${esc(n)}</li>`).join('')}</ul>`}`
+  const findings = SEVERITIES.map((sev) => {
+    const list = report.findings.filter((f) => f.severity === sev)
+    return list.length === 0 ? '' : `<h3 class="${sev}">${esc(sev.toUpperCase())} (${list.length})</h3>${list.map(findingHtml).join('\n')}`
+  }).join('\n')
+  const probeDetails = probe === null ? '<p class="muted">The probe was not run.</p>' : `<p>As <code>${esc(probe.appRole)}</code> (SET ROLE from <code>${esc(probe.sessionUser)}</code>), context <code>${esc(probe.setting)}</code>; everything was rolled back.</p>
+<details><summary>All ${probe.checks.length} checks</summary><table><tr><th>table</th><th>check</th><th>result</th><th>detail</th></tr>${probe.checks.map((c) => `<tr><td><code>${esc(c.table)}</code></td><td>${esc(c.check)}</td><td class="${c.status}">${esc(c.status)}</td><td>${esc(c.detail)}</td></tr>`).join('')}</table></details>`
+  const pooler = report.pooler === null ? '' : `<h2>Pooler</h2><table>
+<tr><th>pooler</th><td><code>${esc(report.pooler.url)}</code></td></tr>
+<tr><th>session-scope context</th><td class="${report.pooler.sessionScope.status}">${esc(report.pooler.sessionScope.status)}: ${esc(report.pooler.sessionScope.detail)}</td></tr>
+<tr><th>transaction-local context</th><td class="${report.pooler.transactionScope.status}">${esc(report.pooler.transactionScope.status)}: ${esc(report.pooler.transactionScope.detail)}</td></tr>
+</table>`
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>tenantize verify — ${esc(report.database.name)}</title>
+<style>${CSS}</style>
+</head>
+<body>
+<header>
+<h1>tenantize verify — <code>${esc(report.database.name)}</code></h1>
+<div class="muted">PostgreSQL ${esc(report.database.serverVersion)} · ${esc(report.generatedAt)} · tenantize ${esc(report.tool.version)} · report schema v${report.schemaVersion}</div>
+<div class="cards" id="summary">${cards.join('')}</div>
+</header>
+<main>
+<h2>Tenant model</h2>
+${model}
+<h2>Tables</h2>
+${matrix(report)}
+<h2>Findings</h2>
+${report.findings.length === 0 ? '<p class="pass">No findings.</p>' : findings}
+<h2>Probe</h2>
+${probeDetails}
+${pooler}
+</main>
+</body>
+</html>
+`
+}
