@@ -10,6 +10,7 @@ import { planConversion } from '../../src/plan/plan.js'
 import type { Plan } from '../../src/plan/steps.js'
 import { tenantPool, type TenantPool } from '../../src/runtime/pg.js'
 import { qualifiedName, quoteIdent } from '../../src/sql/quote.js'
+import { exitCodeFor, verify } from '../../src/verify/index.js'
 import type { TestDatabase } from './db.js'
 
 /** Short lock timeouts and quick retries: the examples' writers hold their locks for milliseconds. */
@@ -130,6 +131,12 @@ export async function assertEnforced(url: string, config: TenantizeConfig): Prom
       { table: s.table, notNull: true, rls: true, forced: true, policy: true, index: true },
     )
   }
+  // And tenantize verify agrees: no finding at error level, every live probe check passes.
+  const report = await verify({ databaseUrl: url, appRole: config.roles.app, tenantColumn: config.tenant.column, setting: config.tenant.setting })
+  assert.deepEqual(report.findings.filter((f) => f.severity === 'error').map((f) => `${f.rule} ${f.object}`), [], 'verify finds no error')
+  assert.equal(exitCodeFor(report, 'error'), 0)
+  assert.equal(report.summary.checks.fail + report.summary.checks.error, 0, 'every probe check passes')
+  assert.ok(report.summary.checks.pass > 50, 'the probe ran')
   return status
 }
 
