@@ -16,10 +16,11 @@ test('every error code is documented in docs/errors.md', async () => {
   assert.deepEqual(missing, [])
 })
 
-test('the README starts with the two commands a new user runs', async () => {
+test('the README starts with the two commands a new user runs, then the test command', async () => {
   const readme = await readFile('README.md', 'utf8')
-  const first = readme.indexOf('```sh')
-  assert.match(readme.slice(first, readme.indexOf('```', first + 5)), /npm install.*\nnpm test/s)
+  const blocks = [...readme.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!)
+  assert.match(blocks[0]!, /^npm install .*\nnpx tenantize demo .*\n$/)
+  assert.match(blocks[1]!, /^npm test /)
 })
 
 test('docs/config.schema.json is the config schema (run npm run docs:config after changing it)', async () => {
