@@ -147,3 +147,15 @@ test('enforce refuses an app role that is superuser, BYPASSRLS, a member of one,
     await t.sql(`DROP TABLE items; DROP ROLE "${role}"; DROP ROLE "${boss}"`)
   }
 })
+
+test('a server older than PostgreSQL 14 is refused by the planner, naming the fix', () => {
+  const config = parseConfig(proposeConfig(catalog, { defaultTenantId: DEFAULT_ID, appRole: APP }).config)
+  const old = { ...catalog, table: catalog.table, role: catalog.role, tableByOid: catalog.tableByOid, server: { ...catalog.server, version: '13.16', versionNum: 130016 } } as Catalog
+  try {
+    planConversion(old, config)
+    assert.fail('expected TZ_CONFIG')
+  } catch (error) {
+    assert.ok(error instanceof TenantizeError)
+    assert.deepEqual(error.toLines().slice(1), ['TZ_CONFIG server: PostgreSQL 13.16 is too old — fix: upgrade to PostgreSQL 14 or later'])
+  }
+})
