@@ -89,9 +89,11 @@ test('create mode: apply while the old app writes, isolation as the app role, ro
     ['billing.invoice', true, true, true, true, true],
     ['billing.invoice line', true, true, true, true, true],
     ['public.Products', true, true, true, true, true],
+    ['public.organization_members', true, true, true, true, true],
     ['public.organizations', true, true, true, true, true],
     ['public.users', true, true, true, true, true],
   ])
+  assert.deepEqual(await t.sql(`SELECT count(*)::int AS n FROM organization_members WHERE org_id = $1`, [DEFAULT_ID]), [{ n: 200 }], 'every existing user is a member of the default tenant')
 
   // A second tenant, made by an operator.
   await t.sql(`INSERT INTO organizations (id, slug, name) VALUES ($1, 'other', 'Other')`, [OTHER_ID])

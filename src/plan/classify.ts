@@ -39,6 +39,12 @@ function pathOf(table: Table, fk: ForeignKeyConstraint, via: readonly string[]):
   return { columns: [...fk.columns], parent: fkKey(fk), parentColumns: [...fk.references.columns], via: [...via] }
 }
 
+/** A users table to hang memberships on: named users/user/accounts, single-column primary key. */
+function membershipFor(tables: readonly Table[], schema: string): { table: string; users: string } | null {
+  const users = tables.find((t) => ['users', 'user', 'accounts', 'app_users'].includes(t.name) && t.constraints.find((c) => c.type === 'primary key')?.columns.length === 1)
+  return users === undefined ? null : { table: `${schema}.organization_members`, users: tableKeyOf(users) }
+}
+
 /**
  * Pure: classify every table of the catalog and propose a config. With `previous` (a config the user may
  * have edited), the user's choices win for every table still present; new tables are classified; tables
@@ -210,6 +216,7 @@ export function proposeConfig(catalog: Catalog, options: InitOptions, previous?:
       column,
       setting: previous?.tenant.setting ?? 'tenantize.tenant_id',
       default: previous?.tenant.default ?? { id: options.defaultTenantId, slug: 'default', name: 'Default organization' },
+      membership: previous !== undefined ? previous.tenant.membership : create ? membershipFor(candidates, splitKey(rootKey).schema) : null,
     },
     roles: previous?.roles ?? { app: options.appRole ?? 'tenantize_app', system: null },
     tables: result,

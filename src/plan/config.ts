@@ -76,6 +76,19 @@ export const configSchema = z.object({
     setting: settingName.default('tenantize.tenant_id'),
     /** The tenant that owns today's rows (created with the tenant table). */
     default: z.object({ id: z.string().min(1), slug: z.string().min(1).default('default'), name: z.string().min(1).default('Default organization') }),
+    /**
+     * With a new tenant table: a membership table (user ↔ tenant ↔ role) next to it, filled with every
+     * existing user as a member of the default tenant. null: none.
+     */
+    membership: z
+      .object({
+        /** The membership table to create, `schema.table`. */
+        table: tableKey.default('public.organization_members'),
+        /** The users table, `schema.table`, with a single-column primary key. */
+        users: tableKey,
+      })
+      .nullable()
+      .default(null),
   }),
   roles: z
     .object({
@@ -115,6 +128,9 @@ export function parseConfig(raw: unknown, source = 'tenantize.config.json'): Ten
     const roots = Object.entries(c.tables).filter(([, t]) => t.class === 'root').map(([k]) => k)
     if (roots.some((r) => r !== c.tenant.table) || (!c.tenant.create && !roots.includes(c.tenant.table))) {
       problems.push({ object: `${source}: tables`, message: `exactly the tenant table ${c.tenant.table} may have class "root" (found: ${roots.join(', ') || 'none'})`, fix: 'set the other tables to direct, child, global or excluded' })
+    }
+    if (c.tenant.membership !== null && !c.tenant.create) {
+      problems.push({ object: `${source}: tenant.membership`, message: 'is only created together with a new tenant table', fix: 'set it to null, or set tenant.create to true' })
     }
     for (const [i, scope] of c.scopes.entries()) {
       if (c.scopes.findIndex((o) => o.name === scope.name) !== i) problems.push({ object: `${source}: scopes.${i}.name`, message: `scope ${scope.name} is defined twice`, fix: 'give each scope its own name' })

@@ -107,6 +107,8 @@ export function planConversion(catalog: Catalog, config: TenantizeConfig): Plan 
 
   helpersStep(ctx)
   if (config.tenant.create) tenantTableStep(ctx)
+  const membership = membershipStep(ctx, problems)
+  if (problems.length > 0) throw new TenantizeError(ErrorCodes.CONFIG, `cannot plan: ${problems.length} problem${problems.length === 1 ? '' : 's'}`, { problems })
   // Parents before children, so a child's backfill reads a filled parent.
   const depth = (t: TenantTable): number => {
     let d = 0
@@ -148,6 +150,7 @@ export function planConversion(catalog: Catalog, config: TenantizeConfig): Plan 
   if (config.tenant.create) {
     rlsStep(ctx, { key: rootKey, cfg: { class: 'root', reason: '', alternatives: [], keepGlobalUnique: [] }, table: undefined, sql: ctx.root, column: 'id', existing: undefined, rows: 1 })
   }
+  if (membership !== undefined) rlsStep(ctx, membership)
   for (const t of ordered) rlsStep(ctx, t)
   scopeSteps(ctx, byKey)
   viewSteps(ctx, tenantTables)
@@ -459,6 +462,47 @@ function tenantIndexStep(ctx: Ctx, t: TenantTable): void {
   step(ctx, { id: `tenant-index:${t.key}`, phase: 'schema', table: t.key, title: `index leading with ${t.column}, built concurrently`, up: [`CREATE INDEX CONCURRENTLY IF NOT EXISTS ${quoteIdent(name)} ON ${t.sql} (${quoteIdent(t.column)})`], down: [`DROP INDEX CONCURRENTLY IF EXISTS ${qualifiedName(table.schema, name)}`], lock: 'SHARE UPDATE EXCLUSIVE', lockHeld: 'scan without blocking writes', transactional: false, rows: t.rows })
 }
 
+/** The membership table (user ↔ tenant ↔ role) beside a new tenant table; every existing user joins the default tenant. */
+function membershipStep(ctx: Ctx, problems: Problem[]): TenantTable | undefined {
+  const m = ctx.config.tenant.membership
+  if (m === null || !ctx.config.tenant.create) return undefined
+  const users = splitKey(m.users)
+  const usersTable = ctx.catalog.table(users.schema, users.name)
+  const pk = usersTable?.constraints.find((c) => c.type === 'primary key')
+  if (usersTable === undefined || pk === undefined || pk.columns.length !== 1) {
+    problems.push({ object: 'tenant.membership.users', message: `${m.users} ${usersTable === undefined ? 'does not exist' : 'needs a single-column primary key'}`, fix: 'name the users table, or set tenant.membership to null' })
+    return undefined
+  }
+  const userKey = pk.columns[0]!
+  const userType = usersTable.columns.find((c) => c.name === userKey)!.type
+  const { schema, name } = splitKey(m.table)
+  const sql = qualifiedName(schema, name)
+  const usersSql = qualifiedName(users.schema, users.name)
+  step(ctx, {
+    id: `membership:${m.table}`,
+    phase: 'schema',
+    table: m.table,
+    title: `membership table ${m.table} (user ↔ tenant ↔ role); every existing user joins the default tenant`,
+    up: [
+      `CREATE TABLE ${sql} (
+  "org_id" ${ctx.idSql} NOT NULL REFERENCES ${ctx.root} ("id") ON DELETE CASCADE,
+  "user_id" ${userType} NOT NULL REFERENCES ${usersSql} (${quoteIdent(userKey)}) ON DELETE CASCADE,
+  "role" text NOT NULL DEFAULT 'member' CHECK ("role" IN ('owner', 'admin', 'member', 'viewer')),
+  "created_at" timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY ("org_id", "user_id")
+)`,
+      `CREATE INDEX ${quoteIdent(objectName(name, 'user_id', 'idx'))} ON ${sql} ("user_id")`,
+      `INSERT INTO ${sql} ("org_id", "user_id") SELECT ${quoteLiteral(ctx.config.tenant.default.id)}, ${quoteIdent(userKey)} FROM ${usersSql}`,
+    ],
+    down: [`DROP TABLE ${sql}`],
+    lock: 'SHARE ROW EXCLUSIVE',
+    lockHeld: 'brief',
+    transactional: true,
+    rows: Math.max(0, Math.round(usersTable.estimatedRows ?? 0)),
+  })
+  return { key: m.table, cfg: { class: 'direct', reason: '', alternatives: [], keepGlobalUnique: [] }, table: undefined, sql, column: 'org_id', existing: { name: 'org_id' } as Column, rows: 0 }
+}
+
 function statusViewStep(ctx: Ctx, tables: readonly TenantTable[]): void {
   const rows = Object.entries(ctx.config.tables).map(([key, cfg]) => {
     const { schema, name } = splitKey(key)
@@ -466,6 +510,11 @@ function statusViewStep(ctx: Ctx, tables: readonly TenantTable[]): void {
     return `(${quoteLiteral(key)}, ${quoteLiteral(qualifiedName(schema, name))}, ${quoteLiteral(cfg.class)}, ${column === null ? 'NULL' : quoteLiteral(column)})`
   })
   if (ctx.config.tenant.create) rows.unshift(`(${quoteLiteral(ctx.rootKey)}, ${quoteLiteral(ctx.root)}, 'root', 'id')`)
+  const m = ctx.config.tenant.membership
+  if (m !== null && ctx.config.tenant.create) {
+    const { schema, name } = splitKey(m.table)
+    rows.push(`(${quoteLiteral(m.table)}, ${quoteLiteral(qualifiedName(schema, name))}, 'membership', 'org_id')`)
+  }
   if (rows.length === 0) return
   step(ctx, {
     id: 'status-view',
@@ -518,6 +567,13 @@ function grantSteps(ctx: Ctx, tables: readonly TenantTable[], roleIsNew: boolean
     schemas.add(splitKey(ctx.rootKey).schema)
     up.push(`GRANT SELECT, UPDATE ON TABLE ${ctx.root} TO ${app}`)
     down.unshift(`REVOKE SELECT, UPDATE ON TABLE ${ctx.root} FROM ${app}`)
+    const m = ctx.config.tenant.membership
+    if (m !== null) {
+      const { schema, name } = splitKey(m.table)
+      schemas.add(schema)
+      up.push(`GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE ${qualifiedName(schema, name)} TO ${app}`)
+      down.unshift(`REVOKE SELECT, INSERT, UPDATE, DELETE ON TABLE ${qualifiedName(schema, name)} FROM ${app}`)
+    }
   }
   for (const [key, cfg] of Object.entries(ctx.config.tables)) {
     if (cfg.class !== 'global') continue

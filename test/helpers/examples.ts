@@ -123,6 +123,7 @@ export async function assertEnforced(url: string, config: TenantizeConfig): Prom
   assert.ok(status.steps.length > 0 && status.steps.every((s) => s.applied), 'every plan step is applied')
   const tenantTables = Object.entries(config.tables).filter(([, t]) => t.class === 'direct' || t.class === 'child' || t.class === 'root').map(([k]) => k)
   if (config.tenant.create) tenantTables.push(config.tenant.table)
+  if (config.tenant.membership !== null) tenantTables.push(config.tenant.membership.table)
   const rows = status.tables.filter((s) => s.class !== 'global' && s.class !== 'excluded')
   assert.deepEqual(rows.map((s) => s.table).sort(), tenantTables.sort(), 'tenantize.status lists every tenant table')
   for (const s of rows) {
