@@ -40,7 +40,8 @@ test('two runner processes at once: the second fails fast naming the first; with
   let released = false
   try {
     const first = runCli(['migrate', 'up', '--db', t.url, '--dir', dir, '--force', '--lock-timeout', '120s'])
-    const advisory = `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = ${LOCK_KEY.classid} AND objid = ${LOCK_KEY.objid}`
+    // pg_locks shows every database's locks: other test files run their own runners at the same time.
+    const advisory = `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = ${LOCK_KEY.classid} AND objid = ${LOCK_KEY.objid} AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`
     await waitFor(async () => (await t.sql(`${advisory} AND granted`)).length > 0, 'the first runner to take the lock')
     const holder = (await t.sql<{ pid: number }>(`${advisory} AND granted`))[0]!.pid
     const second = await runCli(['migrate', 'up', '--db', t.url, '--dir', dir])
