@@ -160,3 +160,8 @@ test('a server older than PostgreSQL 14 is refused by the planner, naming the fi
     assert.deepEqual(error.toLines().slice(1), ['TZ_CONFIG server: PostgreSQL 13.16 is too old — fix: upgrade to PostgreSQL 14 or later'])
   }
 })
+
+test('target citus is refused until its steps exist, instead of planning for plain PostgreSQL', () => {
+  const config = parseConfig({ ...proposeConfig(catalog, { defaultTenantId: DEFAULT_ID, appRole: APP }).config, target: 'citus' })
+  assert.throws(() => planConversion(catalog, config), (error: unknown) => error instanceof TenantizeError && /TZ_CONFIG target: citus is not supported/.test(error.toLines().join('\n')))
+})

@@ -60,6 +60,9 @@ export function planConversion(catalog: Catalog, config: TenantizeConfig): Plan 
     else if (pk === undefined || pk.columns.length !== 1) problems.push({ object: `tenant.table ${rootKey}`, message: 'needs a single-column primary key (the tenant id)', fix: 'add one, or let Tenantize create the tenant table' })
     else rootId = pk.columns[0]!
   }
+  if (config.target === 'citus') {
+    problems.push({ object: 'target', message: 'citus is not supported by this version of the planner', fix: 'set target to "postgres"; the Citus steps (create_distributed_table, SET LOCAL context) are planned but not built yet' })
+  }
   if (catalog.server.versionNum < 140000) {
     problems.push({ object: 'server', message: `PostgreSQL ${catalog.server.version} is too old`, fix: 'upgrade to PostgreSQL 14 or later' })
   }
