@@ -1,39 +1,13 @@
-import { after, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { MUTATIONS } from './fixtures/verify/mutations.js'
-import { testDatabase } from './helpers/db.js'
-import { caseRoles, createVerifyFixture, verifyAfter } from './helpers/verify-fixture.js'
+import { verifyAfter } from './helpers/verify-fixture.js'
+import { runMutationPart } from './helpers/verify-mutations.js'
 
-// The mutation suite, part 1 of 3 (every third mutation, so the parts run in parallel): break one
-// protection of the tenantized fixture at a time; verify must report it. Prints this part's score.
-const PART = 0
-const PARTS = 3
-
-const db = await testDatabase(import.meta.url)
-const fx = await createVerifyFixture(db)
-const mine = MUTATIONS.filter((_, i) => i % PARTS === PART)
-const killed: string[] = []
+// The mutation suite, part 1 of 3 (see test/helpers/verify-mutations.ts), and the fixture it breaks.
+const fx = await runMutationPart(import.meta.url, 0, 3)
 
 test('the tenantized fixture itself: verify reports nothing at error level and every probe check passes or is skipped with a reason', async () => {
   const report = await verifyAfter(fx, '')
   assert.deepEqual(report.findings.filter((f) => f.severity === 'error').map((f) => `${f.rule} ${f.object}`), [])
   assert.deepEqual(report.probe?.checks.filter((c) => c.status === 'fail' || c.status === 'error').map((c) => `${c.table} ${c.check}: ${c.detail}`), [])
 })
-
-for (const m of mine) {
-  test(`mutation ${m.id}: breaking ${m.breaks} is reported as ${m.expect.join(', ')}`, async () => {
-    const report = await verifyAfter(fx, m.sql(caseRoles(fx)))
-    const reported = new Set(report.findings.map((f) => f.rule))
-    const missing = m.expect.filter((rule) => !reported.has(rule))
-    assert.deepEqual(missing, [], `not reported: ${missing.join(', ')}; reported: ${[...reported].sort().join(', ')}`)
-    killed.push(m.id)
-  })
-}
-
-test(`mutation score (part ${PART + 1} of ${PARTS}) is 100%`, (t) => {
-  const line = `mutation score, part ${PART + 1} of ${PARTS}: ${killed.length}/${mine.length} killed (${Math.round((100 * killed.length) / mine.length)}%), ${MUTATIONS.length} mutations in all`
-  t.diagnostic(line)
-  assert.equal(killed.length, mine.length, line)
-})
-
-after(() => console.log(`# mutation score, part ${PART + 1} of ${PARTS}: ${killed.length}/${mine.length}`))

@@ -2,7 +2,7 @@ import type pg from 'pg'
 import { introspect } from '../catalog/index.js'
 import { withClient } from '../db/connect.js'
 import { ErrorCodes, TenantizeError } from '../errors.js'
-import { readLedger, runUnits, sleep, type MigrateEvent, type RunnerOptions, type MigrateResult, type Unit, type UnitContext } from '../migrate/index.js'
+import { readLedger, runUnits, sleep, type RunnerOptions, type MigrateResult, type Unit, type UnitContext } from '../migrate/index.js'
 import type { TenantizeConfig } from '../plan/config.js'
 import { splitKey } from '../plan/config.js'
 import { planConversion } from '../plan/plan.js'
@@ -235,4 +235,3 @@ export async function conversionStatus(databaseUrl: string): Promise<ConversionS
   })
 }
 
-export type { MigrateEvent }

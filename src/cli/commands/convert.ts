@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { access, mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline/promises'
 import type { Command } from 'commander'
@@ -32,10 +32,10 @@ const initSchema = z.object({
   json: z.boolean().default(false),
 })
 
+/** The config an earlier init wrote (and the user may have edited), or undefined when there is none. */
 async function previousConfig(path: string): Promise<TenantizeConfig | undefined> {
-  const text = await readFile(path, 'utf8').catch(() => undefined)
-  if (text === undefined) return undefined
-  return readConfigFile(path)
+  const exists = await access(path).then(() => true, () => false)
+  return exists ? readConfigFile(path) : undefined
 }
 
 /** `init`: classify every table and write (or update, keeping the user's edits) the config file. */
