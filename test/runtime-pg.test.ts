@@ -1,6 +1,5 @@
-import { after, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { inspect } from 'node:util'
 import pg from 'pg'
@@ -15,42 +14,17 @@ import {
   type ContextStrategy,
   type Queryable,
 } from '../src/runtime/index.js'
-import { quoteIdent } from '../src/sql/index.js'
-import { withClient } from '../src/db/connect.js'
 import { testDatabase } from './helpers/db.js'
+import { setupTenantSchema } from './helpers/runtime-matrix.js'
 
 const db = await testDatabase(import.meta.url)
 
-/** The application role: not a superuser, no BYPASSRLS, not the owner of `items`. Cluster-wide, so unique per run. */
-const APP = `${db.name}_app`
-after(async () => {
-  await db.drop() // first, so the role owns nothing and holds no privileges any more
-  await withClient(db.adminUrl, (c) => c.query(`DROP ROLE IF EXISTS ${quoteIdent(APP)}`))
-})
-
-await db.sql(`
-  CREATE ROLE ${quoteIdent(APP)} NOLOGIN;
-  CREATE SCHEMA tenantize;
-  CREATE FUNCTION tenantize.current_tenant_id() RETURNS uuid
-    LANGUAGE sql STABLE SET search_path = pg_catalog
-    AS $$ SELECT nullif(current_setting('tenantize.tenant_id', true), '')::uuid $$;
-  GRANT USAGE ON SCHEMA tenantize TO ${quoteIdent(APP)};
-  CREATE TABLE items (org_id uuid NOT NULL, id text PRIMARY KEY, body text NOT NULL);
-  ALTER TABLE items ENABLE ROW LEVEL SECURITY;
-  ALTER TABLE items FORCE ROW LEVEL SECURITY;
-  CREATE POLICY items_tenant ON items TO ${quoteIdent(APP)}
-    USING (org_id = (SELECT tenantize.current_tenant_id()))
-    WITH CHECK (org_id = (SELECT tenantize.current_tenant_id()));
-  GRANT SELECT, INSERT, UPDATE, DELETE ON items TO ${quoteIdent(APP)};
-`)
-
-/** Ten tenants; tenant i owns i + 1 rows with ids `t<i>-r<j>`. */
-const TENANTS = Array.from({ length: 10 }, () => randomUUID())
-const EXPECTED = new Map(TENANTS.map((org, i) => [org, Array.from({ length: i + 1 }, (_, j) => `t${i}-r${j}`).sort()]))
-for (const [org, ids] of EXPECTED) {
-  for (const id of ids) await db.sql('INSERT INTO items (org_id, id, body) VALUES ($1, $2, $3)', [org, id, `body of ${id}`])
-}
-const TOTAL = [...EXPECTED.values()].reduce((n, ids) => n + ids.length, 0)
+// The tenant schema the matrix uses too: items with RLS enabled, forced, a policy for the app role.
+const fixture = await setupTenantSchema(db)
+const APP = fixture.app
+const TENANTS = fixture.tenants
+const EXPECTED = fixture.expected
+const TOTAL = fixture.total
 const [A, B] = [TENANTS[0]!, TENANTS[1]!]
 
 interface Tracked {
