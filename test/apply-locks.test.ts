@@ -56,7 +56,7 @@ test('pg_locks sampled during every step while an app writes: no step takes a st
       const before = current
       const { rows } = await monitor.query<{ mode: string; relname: string }>(
         `SELECT l.mode, c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE l.granted AND c.relkind IN ('r', 'p') AND n.nspname = 'public'
+          WHERE l.locktype = 'relation' AND l.granted AND c.relkind IN ('r', 'p') AND n.nspname = 'public'
             AND l.pid IN (SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'tenantize migrate')`,
       )
       for (const r of rows) samples.push({ mode: r.mode, table: r.relname, steps: [before, current] })
