@@ -1,38 +1,11 @@
-import { after, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, createHmac, randomUUID } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import pg from 'pg'
-import { addBlock } from '../src/blocks/index.js'
-import { migrateUp } from '../src/migrate/index.js'
 import { createApiKeyStore } from '../src/runtime/api-keys.js'
 import { TenantContextMissingError, tenantPool, withTenant } from '../src/runtime/index.js'
-import { quoteIdent } from '../src/sql/index.js'
-import { withClient } from '../src/db/connect.js'
-import { testDatabase } from './helpers/db.js'
+import { blockDatabase } from './helpers/blocks.js'
 
-const db = await testDatabase(import.meta.url)
-const APP = `${db.name}_app`
-const dir = await mkdtemp(join(tmpdir(), 'tz-keys-'))
-const appPool = new pg.Pool({ connectionString: db.url, max: 2, options: `-c role=${APP}` })
-const systemPool = new pg.Pool({ connectionString: db.url, max: 2 })
-// idle clients are terminated when the harness drops the database
-for (const pool of [appPool, systemPool]) pool.on('error', () => undefined)
-after(async () => {
-  await appPool.end()
-  await systemPool.end()
-  await rm(dir, { recursive: true, force: true })
-  await db.drop()
-  await withClient(db.adminUrl, (c) => c.query(`DROP ROLE IF EXISTS ${quoteIdent(APP)}`))
-})
-
-await db.sql(`CREATE ROLE ${quoteIdent(APP)} NOLOGIN; CREATE TABLE organizations (id uuid PRIMARY KEY)`)
-const [A, B] = [randomUUID(), randomUUID()]
-await db.sql('INSERT INTO organizations VALUES ($1), ($2)', [A, B])
-await addBlock({ block: 'api-keys', dir, appRole: APP })
-await migrateUp({ databaseUrl: db.url, dir })
+const { db, appPool, systemPool, a: A, b: B } = await blockDatabase(import.meta.url, 'api-keys')
 
 const keys = createApiKeyStore({ db: tenantPool(appPool), system: systemPool })
 

@@ -1,38 +1,12 @@
-import { after, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { randomUUID } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import pg from 'pg'
-import { addBlock } from '../src/blocks/index.js'
-import { migrateUp } from '../src/migrate/index.js'
 import { actorOf, AUDIT_SETTINGS, createAuditLog } from '../src/runtime/audit.js'
 import { runWithAuth, type TenantAuth } from '../src/runtime/http/index.js'
 import { TenantContextMissingError, tenantPool, withTenant } from '../src/runtime/index.js'
 import { quoteIdent } from '../src/sql/index.js'
-import { withClient } from '../src/db/connect.js'
-import { testDatabase } from './helpers/db.js'
+import { blockDatabase } from './helpers/blocks.js'
 
-const db = await testDatabase(import.meta.url)
-const APP = `${db.name}_app`
-const dir = await mkdtemp(join(tmpdir(), 'tz-audit-'))
-const appPool = new pg.Pool({ connectionString: db.url, max: 2, options: `-c role=${APP}` })
-const systemPool = new pg.Pool({ connectionString: db.url, max: 2 })
-for (const pool of [appPool, systemPool]) pool.on('error', () => undefined)
-after(async () => {
-  await appPool.end()
-  await systemPool.end()
-  await rm(dir, { recursive: true, force: true })
-  await db.drop()
-  await withClient(db.adminUrl, (c) => c.query(`DROP ROLE IF EXISTS ${quoteIdent(APP)}`))
-})
-
-const [A, B] = [randomUUID(), randomUUID()]
-await db.sql(`CREATE ROLE ${quoteIdent(APP)} NOLOGIN; CREATE TABLE organizations (id uuid PRIMARY KEY)`)
-await db.sql('INSERT INTO organizations VALUES ($1), ($2)', [A, B])
-await addBlock({ block: 'audit', dir, appRole: APP })
-await migrateUp({ databaseUrl: db.url, dir })
+const { db, app: APP, appPool, systemPool, a: A, b: B } = await blockDatabase(import.meta.url, 'audit')
 // An application table with the audit trigger: row id column "code", column "secret" left out.
 await db.sql(`
   CREATE TABLE invoice (org_id uuid NOT NULL DEFAULT tenantize.current_tenant_id(), code text PRIMARY KEY, amount int NOT NULL, secret text);
