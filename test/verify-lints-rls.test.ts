@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { LINT_RULES } from '../src/verify/lints/index.js'
 import { LINT_CASES } from './fixtures/verify/lint-cases.js'
 import { testDatabase } from './helpers/db.js'
-import { createVerifyFixture, findingsOf, fixtureClient } from './helpers/verify-fixture.js'
+import { createVerifyFixture, fixtureClient, registerLintCases } from './helpers/verify-fixture.js'
 
 // Lint rules of the row-level security, app role and policy groups: one test where each fires, one where
 // it does not. The other groups are in verify-lints-objects.test.ts (the files run in parallel).
@@ -28,19 +28,4 @@ test('every lint rule has a fixture case that makes it fire', () => {
   assert.deepEqual(LINT_CASES.map((c) => c.rule).filter((id) => !LINT_RULES.some((r) => r.id === id)), [])
 })
 
-const rules = new Map(LINT_RULES.map((r) => [r.id, r]))
-for (const c of LINT_CASES.filter((x) => GROUPS.has(rules.get(x.rule)!.category))) {
-  test(`${c.rule} fires when ${c.fires.title}`, async () => {
-    const found = await findingsOf(client, fx, c.rule, c.fires)
-    assert.ok(found.length > 0, `${c.rule} did not fire`)
-    for (const f of found) {
-      assert.equal(f.source, 'lint')
-      assert.equal(f.docs, `docs/rules.md#${c.rule}`)
-      assert.ok(f.fix.trim().length > 0 && f.why.length > 0 && f.message.length > 0)
-    }
-  })
-  test(`${c.rule} does not fire ${c.clean === undefined ? 'on the tenantized fixture' : `when ${c.clean.title}`}`, async () => {
-    const found = await findingsOf(client, fx, c.rule, c.clean ?? { sql: () => '' })
-    assert.deepEqual(found.map((f) => f.message), [])
-  })
-}
+registerLintCases(client, fx, GROUPS)

@@ -1,12 +1,14 @@
-import { after } from 'node:test'
+import { after, test } from 'node:test'
+import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'
 import pg from 'pg'
 import { introspect, type Catalog, type ServerInfo, type Table } from '../../src/catalog/index.js'
 import { connect } from '../../src/db/connect.js'
 import { quoteIdent } from '../../src/sql/index.js'
-import { lintCatalog, type ModelOptions, type TenantModel } from '../../src/verify/lints/index.js'
+import { LINT_RULES, lintCatalog, type ModelOptions, type TenantModel } from '../../src/verify/lints/index.js'
 import type { Finding, VerifyReport } from '../../src/verify/types.js'
 import { verifyClient, type VerifyCoreOptions } from '../../src/verify/verify.js'
+import { LINT_CASES } from '../fixtures/verify/lint-cases.js'
 import type { TestDatabase } from './db.js'
 
 /**
@@ -176,5 +178,28 @@ export async function verifyAfter(fx: VerifyFixture, sql: string, options: Verif
     return await inRolledBack(client, sql, async () => (await verifyClient(client, { appRole: fx.app, ...options, inTransaction: true })).report)
   } finally {
     await client.end()
+  }
+}
+
+/**
+ * For each lint case whose rule belongs to one of `groups`: a test where the rule fires (with a fix, a
+ * reason and its docs line) and one where it does not. The groups are split across files that run in parallel.
+ */
+export function registerLintCases(client: pg.Client, fx: VerifyFixture, groups: ReadonlySet<string>): void {
+  const rules = new Map(LINT_RULES.map((r) => [r.id, r]))
+  for (const c of LINT_CASES.filter((x) => groups.has(rules.get(x.rule)!.category))) {
+    test(`${c.rule} fires when ${c.fires.title}`, async () => {
+      const found = await findingsOf(client, fx, c.rule, c.fires)
+      assert.ok(found.length > 0, `${c.rule} did not fire`)
+      for (const f of found) {
+        assert.equal(f.source, 'lint')
+        assert.equal(f.docs, `docs/rules.md#${c.rule}`)
+        assert.ok(f.fix.trim().length > 0 && f.why.length > 0 && f.message.length > 0)
+      }
+    })
+    test(`${c.rule} does not fire ${c.clean === undefined ? 'on the tenantized fixture' : `when ${c.clean.title}`}`, async () => {
+      const found = await findingsOf(client, fx, c.rule, c.clean ?? { sql: () => '' })
+      assert.deepEqual(found.map((f) => f.message), [])
+    })
   }
 }
