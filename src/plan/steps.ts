@@ -62,6 +62,8 @@ export interface Step {
    * otherwise every existing row got the default tenant and only the column records later tenants.
    */
   readonly addsTenantColumn?: { readonly column: string; readonly derived: boolean }
+  /** What the data must satisfy for this step to succeed; checked before the first step of a run. */
+  readonly preconditions?: readonly Precondition[]
 }
 
 /** Something the plan cannot do safely by itself: the user must act, and is told how. */
@@ -76,4 +78,24 @@ export interface Plan {
   readonly manual: readonly ManualStep[]
   /** Reasons the enforce phase must not run (app role superuser, BYPASSRLS, owner). */
   readonly enforceBlockers: readonly ManualStep[]
+}
+
+/**
+ * Something the data must satisfy for a step to succeed, checked read-only before the first step runs
+ * (`plan` shows the findings, `apply` refuses to start on any). The SQL is built by the planner, so the
+ * check follows exactly what the step will do.
+ */
+export interface Precondition {
+  /** Stable id, unique in the plan, e.g. `crossing:public.invoice:invoice_client_fkey`. */
+  readonly id: string
+  /** `schema.table` whose rows are checked. */
+  readonly table: string
+  /** What must hold, for people: "every row has a parent to take its tenant from". */
+  readonly title: string
+  /** `SELECT count(*)::bigint AS n …`: rows that break it. Read-only. */
+  readonly countSql: string
+  /** `SELECT … LIMIT 5`: a few offending rows' keys, as text columns. Read-only. */
+  readonly sampleSql: string
+  /** The ways out, for people (another path, make the table global, declare a shared reference, fix rows with this SQL). */
+  readonly fixes: readonly string[]
 }
