@@ -3,6 +3,7 @@ import { ErrorCodes, TenantizeError, type Problem } from '../errors.js'
 import { identList, qualifiedName, quoteIdent, quoteLiteral, roleName } from '../sql/quote.js'
 import { splitKey, tableKeyOf, type TableConfig, type TenantizeConfig } from './config.js'
 import { objectName } from './names.js'
+import { backfillRows, crossingRows, defaultTenantRow, foreignTenantRows, nullTenantRows } from './preconditions.js'
 import type { Backfill, LockLevel, ManualStep, Plan, Step } from './steps.js'
 
 /** The helper every policy calls; STABLE, pinned search_path, fail-closed. */
@@ -219,6 +220,7 @@ function columnSteps(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string, Tenant
       lockHeld: 'brief',
       transactional: true,
       addsTenantColumn: { column: t.column, derived: false },
+      preconditions: defaultTenantRow(ctx),
     })
   } else if (t.existing === undefined && derive) {
     const path = t.cfg.path!
@@ -262,6 +264,7 @@ $tenantize$`,
       transactional: true,
       rows: t.rows,
       backfill: backfillOf(t, parentSql, parentCol, path.columns, path.parentColumns, ctx.config.batchSize),
+      preconditions: backfillRows(ctx, t.key, path),
     })
     needsNotNull = true
   } else if (t.existing !== undefined && t.existing.nullable) {
@@ -270,7 +273,7 @@ $tenantize$`,
   if (needsNotNull) {
     const check = quoteIdent(objectName(t.table!.name, t.column, 'not_null'))
     step(ctx, { id: `not-null-check:${t.key}`, phase: 'schema', table: t.key, title: `CHECK (${t.column} IS NOT NULL) NOT VALID: new rows only`, up: [`ALTER TABLE ${t.sql} ADD CONSTRAINT ${check} CHECK (${col} IS NOT NULL) NOT VALID`], down: [`ALTER TABLE ${t.sql} DROP CONSTRAINT IF EXISTS ${check}`], lock: 'ACCESS EXCLUSIVE', lockHeld: 'brief', transactional: true })
-    step(ctx, { id: `not-null-validate:${t.key}`, phase: 'schema', table: t.key, title: `validate the check (scans without blocking writes)`, up: [`ALTER TABLE ${t.sql} VALIDATE CONSTRAINT ${check}`], down: [], lock: 'SHARE UPDATE EXCLUSIVE', lockHeld: 'scan without blocking writes', transactional: true, rows: t.rows })
+    step(ctx, { id: `not-null-validate:${t.key}`, phase: 'schema', table: t.key, title: `validate the check (scans without blocking writes)`, up: [`ALTER TABLE ${t.sql} VALIDATE CONSTRAINT ${check}`], down: [], lock: 'SHARE UPDATE EXCLUSIVE', lockHeld: 'scan without blocking writes', transactional: true, rows: t.rows, preconditions: nullTenantRows(ctx, t.key, t.column) })
     step(ctx, {
       id: `not-null:${t.key}`,
       phase: 'schema',
@@ -287,7 +290,7 @@ $tenantize$`,
     ctx.manual.push({ object: t.key, reason: `no foreign key ${t.column} → ${ctx.rootKey}: PostgreSQL cannot add one NOT VALID on a partitioned table, and a validating one would block writes while it scans`, fix: `add it per partition (ADD CONSTRAINT … NOT VALID, then VALIDATE), then once on ${t.sql}; row-level security does not depend on it` })
   } else if (!hasRootFk) {
     step(ctx, { id: `tenant-fk:${t.key}`, phase: 'schema', table: t.key, title: `foreign key ${t.column} → ${ctx.rootKey}, checked at commit (NOT VALID: new rows only)`, up: [`ALTER TABLE ${t.sql} ADD CONSTRAINT ${fkName} FOREIGN KEY (${col}) REFERENCES ${ctx.root} (${quoteIdent(ctx.rootId)}) DEFERRABLE INITIALLY DEFERRED NOT VALID`], down: [`ALTER TABLE ${t.sql} DROP CONSTRAINT ${fkName}`], lock: 'SHARE ROW EXCLUSIVE', lockHeld: 'brief', transactional: true })
-    step(ctx, { id: `tenant-fk-validate:${t.key}`, phase: 'schema', table: t.key, title: 'validate the foreign key (scans without blocking writes)', up: [`ALTER TABLE ${t.sql} VALIDATE CONSTRAINT ${fkName}`], down: [], lock: 'SHARE UPDATE EXCLUSIVE', lockHeld: 'scan without blocking writes', transactional: true, rows: t.rows })
+    step(ctx, { id: `tenant-fk-validate:${t.key}`, phase: 'schema', table: t.key, title: 'validate the foreign key (scans without blocking writes)', up: [`ALTER TABLE ${t.sql} VALIDATE CONSTRAINT ${fkName}`], down: [], lock: 'SHARE UPDATE EXCLUSIVE', lockHeld: 'scan without blocking writes', transactional: true, rows: t.rows, preconditions: foreignTenantRows(ctx, t.key, t.column) })
   }
 }
 
@@ -389,7 +392,7 @@ $tenantize$`)
     // Checked at commit: the original key keeps doing its cascades and SET NULLs, and by commit time the
     // twin only has to find every surviving row in the same tenant as its parent.
     up.push(`ALTER TABLE ${t.sql} ADD CONSTRAINT ${name} FOREIGN KEY (${identList([t.column, ...fk.columns])}) REFERENCES ${parentSql} (${identList(parentCols)}) DEFERRABLE INITIALLY DEFERRED NOT VALID`)
-    step(ctx, { id: `composite-fk:${t.key}:${fk.name}`, phase: 'schema', table: t.key, title: `foreign key (${t.column}, ${fk.columns.join(', ')}) → ${parentKey} (${parentCols.join(', ')}), checked at commit, NOT VALID${ctx.deriveChildren ? ', after checking no row crosses tenants' : ''}`, up, down: [`ALTER TABLE ${t.sql} DROP CONSTRAINT ${name}`], lock: 'SHARE ROW EXCLUSIVE', lockHeld: 'brief', transactional: true, rows: ctx.deriveChildren ? t.rows : 0 })
+    step(ctx, { id: `composite-fk:${t.key}:${fk.name}`, phase: 'schema', table: t.key, title: `foreign key (${t.column}, ${fk.columns.join(', ')}) → ${parentKey} (${parentCols.join(', ')}), checked at commit, NOT VALID${ctx.deriveChildren ? ', after checking no row crosses tenants' : ''}`, up, down: [`ALTER TABLE ${t.sql} DROP CONSTRAINT ${name}`], lock: 'SHARE ROW EXCLUSIVE', lockHeld: 'brief', transactional: true, rows: ctx.deriveChildren ? t.rows : 0, preconditions: crossingRows(ctx, t.key, fk) })
     step(ctx, { id: `composite-fk-validate:${t.key}:${fk.name}`, phase: 'schema', table: t.key, title: 'validate the composite foreign key (scans without blocking writes)', up: [`ALTER TABLE ${t.sql} VALIDATE CONSTRAINT ${name}`], down: [], lock: 'SHARE UPDATE EXCLUSIVE', lockHeld: 'scan without blocking writes', transactional: true, rows: t.rows })
   }
 }
