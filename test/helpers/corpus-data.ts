@@ -1,0 +1,570 @@
+/**
+ * A catalog-driven data generator for schemas we did not write (the corpus under test/fixtures/corpus):
+ * it fills every table in foreign-key order with a few rows each, deterministically, respecting NOT NULL,
+ * CHECK constraints (by trying the literals the constraint mentions), enums, domains, unique keys,
+ * partition bounds and column types. Every value travels as text and is cast by PostgreSQL to the
+ * column's type (the parameter takes the target column's type), so no key ever round-trips through a
+ * JS number or Date.
+ *
+ * How a row is found: each column (or each foreign key's column group) has an ordered list of candidate
+ * values — the generated value first, then NULL / DEFAULT / the constraint's literals / a few edge
+ * values. The row is inserted inside a savepoint; when PostgreSQL rejects it, the error names the
+ * constraint (or column), and only the candidates of the columns that constraint reads move on.
+ * The choices that worked become the starting point of the table's next row.
+ */
+import type pg from 'pg'
+import type { Catalog, Column, ForeignKeyConstraint, Table } from '../../src/catalog/index.js'
+import { identList, qualifiedName } from '../../src/sql/quote.js'
+
+/** Every value as the text PostgreSQL prints (no JS type parsing). */
+const TEXT = { getTypeParser: () => (value: string) => value }
+
+type Value = string | null
+type Row = Record<string, Value>
+
+/** Type facts the catalog does not carry: base type of domains, enum labels, array-ness, domain CHECKs. */
+interface TypeFacts {
+  /** Base type name (typname of the base of a domain), e.g. int4, varchar, bpchar, bool, my_enum. */
+  readonly base: string
+  readonly category: string
+  readonly labels: readonly string[] | null
+  /** Maximum length for varchar/bpchar, precision/scale for numeric. */
+  readonly maxLength: number | null
+  readonly precision: number | null
+  readonly scale: number | null
+  /** The domain's own name when the column's type is a domain, else null. */
+  readonly domain: string | null
+  /** Literals mentioned by the domain's CHECK constraints. */
+  readonly domainLiterals: readonly string[]
+}
+
+const DEFAULT = Symbol('DEFAULT')
+type Candidate = Value | typeof DEFAULT | { readonly gen: true }
+const GEN: Candidate = { gen: true }
+
+/** One thing the search chooses: a single column, or the columns of one foreign key together. */
+interface Group {
+  readonly columns: readonly string[]
+  readonly fk: ForeignKeyConstraint | null
+  /** For a plain column: candidates. For a foreign key: parent rows (by index), then NULL if allowed. */
+  readonly candidates: readonly Candidate[]
+  readonly nullable: boolean
+}
+
+interface TablePlan {
+  readonly table: Table
+  readonly key: string
+  readonly groups: readonly Group[]
+  /** Columns never written: generated, identity ALWAYS, serial/identity defaults, omitted by the caller. */
+  readonly skipped: ReadonlySet<string>
+  /** Starting choices for the next row: index per group and the salt of generated values. */
+  state: { choice: number[]; salt: number }
+}
+
+export interface FillOptions {
+  /** Tables to fill, `schema.name` (default: every ordinary and partitioned table outside `tenantize`). */
+  readonly tables?: readonly string[]
+  /** Rows per table (default 3). */
+  readonly rows?: number
+  /** Columns given a fixed value in every table that has them, e.g. `{ org_id: B }`. */
+  readonly fixed?: Readonly<Record<string, string>>
+  /** Seed of the generated values (default 1). */
+  readonly seed?: number
+  /** Most insert attempts per row before giving up on it (default 400). */
+  readonly attempts?: number
+}
+
+export interface FillResult {
+  /** Rows inserted per table, in fill order. */
+  readonly counts: Record<string, number>
+  /** Tables in the order they were filled. */
+  readonly order: readonly string[]
+  /** Why a table got fewer rows than asked, per table. */
+  readonly problems: Record<string, string>
+}
+
+const keyOf = (t: { schema: string; name: string }): string => `${t.schema}.${t.name}`
+
+async function typeFacts(client: pg.ClientBase, tables: readonly Table[]): Promise<Map<string, TypeFacts>> {
+  const { rows } = await client.query<{ rel: string; att: string; base: string; category: string; labels: string[] | null; typmod: number; domain: string | null; domain_checks: string[] | null }>({
+    text: `SELECT c.oid::text AS rel, a.attname AS att,
+                  b.typname AS base, b.typcategory AS category,
+                  (SELECT array_agg(e.enumlabel::text ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = b.oid) AS labels,
+                  CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END AS typmod,
+                  CASE WHEN t.typtype = 'd' THEN t.typname::text END AS domain,
+                  CASE WHEN t.typtype = 'd' THEN (SELECT array_agg(pg_get_constraintdef(k.oid)) FROM pg_constraint k WHERE k.contypid IN (t.oid, b.oid)) END AS domain_checks
+             FROM pg_attribute a
+             JOIN pg_class c ON c.oid = a.attrelid
+             JOIN pg_type t ON t.oid = a.atttypid
+             JOIN pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+            WHERE c.oid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped`,
+    values: [tables.map((t) => t.oid)],
+  })
+  const out = new Map<string, TypeFacts>()
+  for (const r of rows) {
+    const typmod = Number(r.typmod)
+    const isChar = ['varchar', 'bpchar'].includes(r.base)
+    const isNumeric = r.base === 'numeric' && typmod > 4
+    out.set(`${r.rel}:${r.att}`, {
+      base: r.base,
+      category: r.category,
+      labels: r.labels,
+      maxLength: isChar && typmod > 4 ? typmod - 4 : null,
+      precision: isNumeric ? ((typmod - 4) >> 16) & 0xffff : null,
+      scale: isNumeric ? (typmod - 4) & 0xffff : null,
+      domain: r.domain,
+      domainLiterals: (r.domain_checks ?? []).flatMap(literalsOf),
+    })
+  }
+  return out
+}
+
+/** String and number literals of a constraint or bound definition, in order, without duplicates. */
+export function literalsOf(definition: string): string[] {
+  const out: string[] = []
+  for (const m of definition.matchAll(/'((?:[^']|'')*)'|(?<![\w.$])(-?\d+(?:\.\d+)?)(?![\w.])/g)) {
+    const v = m[1] !== undefined ? m[1].replaceAll("''", "'") : m[2]!
+    if (!out.includes(v)) out.push(v)
+  }
+  return out
+}
+
+function base36(n: number, width: number): string {
+  const s = n.toString(36)
+  return s.length >= width ? s.slice(-width) : s.padStart(width, '0')
+}
+
+/** The generated value of a column for row `i` with `salt` (unique keys bump the salt). */
+function generated(column: Column, facts: TypeFacts, table: string, i: number, salt: number, seed: number): Value {
+  const n = i + 1 + salt * 1000 + (seed - 1) * 100_000
+  if (facts.category === 'A') return '{}'
+  if (facts.labels !== null) return facts.labels[(i + salt) % facts.labels.length] ?? null
+  switch (facts.base) {
+    case 'int2':
+      return String(n % 30000)
+    case 'int4':
+    case 'int8':
+    case 'oid':
+      return String(n)
+    case 'numeric': {
+      if (facts.precision === null) return `${n}.5`
+      const whole = facts.precision - (facts.scale ?? 0)
+      return whole <= 0 ? '0' : String(n % 10 ** Math.min(whole, 9))
+    }
+    case 'float4':
+    case 'float8':
+      return `${n}.25`
+    case 'money':
+      return `${n}.00`
+    case 'bool':
+      return (i + salt) % 2 === 0 ? 'true' : 'false'
+    case 'date':
+      return new Date(Date.UTC(2024, 0, 1 + n)).toISOString().slice(0, 10)
+    case 'timestamp':
+    case 'timestamptz':
+      return `${new Date(Date.UTC(2024, 0, 1 + n, 12)).toISOString().slice(0, 19)}Z`
+    case 'time':
+    case 'timetz':
+      return `${String(n % 24).padStart(2, '0')}:30:00`
+    case 'interval':
+      return `${n} minutes`
+    case 'uuid': {
+      const h = (n * 2654435761 + seed * 97 + table.length).toString(16).padStart(12, '0').slice(-12)
+      return `00000000-0000-4000-8000-${h}`
+    }
+    case 'json':
+    case 'jsonb':
+      return `{"n": ${n}}`
+    case 'bytea':
+      return `\\x${n.toString(16).padStart(2, '0')}`
+    case 'inet':
+    case 'cidr':
+      return `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}${facts.base === 'cidr' ? '/32' : ''}`
+    case 'macaddr':
+      return `08:00:2b:00:${base36(n % 256, 2).replace(/[^0-9a-f]/g, '0')}:01`
+    case 'tsvector':
+      return `word${n}`
+    case 'tsquery':
+      return `word${n}`
+    case 'xml':
+      return `<n>${n}</n>`
+    case 'point':
+      return `(${n},${n})`
+    case 'bit':
+    case 'varbit':
+      return '1'
+    case 'text':
+    case 'varchar':
+    case 'bpchar':
+    case 'name':
+    case 'citext': {
+      const s = `${column.name.replace(/[^a-z]/gi, '').slice(0, 6)}${n}`
+      const max = facts.maxLength
+      if (max === null || s.length <= max) return /mail/i.test(column.name) && (max === null || s.length + 12 <= max) ? `${s}@example.test` : s
+      return base36(n, max)
+    }
+    default:
+      if (facts.category === 'R') return 'empty'
+      if (facts.category === 'S') return `${column.name}${n}`
+      return null
+  }
+}
+
+/** Edge values worth trying for a type after the generated one and the constraint's literals. */
+function edgeValues(facts: TypeFacts): string[] {
+  if (facts.labels !== null) return [...facts.labels]
+  switch (facts.base) {
+    case 'int2':
+    case 'int4':
+    case 'int8':
+    case 'numeric':
+    case 'float4':
+    case 'float8':
+      return ['0', '1', '2', '10', '-1', '100', '1901', '2000', '4000']
+    case 'bool':
+      return ['true', 'false']
+    case 'date':
+    case 'timestamp':
+    case 'timestamptz':
+      return ['2000-01-01', '2022-01-15', '1990-06-01']
+    case 'text':
+    case 'varchar':
+    case 'bpchar':
+    case 'citext':
+      return ['a', 'x', 'A', '']
+    case 'json':
+    case 'jsonb':
+      return ['{}', '[]', '"x"', '1']
+    default:
+      return []
+  }
+}
+
+const isSerialDefault = (c: Column): boolean => c.identity !== null || (c.default !== null && /^nextval\(/.test(c.default))
+
+/**
+ * The foreign keys rows of `t` must satisfy: its own and, for a partitioned table, those declared on its
+ * partitions only (pagila's payment has them there), one per column list and parent.
+ */
+function foreignKeysOf(catalog: Catalog, t: Table): ForeignKeyConstraint[] {
+  const out: ForeignKeyConstraint[] = []
+  const seen = new Set<string>()
+  const visit = (table: Table): void => {
+    for (const c of table.constraints) {
+      if (c.type !== 'foreign key') continue
+      const id = `${c.columns.join(',')}->${keyOf(c.references.table)}(${c.references.columns.join(',')})`
+      if (seen.has(id)) continue
+      seen.add(id)
+      out.push(c)
+    }
+    for (const p of table.partitions) {
+      const part = catalog.tables.find((x) => x.oid === p.oid)
+      if (part !== undefined) visit(part)
+    }
+  }
+  visit(t)
+  return out
+}
+
+/** Tables ordered so that every foreign key's parent comes first (self references and cycles broken). */
+function fillOrder(catalog: Catalog, tables: readonly Table[]): { order: Table[]; broken: Set<string> } {
+  const keys = new Set(tables.map(keyOf))
+  const deps = new Map<string, Set<string>>()
+  for (const t of tables) {
+    const parents = new Set<string>()
+    for (const c of foreignKeysOf(catalog, t)) {
+      const p = keyOf(c.references.table)
+      if (p !== keyOf(t) && keys.has(p)) parents.add(p)
+    }
+    deps.set(keyOf(t), parents)
+  }
+  const order: Table[] = []
+  const done = new Set<string>()
+  const broken = new Set<string>()
+  const byKey = new Map(tables.map((t) => [keyOf(t), t]))
+  const remaining = [...tables].sort((a, b) => keyOf(a).localeCompare(keyOf(b)))
+  while (remaining.length > 0) {
+    let index = remaining.findIndex((t) => [...deps.get(keyOf(t))!].every((p) => done.has(p)))
+    if (index < 0) {
+      // A cycle: take the table with the fewest missing parents; those foreign keys are filled with NULL.
+      const missing = (t: Table): number => [...deps.get(keyOf(t))!].filter((p) => !done.has(p)).length
+      index = remaining.reduce((best, t, i) => (missing(t) < missing(remaining[best]!) ? i : best), 0)
+      const t = remaining[index]!
+      for (const p of deps.get(keyOf(t))!) if (!done.has(p)) broken.add(`${keyOf(t)}->${p}`)
+    }
+    const [t] = remaining.splice(index, 1)
+    order.push(byKey.get(keyOf(t!))!)
+    done.add(keyOf(t!))
+  }
+  return { order, broken }
+}
+
+interface PgError {
+  code?: string
+  constraint?: string
+  column?: string
+  dataType?: string
+  message: string
+  detail?: string
+}
+
+/** The data generator over one connection; the caller owns the transaction (and the role and context). */
+export class CorpusData {
+  private readonly plans = new Map<string, TablePlan>()
+  /** Rows each table holds that children may point at (visible rows at the start, then inserted ones). */
+  private readonly parents = new Map<string, Row[]>()
+  private facts = new Map<string, TypeFacts>()
+
+  private constructor(
+    private readonly client: pg.ClientBase,
+    private readonly catalog: Catalog,
+    private readonly options: FillOptions,
+  ) {}
+
+  /** Fill the tables; `catalog` must be a fresh introspection of the database `client` is connected to. */
+  static async fill(client: pg.ClientBase, catalog: Catalog, options: FillOptions = {}): Promise<{ result: FillResult; data: CorpusData }> {
+    const data = new CorpusData(client, catalog, options)
+    return { result: await data.run(), data }
+  }
+
+  private fillable(): Table[] {
+    const wanted = this.options.tables === undefined ? null : new Set(this.options.tables)
+    return this.catalog.tables.filter((t) => t.schema !== 'tenantize' && t.kind !== 'partition' && !t.foreign && t.extension === null && (wanted === null || wanted.has(keyOf(t))))
+  }
+
+  private async run(): Promise<FillResult> {
+    const tables = this.fillable()
+    this.facts = await typeFacts(this.client, this.catalog.tables.filter((t) => t.schema !== 'tenantize'))
+    const { order, broken } = fillOrder(this.catalog, tables)
+    const counts: Record<string, number> = {}
+    const problems: Record<string, string> = {}
+    for (const t of order) {
+      const key = keyOf(t)
+      await this.visibleRows(t)
+      for (const c of foreignKeysOf(this.catalog, t)) await this.visibleRows(this.catalog.tables.find((x) => x.oid === c.references.table.oid)!)
+      const plan = this.planFor(t, broken)
+      let inserted = 0
+      for (let i = 0; i < (this.options.rows ?? 3); i++) {
+        const outcome = await this.insertRow(plan, i)
+        if (typeof outcome === 'string') {
+          problems[key] = outcome
+          break
+        }
+        inserted++
+      }
+      counts[key] = inserted
+    }
+    return { counts, order: order.map(keyOf), problems }
+  }
+
+  /** Rows a table already has (those the session can see), as parents for foreign keys. */
+  private async visibleRows(t: Table): Promise<void> {
+    if (this.parents.has(keyOf(t))) return
+    await this.client.query('SAVEPOINT corpus_read')
+    try {
+      const { rows } = await this.client.query<Row>({ text: `SELECT * FROM ${qualifiedName(t.schema, t.name)} LIMIT 20`, types: TEXT })
+      await this.client.query('RELEASE SAVEPOINT corpus_read')
+      this.parents.set(keyOf(t), rows)
+    } catch {
+      await this.client.query('ROLLBACK TO SAVEPOINT corpus_read')
+      this.parents.set(keyOf(t), [])
+    }
+  }
+
+  private columnFacts(t: Table, column: string): TypeFacts {
+    const f = this.facts.get(`${t.oid}:${column}`)
+    if (f === undefined) throw new Error(`corpus-data: no type facts for ${keyOf(t)}.${column}`)
+    return f
+  }
+
+  private planFor(t: Table, broken: ReadonlySet<string>): TablePlan {
+    const existing = this.plans.get(keyOf(t))
+    if (existing !== undefined) return existing
+    const fixed = this.options.fixed ?? {}
+    const skipped = new Set<string>()
+    for (const c of t.columns) {
+      if (c.generated !== null || c.identity === 'always' || (isSerialDefault(c) && fixed[c.name] === undefined)) skipped.add(c.name)
+    }
+    const checks = t.constraints.filter((c) => c.type === 'check')
+    const literalsFor = (column: string): string[] => checks.filter((c) => c.columns.includes(column)).flatMap((c) => literalsOf(c.definition))
+    const boundLiterals = (column: string): string[] => {
+      if (t.partitionKey === null || !new RegExp(`\\b${column}\\b`).test(t.partitionKey)) return []
+      return t.partitions.flatMap((p) => {
+        const part = this.catalog.tables.find((x) => x.oid === p.oid)
+        return part?.partitionOf === null || part === undefined ? [] : literalsOf(part.partitionOf.bound.replace(/\bTO\b.*$/s, ''))
+      })
+    }
+    const groups: Group[] = []
+    const claimed = new Set<string>(skipped)
+    for (const c of t.columns) {
+      if (fixed[c.name] !== undefined && !claimed.has(c.name)) {
+        groups.push({ columns: [c.name], fk: null, candidates: [fixed[c.name]!], nullable: false })
+        claimed.add(c.name)
+      }
+    }
+    for (const fk of foreignKeysOf(this.catalog, t)) {
+      if (fk.columns.some((c) => claimed.has(c))) continue
+      const parentKey = keyOf(fk.references.table)
+      const nullable = fk.columns.some((c) => t.columns.find((x) => x.name === c)?.nullable === true)
+      const isBroken = broken.has(`${keyOf(t)}->${parentKey}`)
+      const candidates: Candidate[] = isBroken ? [] : Array.from({ length: 20 }, (_, i) => String(i))
+      if (nullable) candidates.push(null)
+      groups.push({ columns: fk.columns, fk, candidates, nullable })
+      for (const c of fk.columns) claimed.add(c)
+    }
+    for (const c of t.columns) {
+      if (claimed.has(c.name)) continue
+      const facts = this.columnFacts(t, c.name)
+      const candidates: Candidate[] = [...boundLiterals(c.name), GEN]
+      if (c.nullable) candidates.push(null)
+      if (c.default !== null) candidates.push(DEFAULT)
+      for (const v of [...literalsFor(c.name), ...facts.domainLiterals, ...edgeValues(facts)]) if (!candidates.includes(v)) candidates.push(v)
+      groups.push({ columns: [c.name], fk: null, candidates, nullable: c.nullable })
+    }
+    const plan: TablePlan = { table: t, key: keyOf(t), groups, skipped, state: { choice: groups.map(() => 0), salt: 0 } }
+    this.plans.set(keyOf(t), plan)
+    return plan
+  }
+
+  /** The row for `choice`: column → value (DEFAULT columns left out), or why it cannot be built. */
+  private rowFor(plan: TablePlan, choice: readonly number[], i: number, salt: number): Map<string, Value> | string {
+    const row = new Map<string, Value>()
+    for (const [g, group] of plan.groups.entries()) {
+      const candidate = group.candidates[choice[g]!]
+      if (candidate === undefined) return `no candidate left for ${group.columns.join(', ')}`
+      if (group.fk !== null) {
+        if (candidate === null) {
+          for (const c of group.columns) row.set(c, null)
+          continue
+        }
+        const parents = this.parents.get(keyOf(group.fk.references.table)) ?? []
+        const selfRows = keyOf(group.fk.references.table) === plan.key
+        if (parents.length === 0) return selfRows ? 'no earlier row of the table itself' : `the parent ${keyOf(group.fk.references.table)} has no rows`
+        const index = Number(candidate)
+        if (index >= parents.length) return `tried every row of ${keyOf(group.fk.references.table)}`
+        const parent = parents[(i + index) % parents.length]!
+        for (const [k, c] of group.columns.entries()) row.set(c, parent[group.fk.references.columns[k]!] ?? null)
+        continue
+      }
+      const column = group.columns[0]!
+      if (candidate === DEFAULT) continue
+      if (candidate !== null && typeof candidate === 'object') {
+        const value = generated(plan.table.columns.find((c) => c.name === column)!, this.columnFacts(plan.table, column), plan.key, i, salt, this.options.seed ?? 1)
+        if (value === null && !group.nullable) return `cannot generate a value of type ${this.columnFacts(plan.table, column).base} for ${column}`
+        row.set(column, value)
+        continue
+      }
+      row.set(column, candidate)
+    }
+    return row
+  }
+
+  /** The INSERT statement (text and values) for row `i` with the table's current choices. */
+  statementFor(key: string, i: number): { text: string; values: Value[] } {
+    const plan = this.plans.get(key)
+    if (plan === undefined) throw new Error(`corpus-data: ${key} was not filled`)
+    const row = this.rowFor(plan, plan.state.choice, i, plan.state.salt)
+    if (typeof row === 'string') throw new Error(`corpus-data: ${key}: ${row}`)
+    return this.insertSql(plan, row)
+  }
+
+  private insertSql(plan: TablePlan, row: Map<string, Value>): { text: string; values: Value[] } {
+    const target = qualifiedName(plan.table.schema, plan.table.name)
+    if (row.size === 0) return { text: `INSERT INTO ${target} DEFAULT VALUES RETURNING *`, values: [] }
+    const columns = [...row.keys()]
+    return { text: `INSERT INTO ${target} (${identList(columns)}) VALUES (${columns.map((_, k) => `$${k + 1}`).join(', ')}) RETURNING *`, values: [...row.values()] }
+  }
+
+  /** Insert row `i`; true when inserted, else why not. */
+  private async insertRow(plan: TablePlan, i: number): Promise<true | string> {
+    const choice = [...plan.state.choice]
+    let salt = plan.state.salt
+    let last = ''
+    const limit = this.options.attempts ?? 400
+    const groupsOf = (columns: readonly string[]): number[] => plan.groups.flatMap((g, k) => (g.columns.some((c) => columns.includes(c)) ? [k] : []))
+    // Odometer over some groups: advance the first one that has candidates left, resetting those before it.
+    const advance = (groups: readonly number[]): boolean => {
+      for (const g of groups) {
+        if (choice[g]! + 1 < plan.groups[g]!.candidates.length) {
+          choice[g]!++
+          return true
+        }
+        choice[g] = 0
+      }
+      return false
+    }
+    for (let attempt = 0; attempt < limit; attempt++) {
+      const row = this.rowFor(plan, choice, i, salt)
+      if (typeof row === 'string') {
+        // A foreign key ran out of parent rows or a column of values: try the next NULL-able option.
+        const stuck = plan.groups.findIndex((g, k) => g.candidates[choice[k]!] === undefined || (g.fk !== null && typeof g.candidates[choice[k]!] === 'string' && Number(g.candidates[choice[k]!]) >= (this.parents.get(keyOf(g.fk.references.table))?.length ?? 0)))
+        if (stuck >= 0 && plan.groups[stuck]!.nullable && plan.groups[stuck]!.candidates.includes(null) && plan.groups[stuck]!.candidates[choice[stuck]!] !== null) {
+          choice[stuck] = plan.groups[stuck]!.candidates.indexOf(null)
+          continue
+        }
+        return `${row}${last === '' ? '' : ` (last error: ${last})`}`
+      }
+      const { text, values } = this.insertSql(plan, row)
+      await this.client.query('SAVEPOINT corpus_row')
+      try {
+        const { rows } = await this.client.query<Row>({ text, values, types: TEXT })
+        await this.client.query('RELEASE SAVEPOINT corpus_row')
+        this.parents.get(plan.key)?.push(...rows)
+        plan.state = { choice: [...choice], salt }
+        return true
+      } catch (raw) {
+        await this.client.query('ROLLBACK TO SAVEPOINT corpus_row')
+        const error = raw as PgError
+        last = `${error.code ?? '?'} ${error.message}`
+        const moved = this.react(plan, error, groupsOf, advance, () => void salt++)
+        if (!moved) return `${error.code ?? '?'} ${error.message}${error.detail === undefined ? '' : ` — ${error.detail}`}`
+      }
+    }
+    return `no row found in ${limit} attempts (last error: ${last})`
+  }
+
+  /** Move the choices the error points at; false when the error is not one the search can react to. */
+  private react(plan: TablePlan, error: PgError, groupsOf: (columns: readonly string[]) => number[], advance: (groups: readonly number[]) => boolean, bumpSalt: () => void): boolean {
+    const t = plan.table
+    switch (error.code) {
+      case '23502': // not_null_violation
+        return error.column !== undefined && advance(groupsOf([error.column]))
+      case '23514': {
+        // check_violation: a table CHECK, a domain CHECK, or no partition for the row.
+        const check = t.constraints.find((c) => c.name === error.constraint)
+        if (check !== undefined) return advance(groupsOf(check.columns.length > 0 ? check.columns : t.columns.map((c) => c.name)))
+        if (error.dataType !== undefined || (error.constraint !== undefined && /domain/.test(error.message))) {
+          const cols = t.columns.filter((c) => this.columnFacts(t, c.name).domain !== null && (error.dataType === undefined || c.type.endsWith(error.dataType))).map((c) => c.name)
+          return advance(groupsOf(cols))
+        }
+        if (t.partitionKey !== null) return advance(groupsOf(t.columns.filter((c) => new RegExp(`\\b${c.name}\\b`).test(t.partitionKey!)).map((c) => c.name)))
+        return false
+      }
+      case '23505': {
+        // unique_violation: new generated values (salt) for generated columns, the next candidate for the rest.
+        const index = t.indexes.find((x) => x.name === error.constraint)
+        const columns = index === undefined ? t.columns.map((c) => c.name) : index.columns.filter((c): c is string => c !== null)
+        const groups = groupsOf(columns.length > 0 ? columns : t.columns.map((c) => c.name))
+        bumpSalt()
+        if (groups.some((g) => plan.groups[g]!.fk === null && plan.groups[g]!.candidates[0] === GEN)) return true
+        return advance(groups)
+      }
+      case '23503': {
+        const fk = foreignKeysOf(this.catalog, t).find((c) => c.name === error.constraint)
+        return fk !== undefined && advance(groupsOf(fk.columns))
+      }
+      case '23P01': // exclusion_violation
+        bumpSalt()
+        return true
+      default:
+        return false
+    }
+  }
+}
+
+/** Short report of a fill for assertion messages. */
+export function fillSummary(result: FillResult): string {
+  const empty = Object.entries(result.counts).filter(([, n]) => n === 0).map(([k]) => `${k}: ${result.problems[k] ?? 'no rows'}`)
+  return empty.length === 0 ? 'every table has rows' : `tables without rows:\n  ${empty.join('\n  ')}`
+}
+

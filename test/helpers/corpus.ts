@@ -1,0 +1,340 @@
+/**
+ * The corpus harness: a real public schema (test/fixtures/corpus/<name>/schema.sql) taken through the
+ * whole conversion in the test's fresh database — load the schema, fill it with the catalog-driven
+ * generator, init → plan → apply (schema phase while an old-style app keeps inserting, then enforce) →
+ * verify → a second tenant's rows → isolation as the app role → rollback → schema and data as before.
+ * Each phase is timed; one summary line per schema goes to stdout.
+ */
+import assert from 'node:assert/strict'
+import { access, readFile } from 'node:fs/promises'
+import { after, type TestContext } from 'node:test'
+import pg from 'pg'
+import { apply, conversionStatus, rollback } from '../../src/apply/index.js'
+import { introspect } from '../../src/catalog/index.js'
+import { proposeConfig } from '../../src/plan/classify.js'
+import { parseConfig, splitKey, type TenantizeConfig } from '../../src/plan/config.js'
+import type { Plan } from '../../src/plan/steps.js'
+import { qualifiedName, quoteIdent, roleName } from '../../src/sql/quote.js'
+import { exitCodeFor, verify } from '../../src/verify/index.js'
+import type { VerifyReport } from '../../src/verify/types.js'
+import { asRole, dataChecksums, schemaFingerprint } from './conversion.js'
+import { CorpusData, fillSummary, type FillResult } from './corpus-data.js'
+import type { TestDatabase } from './db.js'
+import { fast, planFor } from './examples.js'
+
+const SECOND_TENANT = 'c0000000-0000-4000-8000-00000000000b'
+const DEFAULT_TENANT = 'c0000000-0000-4000-8000-00000000000a'
+
+const corpusFile = (name: string, file: string): URL => new URL(`../fixtures/corpus/${name}/${file}`, import.meta.url)
+
+const exists = (url: URL): Promise<boolean> => access(url).then(() => true, () => false)
+
+async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client(url)
+  await client.connect()
+  try {
+    return await fn(client)
+  } finally {
+    await client.end()
+  }
+}
+
+/** A role unique to this database (roles are cluster-wide, test files run in parallel), dropped after the file. */
+function appRoleFor(t: TestDatabase): string {
+  const role = `${t.name}_app`
+  after(async () => {
+    await t.sql(`DROP OWNED BY ${quoteIdent(role)}`).catch(() => undefined)
+    await withClient(t.adminUrl, (c) => c.query(`DROP ROLE IF EXISTS ${quoteIdent(role)}`)).catch(() => undefined)
+  })
+  return role
+}
+
+export interface CorpusOptions {
+  /** Rows per table the generator writes (default 3). */
+  readonly rows?: number
+  /** Tables the old app writes to during the schema phase (default 3). */
+  readonly writerTables?: number
+}
+
+/** What one schema's run measured, for the closing summary line. */
+interface Summary {
+  tables: number
+  classes: Record<string, number>
+  seconds: Record<string, number>
+  probed: number
+  tenantTables: number
+  rollbackIdentical: boolean | null
+  failedAt: string | null
+  firstFailure: string | null
+}
+
+const tenantClass = (c: string): boolean => c === 'direct' || c === 'child' || c === 'root'
+
+/**
+ * Run the corpus conversion of `name` as subtests of `t`. Each phase asserts what it promises; a phase
+ * that fails stops the later ones (they would only repeat the failure).
+ */
+export async function corpusConversion(t: TestContext, db: TestDatabase, name: string, options: CorpusOptions = {}): Promise<void> {
+  const summary: Summary = { tables: 0, classes: {}, seconds: {}, probed: 0, tenantTables: 0, rollbackIdentical: null, failedAt: null, firstFailure: null }
+  const failed = new Set<string>()
+  const role = appRoleFor(db)
+  let config: TenantizeConfig | undefined
+  let data: CorpusData | undefined
+  let fill: FillResult | undefined
+  let tables: string[] = []
+  let fingerprint = ''
+  let startData: Record<string, string> = {}
+  let plan: Plan | undefined
+  let writers: { key: string; pk: readonly string[]; rows: Record<string, string | null>[] }[] = []
+  let tenantTables: { key: string; column: string }[] = []
+  let secondRows: Record<string, number> = {}
+
+  // A phase that changes the database and fails stops the later ones (they would only repeat the failure);
+  // verify and the isolation check only look, so the phases after them still run.
+  const phase = async (title: string, fn: () => Promise<void>, options: { gate?: boolean; needs?: string } = {}): Promise<void> => {
+    await t.test(title, async () => {
+      if (summary.failedAt !== null) assert.fail(`not run: the phase "${summary.failedAt}" failed`)
+      if (options.needs !== undefined && failed.has(options.needs)) assert.fail(`not run: the phase "${options.needs}" failed`)
+      const started = performance.now()
+      try {
+        await fn()
+      } catch (error) {
+        failed.add(title)
+        if (options.gate !== false) summary.failedAt = title
+        if (summary.firstFailure === null) summary.firstFailure = title
+        throw error
+      } finally {
+        summary.seconds[title] = (performance.now() - started) / 1000
+      }
+    })
+  }
+
+  try {
+    await phase('load', async () => {
+      const sql = await readFile(corpusFile(name, 'schema.sql'), 'utf8')
+      await withClient(db.url, (c) => c.query(sql))
+      await withClient(db.url, async (c) => {
+        const catalog = await introspect(c)
+        await c.query('BEGIN')
+        ;({ result: fill, data } = await CorpusData.fill(c, catalog, { rows: options.rows ?? 3 }))
+        await c.query('COMMIT')
+        await c.query('ANALYZE')
+      })
+      assert.deepEqual(Object.entries(fill!.counts).filter(([, n]) => n === 0).map(([k]) => k), [], `the generator fills every table: ${fillSummary(fill!)}`)
+      tables = fill!.order.map((k) => qualifiedName(splitKey(k).schema, splitKey(k).name))
+      summary.tables = tables.length
+      fingerprint = await schemaFingerprint(db.url)
+      startData = await dataChecksums(db.url, tables)
+    })
+
+    await phase('init', async () => {
+      const committed = corpusFile(name, 'tenantize.config.json')
+      const raw = (await exists(committed))
+        ? (JSON.parse(await readFile(committed, 'utf8')) as Record<string, unknown>)
+        : (await withClient(db.url, async (c) => proposeConfig(await introspect(c), { defaultTenantId: DEFAULT_TENANT, appRole: role }))).config
+      const withRole = { ...(raw as { roles?: Record<string, unknown> }), roles: { ...(raw as { roles?: Record<string, unknown> }).roles, app: role } }
+      config = parseConfig(withRole, `corpus/${name}/tenantize.config.json`)
+      for (const c of Object.values(config.tables)) summary.classes[c.class] = (summary.classes[c.class] ?? 0) + 1
+      const classified = new Set(Object.keys(config.tables))
+      const roots = config.tenant.create ? [] : [config.tenant.table]
+      assert.deepEqual(fill!.order.filter((k) => !classified.has(k) && !roots.includes(k)), [], 'init classifies every table')
+    })
+
+    await phase('plan', async () => {
+      plan = await planFor(db.url, config!)
+      assert.ok(plan.steps.length > 0, 'the plan has steps')
+      assert.deepEqual(plan.enforceBlockers, [], 'nothing blocks the enforce phase')
+      for (const m of plan.manual) t.diagnostic(`manual step: ${m.object}: ${m.reason}`)
+    })
+
+    await phase('apply schema phase while the old app writes', async () => {
+      const candidates = Object.entries(config!.tables)
+        .filter(([, c]) => c.class === 'child' || c.class === 'direct')
+        .sort(([ka, a], [kb, b]) => Number(b.class === 'child') - Number(a.class === 'child') || ka.localeCompare(kb))
+      const picked: { key: string; pk: readonly string[] }[] = []
+      await withClient(db.url, async (c) => {
+        const catalog = await introspect(c)
+        for (const [key] of candidates) {
+          if (picked.length >= (options.writerTables ?? 3)) break
+          const table = catalog.table(splitKey(key).schema, splitKey(key).name)
+          const pk = table?.constraints.find((k) => k.type === 'primary key')?.columns
+          if (pk === undefined || table?.kind === 'partitioned') continue
+          const { text, values } = data!.statementFor(key, 100)
+          await c.query('BEGIN')
+          const ok = await c.query(text, values).then(() => true, () => false)
+          await c.query('ROLLBACK')
+          if (ok) picked.push({ key, pk })
+        }
+      })
+      assert.ok(picked.length > 0, 'the old app has a table it can write to')
+      writers = picked.map((p) => ({ ...p, rows: [] }))
+      const writer = recordingWriter(db.url, (i) => {
+        const w = writers[i % writers.length]!
+        const statement = data!.statementFor(w.key, 1000 + i)
+        return { table: i % writers.length, text: statement.text.replace(/ RETURNING \*$/, ` RETURNING ${w.pk.map((c) => `${quoteIdent(c)}::text`).join(', ')}`), values: statement.values }
+      })
+      let failed: unknown
+      try {
+        await apply({ databaseUrl: db.url, config: config!, phase: 'schema', timeouts: fast })
+      } catch (error) {
+        failed = error
+      }
+      const written = await writer.stop()
+      if (failed !== undefined) throw failed
+      assert.ok(written.length > 0, 'the old app kept writing during the schema phase')
+      for (const [k, w] of writers.entries()) w.rows = written.filter((r) => r.table === k).map((r) => r.row)
+      const wrong: string[] = []
+      for (const w of writers) {
+        const { schema, name: table } = splitKey(w.key)
+        for (const r of w.rows) {
+          const found = await db.sql<{ tenant: string | null }>(`SELECT ${quoteIdent(config!.tenant.column)}::text AS tenant FROM ${qualifiedName(schema, table)} WHERE ${w.pk.map((c, i) => `${quoteIdent(c)}::text = $${i + 1}`).join(' AND ')}`, w.pk.map((c) => r[c]))
+          if (found.length !== 1 || found[0]!.tenant !== config!.tenant.default.id) wrong.push(`${w.key} ${JSON.stringify(r)}: ${JSON.stringify(found)}`)
+        }
+      }
+      assert.deepEqual(wrong, [], 'every write of the old app is there and belongs to the default tenant')
+    })
+
+    await phase('apply enforce phase', async () => {
+      await apply({ databaseUrl: db.url, config: config!, phase: 'enforce', timeouts: fast })
+      const status = await conversionStatus(db.url)
+      tenantTables = status.tables.filter((s) => tenantClass(s.class) && s.tenantColumn !== null).map((s) => ({ key: s.table, column: s.tenantColumn! }))
+      const expected = Object.entries(config!.tables).filter(([, c]) => tenantClass(c.class)).map(([k]) => k)
+      if (config!.tenant.create) expected.push(config!.tenant.table)
+      if (config!.tenant.membership !== null) expected.push(config!.tenant.membership.table)
+      assert.deepEqual(tenantTables.map((x) => x.key).sort(), expected.sort(), 'tenantize.status lists every tenant table')
+      summary.tenantTables = tenantTables.length
+      // What the plan leaves to a person (plan.manual), done as that person would: the schema's manual.sql.
+      const manual = corpusFile(name, 'manual.sql')
+      if (await exists(manual)) await db.sql(await readFile(manual, 'utf8'))
+    })
+
+    await phase('verify: exit 0, every tenant table probed', async () => {
+      const report = await verify({ databaseUrl: db.url, appRole: role, tenantColumn: config!.tenant.column, setting: config!.tenant.setting })
+      const partitions = await withClient(db.url, async (c) => new Map((await introspect(c)).tables.map((x) => [`${x.schema}.${x.name}`, x.partitions.map((p) => `${p.schema}.${p.name}`)])))
+      const probed = probedTables(report, partitions)
+      summary.probed = tenantTables.filter((x) => probed.has(x.key)).length
+      assert.deepEqual(
+        { errors: report.findings.filter((f) => f.severity === 'error').map((f) => `${f.rule} ${f.object}: ${f.message}`), unprobed: tenantTables.filter((x) => !probed.has(x.key)).map((x) => `${x.key}: ${unprobedReason(report, x.key)}`), exitCode: exitCodeFor(report, 'error') },
+        { errors: [], unprobed: [], exitCode: 0 },
+        'verify finds no error and probes every tenant table',
+      )
+    }, { gate: false })
+
+    await phase('a second tenant writes its rows as the app role', async () => {
+      const root = splitKey(config!.tenant.table)
+      await db.sql(`INSERT INTO ${qualifiedName(root.schema, root.name)} (id, slug, name) VALUES ($1, 'corpus-second', 'Second tenant')`, [SECOND_TENANT])
+      const keys = tenantTables.map((x) => x.key).filter((k) => k !== config!.tenant.table)
+      const result = await withClient(db.url, async (c) => {
+        const catalog = await introspect(c)
+        await c.query('BEGIN')
+        await c.query(`SET LOCAL ROLE ${roleName(role)}`)
+        await c.query('SELECT set_config($1, $2, true)', [config!.tenant.setting, SECOND_TENANT])
+        const { result } = await CorpusData.fill(c, catalog, { tables: keys, rows: 2, fixed: { [config!.tenant.column]: SECOND_TENANT } })
+        await c.query('COMMIT')
+        return result
+      })
+      secondRows = result.counts
+      assert.deepEqual(Object.entries(result.counts).filter(([, n]) => n === 0).map(([k]) => `${k}: ${result.problems[k] ?? ''}`), [], 'the app role writes rows of the second tenant into every tenant table')
+    }, { gate: false })
+
+    await phase('isolation as the app role', async () => {
+      const leaks: string[] = []
+      for (const { key, column } of tenantTables) {
+        const target = qualifiedName(splitKey(key).schema, splitKey(key).name)
+        const [admin] = await db.sql<{ a: number; b: number }>(`SELECT count(*) FILTER (WHERE ${quoteIdent(column)}::text = $1)::int AS a, count(*) FILTER (WHERE ${quoteIdent(column)}::text = $2)::int AS b FROM ${target}`, [config!.tenant.default.id, SECOND_TENANT])
+        const seen = async (tenant: string | null): Promise<{ n: number; foreign: number }> =>
+          asRole(db.url, role, tenant, async (c) => {
+            if (config!.tenant.setting !== 'tenantize.tenant_id' && tenant !== null) await c.query('SELECT set_config($1, $2, true)', [config!.tenant.setting, tenant])
+            return (await c.query<{ n: number; foreign: number }>(`SELECT count(*)::int AS n, count(*) FILTER (WHERE ${quoteIdent(column)}::text IS DISTINCT FROM $1)::int AS foreign FROM ${target}`, [tenant])).rows[0]!
+          })
+        const a = await seen(config!.tenant.default.id)
+        const b = await seen(SECOND_TENANT)
+        const none = await seen(null)
+        if (a.foreign !== 0 || a.n !== admin!.a) leaks.push(`${key}: tenant A sees ${a.n} rows (${a.foreign} not its own), owns ${admin!.a}`)
+        if (b.foreign !== 0 || b.n !== admin!.b) leaks.push(`${key}: tenant B sees ${b.n} rows (${b.foreign} not its own), owns ${admin!.b}`)
+        if (none.n !== 0) leaks.push(`${key}: no context sees ${none.n} rows`)
+        if (key !== config!.tenant.table && admin!.b < (secondRows[key] ?? 0)) leaks.push(`${key}: ${secondRows[key]} rows written for B, ${admin!.b} owned by B`)
+      }
+      assert.deepEqual(leaks, [], 'each tenant sees exactly its rows; no context sees none')
+    }, { gate: false, needs: 'a second tenant writes its rows as the app role' })
+
+    await phase('rollback: schema and data as before', async () => {
+      const order = [...tenantTables.map((x) => x.key)].filter((k) => k !== config!.tenant.table)
+      const fillOrder = fill!.order
+      order.sort((a, b) => fillOrder.indexOf(b) - fillOrder.indexOf(a))
+      for (const key of order) {
+        const column = tenantTables.find((x) => x.key === key)!.column
+        await db.sql(`DELETE FROM ${qualifiedName(splitKey(key).schema, splitKey(key).name)} WHERE ${quoteIdent(column)}::text = $1`, [SECOND_TENANT])
+      }
+      const root = splitKey(config!.tenant.table)
+      await db.sql(`DELETE FROM ${qualifiedName(root.schema, root.name)} WHERE id::text = $1`, [SECOND_TENANT])
+      const manualDown = corpusFile(name, 'manual.down.sql')
+      if (await exists(manualDown)) await db.sql(await readFile(manualDown, 'utf8'))
+      await rollback({ databaseUrl: db.url, config: config!, phase: 'all', timeouts: fast })
+      for (const w of writers) {
+        const { schema, name: table } = splitKey(w.key)
+        for (const r of w.rows) {
+          const deleted = await db.sql(`DELETE FROM ${qualifiedName(schema, table)} WHERE ${w.pk.map((c, i) => `${quoteIdent(c)}::text = $${i + 1}`).join(' AND ')} RETURNING 1`, w.pk.map((c) => r[c]))
+          assert.equal(deleted.length, 1, `the old app's row ${JSON.stringify(r)} of ${w.key} is still there after rollback`)
+        }
+      }
+      const sameSchema = (await schemaFingerprint(db.url)) === fingerprint
+      const sameData = JSON.stringify(await dataChecksums(db.url, tables)) === JSON.stringify(startData)
+      summary.rollbackIdentical = sameSchema && sameData
+      assert.equal(await schemaFingerprint(db.url), fingerprint, 'schema identical to the start')
+      assert.deepEqual(await dataChecksums(db.url, tables), startData, 'every row as it was')
+    })
+  } finally {
+    const s = summary.seconds
+    const applySeconds = (s['apply schema phase while the old app writes'] ?? 0) + (s['apply enforce phase'] ?? 0)
+    const classes = Object.entries(summary.classes).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k} ${v}`).join(', ')
+    const line = `corpus ${name}: ${summary.tables} tables; classes ${classes || '-'}; apply ${applySeconds.toFixed(1)} s; probed ${summary.probed}/${summary.tenantTables}; rollback identical ${summary.rollbackIdentical === null ? '-' : summary.rollbackIdentical ? 'yes' : 'NO'}${summary.firstFailure === null ? '' : `; FAILED at ${summary.firstFailure}`}`
+    console.log(line)
+    t.diagnostic(line)
+  }
+}
+
+/**
+ * An app of the old kind (no tenant column, no context) inserting until stopped, as fast as it can;
+ * any failed insert fails the run. Returns the key of every row it wrote.
+ */
+function recordingWriter(url: string, statement: (i: number) => { table: number; text: string; values: unknown[] }): { stop(): Promise<{ table: number; row: Record<string, string | null> }[]> } {
+  let running = true
+  const written: { table: number; row: Record<string, string | null> }[] = []
+  const done = withClient(url, async (c) => {
+    for (let i = 0; running; i++) {
+      const { table, text, values } = statement(i)
+      const { rows } = await c.query<Record<string, string | null>>(text, values)
+      written.push({ table, row: rows[0]! })
+      await new Promise((resolve) => setTimeout(resolve, 2))
+    }
+  })
+  return {
+    async stop() {
+      running = false
+      await done
+      return written
+    },
+  }
+}
+
+/**
+ * Tables whose probe rows were created and whose read-other check passed. A partitioned table's probe
+ * rows live in its partitions: one of them seeded is enough.
+ */
+function probedTables(report: VerifyReport, partitions: ReadonlyMap<string, readonly string[]>): Set<string> {
+  const out = new Set<string>()
+  const seededOk = new Set((report.probe?.seeded ?? []).filter((s) => s.error === null && s.rows > 0).map((s) => s.table))
+  const seeded = (table: string): boolean => seededOk.has(table) || (partitions.get(table) ?? []).some(seeded)
+  for (const c of report.probe?.checks ?? []) if (c.check === 'read-other' && c.status === 'pass' && seeded(c.table)) out.add(c.table)
+  return out
+}
+
+function unprobedReason(report: VerifyReport, key: string): string {
+  if (report.probe === null) return 'the probe did not run'
+  const seeded = report.probe.seeded.find((s) => s.table === key)
+  if (seeded === undefined) return 'not in the probe'
+  if (seeded.error !== null) return `not seeded: ${seeded.error}`
+  const c = report.probe.checks.find((x) => x.table === key && x.check === 'read-other')
+  return c === undefined ? 'no read-other check' : `read-other ${c.status}: ${c.detail}`
+}
