@@ -104,6 +104,14 @@ export interface ProbeCheck {
   readonly sqlstate: string | null
 }
 
+/** A tenant table the probe has no rows of both tenants in, so its row checks prove nothing. */
+export interface UnprobedTable {
+  /** `schema.name`. */
+  readonly table: string
+  /** Why: the seeder's failure (the statement's SQLSTATE and message), or which tenant's rows are missing. */
+  readonly reason: string
+}
+
 export interface ProbeReport {
   /** The role the probe connected as (session_user). */
   readonly sessionUser: string
@@ -114,6 +122,12 @@ export interface ProbeReport {
   readonly rolledBack: boolean
   /** Tables seeded with rows for the two throw-away tenants, and those that could not be. */
   readonly seeded: readonly { readonly table: string; readonly rows: number; readonly error: string | null }[]
+  /**
+   * Tenant tables without a probe row of each tenant: verify could not prove their isolation. Each is a
+   * `probe-unprobed` finding (an error; a warning with `allowUnprobed`). Their checks that only mean
+   * something with rows are `skip`, never `pass`.
+   */
+  readonly unprobed: readonly UnprobedTable[]
   readonly checks: readonly ProbeCheck[]
 }
 
@@ -141,6 +155,8 @@ export interface VerifySummary {
   readonly warn: number
   readonly info: number
   readonly checks: Readonly<Record<ProbeStatus, number>>
+  /** Tenant tables the probe could not probe (0 without the probe). */
+  readonly unprobed: number
 }
 
 /** Everything one `verify` run found. Serialized as is for `--format json` (see ./report/schema.ts). */

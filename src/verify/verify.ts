@@ -16,6 +16,11 @@ export interface VerifyCoreOptions extends ModelOptions {
   /** The client is inside an open transaction (introspect and probe stay inside it; nothing is committed). */
   readonly inTransaction?: boolean | undefined
   readonly statementTimeoutMs?: number | undefined
+  /**
+   * Tenant tables the probe could not seed are findings `probe-unprobed` at error level (verify cannot
+   * pass what it did not check); true makes them warnings, still listed.
+   */
+  readonly allowUnprobed?: boolean | undefined
 }
 
 export interface VerifyOptions extends VerifyCoreOptions {
@@ -63,6 +68,26 @@ export function probeFindings(model: TenantModel, probe: ProbeReport): Finding[]
   return out
 }
 
+/** One finding per tenant table the probe could not probe: an error, or a warning with `allowUnprobed`. */
+export function unprobedFindings(model: TenantModel, probe: ProbeReport, allowUnprobed = false): Finding[] {
+  const meta = META_BY_ID.get('probe-unprobed')!
+  return probe.unprobed.map((u) => {
+    const ref = model.catalog.tables.find((t) => `${t.schema}.${t.name}` === u.table)
+    return {
+      rule: 'probe-unprobed',
+      severity: allowUnprobed ? 'warn' : meta.severity,
+      source: 'probe',
+      objectKind: 'table',
+      object: ref === undefined ? u.table : tableSql(ref),
+      table: u.table,
+      message: `not probed: ${u.reason}`,
+      why: meta.why,
+      fix: `-- ${meta.fixHint}`,
+      docs: `${RULES_DOC}#probe-unprobed`,
+    }
+  })
+}
+
 function notRunFinding(reason: string): Finding {
   const meta = META_BY_ID.get('probe-not-run')!
   return { rule: 'probe-not-run', severity: meta.severity, source: 'probe', objectKind: 'server', object: 'probe', table: null, message: reason, why: meta.why, fix: `-- ${meta.fixHint}`, docs: `${RULES_DOC}#probe-not-run` }
@@ -103,6 +128,7 @@ export function assembleReport(database: VerifyReport['database'], model: Tenant
       warn: sorted.filter((f) => f.severity === 'warn').length,
       info: sorted.filter((f) => f.severity === 'info').length,
       checks,
+      unprobed: probe?.unprobed.length ?? 0,
     },
   }
 }
@@ -129,7 +155,7 @@ export async function verifyClient(client: pg.ClientBase, options: VerifyCoreOpt
     if ('notRun' in result) all.push(notRunFinding(result.notRun))
     else {
       probe = result
-      all.push(...probeFindings(model, result))
+      all.push(...probeFindings(model, result), ...unprobedFindings(model, result, options.allowUnprobed === true))
     }
   }
   const database = { name: catalog.server.database, serverVersion: catalog.server.version, serverVersionNum: catalog.server.versionNum }

@@ -23,6 +23,7 @@ export const verifySchema = z.object({
   failOn: z.enum(['error', 'warn']).default('error'),
   poolerUrl: z.string().min(1).optional(),
   probe: z.boolean().default(true),
+  allowUnprobed: z.boolean().default(false),
   statementTimeout: duration.default(30_000),
 })
 
@@ -57,12 +58,14 @@ export function registerVerify(program: Command, io: CliIO, setExit: (code: numb
     .option('--fail-on <severity>', 'exit 1 when a finding is at least this severe: error or warn', 'error')
     .option('--pooler-url <url>', 'a PgBouncer (transaction mode) in front of the same database: check whether tenant context leaks between its clients')
     .option('--no-probe', 'lints only: do not run the live probe')
+    .option('--allow-unprobed', 'report tenant tables the probe could not fill with rows as warnings instead of errors (they are still listed)')
     .option('--statement-timeout <duration>', 'statement_timeout for each probe statement', '30s')
     .addHelpText(
       'after',
       `
 The probe runs inside one transaction that is always rolled back: it creates two throw-away tenants with
-a row in every tenant table and checks, as the app role, that neither can reach the other. It needs a
+a row in every tenant table and checks, as the app role, that neither can reach the other; a tenant
+table it cannot fill is an error (probe-unprobed) unless --allow-unprobed. It needs a
 session role that bypasses row-level security (superuser or BYPASSRLS) and may SET ROLE to the app role.
 Rules and checks: docs/rules.md. Report formats and the JSON schema: docs/verify.md.`,
     )
@@ -76,6 +79,7 @@ Rules and checks: docs/rules.md. Report formats and the JSON schema: docs/verify
         ...(o.tenantColumn === undefined ? {} : { tenantColumn: o.tenantColumn }),
         ...(o.setting === undefined ? {} : { setting: o.setting }),
         probe: o.probe,
+        allowUnprobed: o.allowUnprobed,
         poolerUrl: o.poolerUrl,
         statementTimeoutMs: o.statementTimeout,
       })
@@ -90,7 +94,7 @@ Rules and checks: docs/rules.md. Report formats and the JSON schema: docs/verify
           throw new TenantizeError(ErrorCodes.USAGE, `cannot write the report: ${(error as Error).message}`, { object: o.out, fix: 'pass a writable path to --out', cause: error })
         }
         const s = report.summary
-        line(io.stdout, `${o.format} report written to ${o.out}: ${s.error} error(s), ${s.warn} warning(s), ${s.info} info; probe ${s.checks.pass} passed, ${s.checks.fail} failed`)
+        line(io.stdout, `${o.format} report written to ${o.out}: ${s.error} error(s), ${s.warn} warning(s), ${s.info} info; probe ${s.checks.pass} passed, ${s.checks.fail} failed${s.unprobed > 0 ? `, ${s.unprobed} tenant table(s) not probed` : ''}`)
       }
       setExit(code)
     })

@@ -49,6 +49,7 @@ export const PROBE_CHECKS: readonly LiveCheck[] = Object.freeze([
 /** What the probe itself may report. */
 export const PROBE_META: readonly LiveCheck[] = Object.freeze([
   check('probe-not-run', 'warn', 'The live probe could not run.', 'Without the probe, verify only knows what the catalog says, not what the app role can actually do.', 'Connect as a superuser or BYPASSRLS role that may SET ROLE to the app role.'),
+  check('probe-unprobed', 'error', 'A tenant table the probe could not put a row of each tenant into, so none of its row checks ran.', 'Verify cannot pass what it did not check: without rows of two tenants, reads, writes and context checks of that table prove nothing. (--allow-unprobed makes this a warning.)', 'Read the reason (the seeder\'s failing statement and SQLSTATE): usually a constraint or trigger the probe\'s values do not satisfy. Make the table accept a valid row, or pass --allow-unprobed to accept the gap knowingly.'),
   check('probe-error', 'warn', 'A probe check could not be completed.', 'An unchecked protection is an unknown.', 'Read the detail; often a NOT NULL column of a type the probe cannot fill, or a check constraint.'),
 ])
 

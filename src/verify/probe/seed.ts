@@ -1,9 +1,9 @@
 import type { Column, ForeignKeyConstraint, Table } from '../../catalog/types.js'
 import { identList, qualifiedName, quoteIdent } from '../../sql/quote.js'
 import type { ModelTable, TenantModel } from '../lints/model.js'
-import { columnHints, type ColumnHint } from './constraint-values.js'
+import { columnHints, hintsFrom, mergeHints, type TableHints } from './constraint-values.js'
 import { descendants, leafKeyValues, leaves } from './partitions.js'
-import type { ProbeSession } from './session.js'
+import type { ProbeSession, StepResult } from './session.js'
 import { COLUMN_TYPES_QUERY, columnType, tenantValueFor, valueFor, type ColumnType, type ColumnTypeRow } from './values.js'
 
 /**
@@ -24,6 +24,25 @@ export interface SeededRow {
 
 /** Values to insert: column → text. */
 export type RowValues = Map<string, string>
+
+/**
+ * What the seeder learned about a table from the errors of earlier inserts, used for every later row of
+ * it (its own retries, and the rows the checks build): columns to fill although nullable, defaults to
+ * replace, which variant of value a column needs, and how long its strings may be.
+ */
+interface Tweaks {
+  readonly fill: Set<string>
+  readonly override: Set<string>
+  readonly variant: Map<string, number>
+  readonly maxLength: Map<string, number>
+  /** Replace every default (one failed: e.g. `current_setting('app.user_id')` with no such setting). */
+  overrideAll: boolean
+  /** Which existing row of each global parent to reference (the next one after a unique violation). */
+  globalOffset: number
+}
+
+/** How many values a column cycles through before the seeder stops trying other shapes. */
+const VARIANTS = 6
 
 export const tableSql = (t: { schema: string; name: string }): string => qualifiedName({ schema: t.schema, name: t.name })
 const display = (t: { schema: string; name: string }): string => `${t.schema}.${t.name}`
@@ -62,23 +81,39 @@ export class Seeder {
   readonly failures = new Map<number, string>()
   tenants: Record<TenantKey, string> = { A: '', B: '' }
   private types = new Map<string, ColumnType>()
-  private globalRows = new Map<number, Record<string, string | null> | null>()
+  private globalRows = new Map<string, Record<string, string | null> | null>()
 
   constructor(
     private readonly session: ProbeSession,
     private readonly model: TenantModel,
   ) {}
 
-  private hintCache = new Map<number, Map<string, ColumnHint>>()
+  private hintCache = new Map<number, TableHints>()
+  private tweakCache = new Map<number, Tweaks>()
 
-  /** What the table's CHECK constraints ask of its columns (cached per table). */
-  private hints(t: Table): Map<string, ColumnHint> {
+  /** What the table's CHECK constraints, and those of its columns' domains, ask of its columns (cached per table). */
+  private hints(t: Table): TableHints {
     let h = this.hintCache.get(t.oid)
     if (h === undefined) {
       h = columnHints(t)
+      for (const c of t.columns) {
+        const checks = this.type(t, c.name)?.domainChecks ?? []
+        if (checks.length === 0) continue
+        const domain = hintsFrom(checks.map((x) => x.definition), (name) => (name === 'value' ? c.name : name))
+        h.columns.set(c.name, mergeHints(domain.columns.get(c.name), h.columns.get(c.name)))
+      }
       this.hintCache.set(t.oid, h)
     }
     return h
+  }
+
+  private tweaks(t: Table): Tweaks {
+    let tw = this.tweakCache.get(t.oid)
+    if (tw === undefined) {
+      tw = { fill: new Set(), override: new Set(), variant: new Map(), maxLength: new Map(), overrideAll: false, globalOffset: 0 }
+      this.tweakCache.set(t.oid, tw)
+    }
+    return tw
   }
 
   type(t: Table, column: string): ColumnType | undefined {
@@ -120,8 +155,9 @@ export class Seeder {
       }
     }
     if (this.tenants.A === '' || this.tenants.B === '') {
-      const sample = model.tables.find((m) => m.class === 'direct')
-      const type = sample === undefined || sample.tenantColumn === null ? undefined : this.type(sample.table, sample.tenantColumn)
+      // The narrowest type among the tenant columns, so the invented ids fit every one of them.
+      const types = model.tables.filter((m) => m.class === 'direct' && m.tenantColumn !== null).map((m) => this.type(m.table, m.tenantColumn!)).filter((x): x is ColumnType => x !== undefined)
+      const type = types.find((x) => x.typeName === 'int2') ?? types.find((x) => x.typeName === 'int4') ?? types[0]
       this.tenants = { A: tenantValueFor(type), B: tenantValueFor(type) }
     }
     for (const m of topological(model, this.seedable())) {
@@ -192,7 +228,7 @@ export class Seeder {
           parent = typeof fresh === 'string' ? (this.rowsOf(ref, k)[0]?.values ?? null) : fresh.values
         } else parent = this.rowsOf(ref, k)[0]?.values ?? null
       } else {
-        parent = await this.globalRow(ref)
+        parent = await this.globalRow(ref, this.tweaks(t).globalOffset)
       }
       const nullable = fk.columns.every((c) => t.columns.find((x) => x.name === c)?.nullable ?? false)
       if (parent === null) {
@@ -219,13 +255,39 @@ export class Seeder {
     const leaf = t.partitioned ? leaves(model.catalog, t)[0] : t
     if (leaf?.partitionOf != null) for (const [c, v] of leafKeyValues(model.catalog, leaf).values) if (!out.has(c)) out.set(c, v)
     // Everything else that must have a value.
+    const tw = this.tweaks(t)
+    const hints = this.hints(t)
     for (const c of t.columns) {
       if (out.has(c.name) || c.generated !== null || c.identity === 'always') continue
-      // Defaults are used, unless a constant default collided with a unique key (`fillDefaults`).
-      if (c.identity !== null || (c.default !== null && options.fillDefaults !== true) || (c.nullable && c.default === null)) continue
-      const v = valueFor(this.type(t, c.name) ?? fallbackType(t, c.name), this.hints(t).get(c.name))
-      if (v === null) return `cannot make a value for NOT NULL column ${display(t)}.${c.name} of type ${c.type}`
+      const type = this.type(t, c.name) ?? fallbackType(t, c.name)
+      // Defaults are used, unless a constant default collided with a unique key (`fillDefaults`) or failed a check.
+      const replaceDefault = options.fillDefaults === true || tw.overrideAll || tw.override.has(c.name)
+      const needed = !c.nullable || type.domainNotNull || tw.fill.has(c.name)
+      if (c.identity !== null || (c.default !== null && !replaceDefault) || (c.default === null && !needed)) continue
+      let v = valueFor(type, hints.columns.get(c.name), tw.variant.get(c.name) ?? 0)
+      if (v === null) {
+        if (!needed) continue
+        return `cannot make a value for NOT NULL column ${display(t)}.${c.name} of type ${c.type}`
+      }
+      const max = tw.maxLength.get(c.name)
+      if (max !== undefined && v.length > max) v = v.slice(-max)
       out.set(c.name, v)
+    }
+    orderRelated(out, hints, (c) => this.type(t, c)?.category ?? '')
+    // A NOT NULL reference to the table itself: the row points at itself.
+    for (const fk of t.constraints.filter((c): c is ForeignKeyConstraint => c.type === 'foreign key' && c.references.table.oid === t.oid)) {
+      if (fk.columns.every((c) => t.columns.find((x) => x.name === c)?.nullable ?? true) && !fk.columns.some((c) => tw.fill.has(c))) continue
+      for (const [i, c] of fk.columns.entries()) {
+        const ref = fk.references.columns[i]!
+        let v = out.get(ref)
+        if (v === undefined) {
+          const fresh = valueFor(this.type(t, ref) ?? fallbackType(t, ref), hints.columns.get(ref))
+          if (fresh === null) return `cannot make a value for ${display(t)}.${ref} for the row to reference itself (foreign key ${fk.name})`
+          v = fresh
+          out.set(ref, v)
+        }
+        out.set(c, v)
+      }
     }
     return out
   }
@@ -254,31 +316,36 @@ export class Seeder {
     this.rows.splice(0, this.rows.length, ...kept)
   }
 
-  /** A row of a shared (global) table to reference: an existing one, else one the probe inserts. */
-  private async globalRow(t: Table): Promise<Record<string, string | null> | null> {
-    if (this.globalRows.has(t.oid)) return this.globalRows.get(t.oid) ?? null
-    this.globalRows.set(t.oid, null)
+  /** A row of a shared (global) table to reference: the `offset`-th existing one, else one the probe inserts. */
+  private async globalRow(t: Table, offset = 0): Promise<Record<string, string | null> | null> {
+    const key = `${t.oid}:${offset}`
+    if (this.globalRows.has(key)) return this.globalRows.get(key) ?? null
+    this.globalRows.set(key, null)
     const cols = t.columns.map((c) => `${quoteIdent(c.name)}::text`).join(', ')
-    const found = await this.session.step(`SELECT ARRAY[${cols}] AS v FROM ${tableSql(t)} LIMIT 1`)
+    const found = await this.session.step(`SELECT ARRAY[${cols}] AS v FROM ${tableSql(t)} LIMIT 1 OFFSET $1`, [offset])
     let row: Record<string, string | null> | null = null
     if (found.ok && found.rows[0] !== undefined) row = toRecord(t.columns, found.rows[0]['v'] as (string | null)[])
     else {
       const inserted = await this.insert(t, 'A', false)
       if (typeof inserted !== 'string') row = inserted.values
     }
-    this.globalRows.set(t.oid, row)
+    this.globalRows.set(key, row)
     return row
   }
 
   /**
-   * Insert one row (as the current role) and, when `record`, remember it. Retries with fresh values on a
-   * unique or partition-bound violation. Returns the row, or why it could not be inserted.
+   * Insert one row (as the current role) and, when `record`, remember it. When PostgreSQL refuses the row,
+   * learns from the error (a check constraint → the values it lists, another shape of value, the nullable
+   * columns it reads, no default; too long → shorter; a unique or exclusion violation → fresh values and
+   * another global parent) and tries again. Returns the row, or precisely why it could not be inserted.
    */
   async insert(t: Table, k: TenantKey, record: boolean): Promise<SeededRow | string> {
     const retryBounds = t.partitionOf !== null && leafKeyValues(this.model.catalog, t).retry
-    let last = ''
+    let last: StepResult | null = null
     let fillDefaults = false
-    for (let attempt = 0; attempt < (retryBounds ? 30 : 8); attempt++) {
+    let blind = 0
+    let attempts = 0
+    for (; attempts < (retryBounds ? 30 : 16); attempts++) {
       const values = await this.values(t, k, { fillDefaults })
       if (typeof values === 'string') return values
       const { text, params } = insertSql(t, values)
@@ -289,11 +356,140 @@ export class Seeder {
         if (record) this.rows.push(row)
         return row
       }
-      last = `${result.code}: ${result.message}`
-      if (result.code === '23505') fillDefaults = true
-      else if (result.code !== '23514') break
+      last = result
+      if (result.code === '23505' || result.code === '23P01') {
+        // A collision: fresh values for defaulted columns too, and the next row of a global parent.
+        if (fillDefaults) this.tweaks(t).globalOffset++
+        fillDefaults = true
+        continue
+      }
+      if (this.learn(t, result, values)) continue
+      // Fresh random values may still pass a check the probe cannot read (or land in a hash partition).
+      if ((result.code === '23514' || result.code === '23P01') && blind++ < (retryBounds ? 30 : 3)) continue
+      break
     }
-    return `inserting a row into ${display(t)} failed (${last})`
+    return `inserting a row into ${display(t)} failed after ${attempts + (attempts < (retryBounds ? 30 : 16) ? 1 : 0)} attempt(s) (${last === null || last.ok ? '' : `${last.code}: ${last.message}${this.constraintNote(t, last.constraint)}`})`
+  }
+
+  /** `; constraint "c" is CHECK (…)` for a table or domain constraint the error named. */
+  private constraintNote(t: Table, name: string | undefined): string {
+    if (name === undefined) return ''
+    const own = t.constraints.find((c) => c.name === name)
+    if (own !== undefined) return `; ${own.name} is ${own.definition}`
+    for (const c of t.columns) {
+      const d = this.type(t, c.name)?.domainChecks.find((x) => x.name === name)
+      if (d !== undefined) return `; ${name} (domain of column ${c.name}) is ${d.definition}`
+    }
+    return ''
+  }
+
+  /** Change how the table's rows are built after `error`; false when there is nothing left to try. */
+  private learn(t: Table, error: StepResult, values: RowValues): boolean {
+    if (error.ok) return false
+    const tw = this.tweaks(t)
+    const columnOf = (name: string): Column | undefined => t.columns.find((c) => c.name === name)
+    const fixed = this.fixedColumns(t)
+    const bump = (cols: readonly string[]): boolean => {
+      let changed = false
+      for (const c of cols) {
+        if (!values.has(c) || fixed.has(c)) continue
+        const v = tw.variant.get(c) ?? 0
+        if (v + 1 >= VARIANTS) continue
+        tw.variant.set(c, v + 1)
+        changed = true
+      }
+      return changed
+    }
+    switch (error.code) {
+      case '23514': {
+        const name = error.constraint
+        if (name === undefined) return false
+        const own = t.constraints.find((c) => c.name === name)
+        const cols = own !== undefined ? [...own.columns] : t.columns.filter((c) => this.type(t, c.name)?.domainChecks.some((d) => d.name === name) ?? false).map((c) => c.name)
+        // A default the check refuses: fill the column instead.
+        const defaults = cols.filter((c) => columnOf(c)?.default != null && !tw.override.has(c) && !values.has(c))
+        if (defaults.length > 0) {
+          for (const c of defaults) tw.override.add(c)
+          return true
+        }
+        // A check over nullable columns (`a IS NOT NULL OR b IS NOT NULL`, `num_nonnulls(a, b) = 1`): fill one more.
+        const empty = cols.find((c) => !values.has(c) && !tw.fill.has(c) && columnOf(c)?.generated === null && columnOf(c)?.identity !== 'always')
+        if (empty !== undefined) {
+          tw.fill.add(empty)
+          return true
+        }
+        return bump(cols)
+      }
+      case '23502': {
+        const col = error.column
+        if (col === undefined || tw.fill.has(col)) return false
+        tw.fill.add(col)
+        tw.override.add(col)
+        return true
+      }
+      case '22001': {
+        // value too long for type character varying(n)
+        const n = Number(/\((\d+)\)/.exec(error.message)?.[1] ?? NaN)
+        if (Number.isNaN(n)) return false
+        let changed = false
+        for (const [c, v] of values) {
+          const cat = this.type(t, c)?.category
+          if ((cat === 'S' || cat === 'U') && v.length > n && !fixed.has(c) && (tw.maxLength.get(c) ?? Infinity) > n) {
+            tw.maxLength.set(c, n)
+            changed = true
+          }
+        }
+        return changed
+      }
+      case '22003': {
+        // numeric field overflow: small numbers (variant 1 is 1)
+        let changed = false
+        for (const c of values.keys()) {
+          if (this.type(t, c)?.category !== 'N' || fixed.has(c) || (tw.variant.get(c) ?? 0) === 1) continue
+          tw.variant.set(c, 1)
+          changed = true
+        }
+        return changed
+      }
+      default: {
+        // An input PostgreSQL did not take names the value: another shape of value for that column.
+        const named = [...values].filter(([c, v]) => v.length > 0 && error.message.includes(`"${v}"`) && !fixed.has(c)).map(([c]) => c)
+        if (named.length > 0 && bump(named)) return true
+        // A default that fails (a setting the app sets, a sequence it may not use): fill every column.
+        if (!tw.overrideAll && t.columns.some((c) => c.default !== null && !values.has(c.name))) {
+          tw.overrideAll = true
+          return true
+        }
+        return false
+      }
+    }
+  }
+
+  /** Columns whose value is decided by the tenant, a parent row or a partition bound: never varied. */
+  private fixedColumns(t: Table): Set<string> {
+    const out = new Set<string>()
+    const m = this.model.modelTable(t.oid)
+    if (m?.tenantColumn != null && m.class !== 'root') out.add(m.tenantColumn)
+    for (const c of t.constraints) if (c.type === 'foreign key' && c.references.table.oid !== t.oid) for (const x of c.columns) out.add(x)
+    if (t.partitionOf !== null) for (const c of leafKeyValues(this.model.catalog, t).values.keys()) out.add(c)
+    return out
+  }
+}
+
+/**
+ * Make `a < b`-style checks between two columns hold: swap the two values when they are the wrong way
+ * round (numbers compared as numbers, dates and times as ISO text).
+ */
+function orderRelated(out: RowValues, hints: TableHints, category: (column: string) => string): void {
+  for (const r of hints.relations) {
+    const a = out.get(r.left)
+    const b = out.get(r.right)
+    if (a === undefined || b === undefined || category(r.left) !== category(r.right)) continue
+    const cmp = category(r.left) === 'N' ? Math.sign(Number(a) - Number(b)) : a < b ? -1 : a > b ? 1 : 0
+    const holds = r.op === '<' ? cmp < 0 : r.op === '<=' ? cmp <= 0 : r.op === '>' ? cmp > 0 : cmp >= 0
+    if (holds) continue
+    out.set(r.left, b)
+    out.set(r.right, a)
   }
 }
 
@@ -324,5 +520,5 @@ function toRecord(columns: readonly Column[], values: readonly (string | null)[]
 function fallbackType(t: Table, column: string): ColumnType {
   const type = t.columns.find((c) => c.name === column)?.type ?? 'text'
   const name = ({ integer: 'int4', bigint: 'int8', smallint: 'int2', boolean: 'bool', 'timestamp with time zone': 'timestamptz' } as Record<string, string>)[type] ?? type
-  return { relid: t.oid, name: column, typeName: name, category: 'S', maxLength: null, precision: null, scale: null, labels: [] }
+  return { relid: t.oid, name: column, typeName: name, category: 'S', maxLength: null, precision: null, scale: null, labels: [], element: null, rangeSubtype: null, domainNotNull: false, domainChecks: [] }
 }

@@ -4,7 +4,15 @@ import { quoteIdent, roleName } from '../../sql/quote.js'
 /** What one statement did: its rows, or the error PostgreSQL answered with. */
 export type StepResult =
   | { readonly ok: true; readonly rows: Record<string, unknown>[]; readonly rowCount: number }
-  | { readonly ok: false; readonly code: string; readonly message: string }
+  | {
+      readonly ok: false
+      readonly code: string
+      readonly message: string
+      /** The constraint PostgreSQL named (unique, check, foreign key, exclusion, domain check), if any. */
+      readonly constraint?: string | undefined
+      /** The column PostgreSQL named (NOT NULL violations), if any. */
+      readonly column?: string | undefined
+    }
 
 /** SQLSTATEs that mean the probe's own SQL is wrong or unsupported here, not that a protection worked. */
 const PROBE_BUGS = new Set(['42601', '42703', '42883', '42P01', '42804', '42P18', '42725', '57014', 'XX000', '42P10'])
@@ -43,8 +51,8 @@ export class ProbeSession {
     } catch (error) {
       await this.client.query('ROLLBACK TO SAVEPOINT tz_probe_step')
       await this.client.query('RELEASE SAVEPOINT tz_probe_step')
-      const e = error as { code?: string; message?: string }
-      return { ok: false, code: e.code ?? '', message: e.message ?? String(error) }
+      const e = error as { code?: string; message?: string; constraint?: string; column?: string }
+      return { ok: false, code: e.code ?? '', message: e.message ?? String(error), constraint: e.constraint, column: e.column }
     }
   }
 

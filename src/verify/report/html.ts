@@ -57,9 +57,11 @@ function matrix(report: VerifyReport): string {
       const c = byCell.get(`${table}\u0000${check}`)
       return c === undefined ? '<td class="cell skip"></td>' : `<td class="cell ${c.status}" title="${esc(`${check}: ${c.detail}`)}">${MARK[c.status]}</td>`
     })
-    return `<tr><td><code>${esc(table)}</code></td><td>${esc(cls)}</td><td>${lintCell}</td>${cells.join('')}</tr>`
+    const unprobed = report.probe?.unprobed.find((u) => u.table === table)
+    const name = unprobed === undefined ? `<code>${esc(table)}</code>` : `<code>${esc(table)}</code> <b class="error unprobed" title="${esc(unprobed.reason)}">not probed</b>`
+    return `<tr><td>${name}</td><td>${esc(cls)}</td><td>${lintCell}</td>${cells.join('')}</tr>`
   })
-  return `<table class="matrix" id="matrix">${head}${rows.join('')}</table><p class="muted">✔ passed · ✖ failed (isolation broken) · “·” skipped · ! could not run. Hover a cell for details.</p>`
+  return `<table class="matrix" id="matrix">${head}${rows.join('')}</table><p class="muted">✔ passed · ✖ failed (isolation broken) · “·” skipped · ! could not run · <b class="error">not probed</b>: the probe could not put rows of both tenants into the table, so its checks prove nothing. Hover a cell for details.</p>`
 }
 
 function findingHtml(f: Finding): string {
@@ -81,6 +83,7 @@ export function renderHtml(report: VerifyReport): string {
     `<div class="card"><b class="warn">${s.warn}</b>warnings</div>`,
     `<div class="card"><b class="info">${s.info}</b>info</div>`,
     probe === null ? '<div class="card"><b class="skip">—</b>probe not run</div>' : `<div class="card"><b class="${s.checks.fail > 0 ? 'error' : 'pass'}">${s.checks.pass}/${probe.checks.length}</b>probe checks passed</div>`,
+    probe === null ? '' : `<div class="card" id="unprobed"><b class="${s.unprobed > 0 ? 'error' : 'pass'}">${s.unprobed}</b>tenant tables not probed</div>`,
   ]
   const model = `<table>
 <tr><th>tenant column</th><td>${esc(m.tenantColumn ?? '—')} <span class="muted">(${esc(m.tenantColumnSource)})</span></td></tr>
@@ -93,6 +96,7 @@ export function renderHtml(report: VerifyReport): string {
     return list.length === 0 ? '' : `<h3 class="${sev}">${esc(sev.toUpperCase())} (${list.length})</h3>${list.map(findingHtml).join('\n')}`
   }).join('\n')
   const probeDetails = probe === null ? '<p class="muted">The probe was not run.</p>' : `<p>As <code>${esc(probe.appRole)}</code> (SET ROLE from <code>${esc(probe.sessionUser)}</code>), context <code>${esc(probe.setting)}</code>; everything was rolled back.</p>
+${probe.unprobed.length === 0 ? '<p class="pass">Every tenant table was probed with rows of both tenants.</p>' : `<p class="error">Not probed (no rows of both tenants, so their isolation is not proven):</p><ul>${probe.unprobed.map((u) => `<li><code>${esc(u.table)}</code>: ${esc(u.reason)}</li>`).join('')}</ul>`}
 <details><summary>All ${probe.checks.length} checks</summary><table><tr><th>table</th><th>check</th><th>result</th><th>detail</th></tr>${probe.checks.map((c) => `<tr><td><code>${esc(c.table)}</code></td><td>${esc(c.check)}</td><td class="${c.status}">${esc(c.status)}</td><td>${esc(c.detail)}</td></tr>`).join('')}</table></details>`
   const pooler = report.pooler === null ? '' : `<h2>Pooler</h2><table>
 <tr><th>pooler</th><td><code>${esc(report.pooler.url)}</code></td></tr>

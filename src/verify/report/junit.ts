@@ -50,6 +50,20 @@ function fromFindings(classname: string, name: string, findings: readonly Findin
   return c
 }
 
+/** One testcase per tenant table the probe should have filled: failing (as the finding's severity) when it could not. */
+function coverageCases(report: VerifyReport): Case[] {
+  const probe = report.probe!
+  const tables = [...new Set([...probe.seeded.map((s) => s.table), ...probe.unprobed.map((u) => u.table)])].sort()
+  return tables.map((table): Case => {
+    const base = { classname: `coverage.${table}`, name: 'probed' }
+    const unprobed = probe.unprobed.find((u) => u.table === table)
+    if (unprobed === undefined) return { ...base, out: `rows of tenants A and B: ${probe.seeded.find((s) => s.table === table)?.rows ?? 0}` }
+    const finding = report.findings.find((f) => f.rule === 'probe-unprobed' && f.table === table)
+    const message = `not probed: ${unprobed.reason}`
+    return { ...base, failure: { type: finding?.severity ?? 'error', message, body: `${message}\nwhy: ${finding?.why ?? ''}\n${finding?.docs ?? ''}` } }
+  })
+}
+
 export function renderJunit(report: VerifyReport): string {
   const suites: string[] = []
   const tableRules = report.rules.filter((r) => r.scope === 'table').map((r) => r.id)
@@ -74,6 +88,7 @@ export function renderJunit(report: VerifyReport): string {
       return { ...base, out: c.detail }
     })
     suites.push(suiteXml('probe', probeCases))
+    suites.push(suiteXml('probe coverage', coverageCases(report)))
   } else {
     const notRun = report.findings.filter((f) => f.rule === 'probe-not-run')
     suites.push(suiteXml('probe', [notRun.length > 0 ? fromFindings('probe', 'probe-not-run', notRun) : { classname: 'probe', name: 'probe', skipped: 'the probe was not run (--no-probe)' }]))

@@ -75,6 +75,9 @@ export const reportSchema = z
         setting: z.string(),
         rolledBack: z.boolean(),
         seeded: z.array(z.object({ table: z.string(), rows: z.number().int(), error: z.string().nullable() }).strict()),
+        unprobed: z
+          .array(z.object({ table: z.string().describe('schema.name'), reason: z.string().describe("the seeder's failing statement (SQLSTATE: message), or which tenant's rows are missing") }).strict())
+          .describe('tenant tables without a probe row of each tenant: their isolation was not proven (finding probe-unprobed)'),
         checks: z.array(probeCheckSchema),
       })
       .strict()
@@ -99,6 +102,7 @@ export const reportSchema = z
         warn: z.number().int(),
         info: z.number().int(),
         checks: z.object({ pass: z.number().int(), fail: z.number().int(), skip: z.number().int(), error: z.number().int() }).strict(),
+        unprobed: z.number().int().describe('tenant tables the probe could not probe (probe.unprobed)'),
       })
       .strict(),
   })

@@ -54,10 +54,10 @@ export function renderText(report: VerifyReport, options: TextOptions): string {
   if (report.probe !== null) {
     const probe = report.probe
     const counts = report.summary.checks
-    out.push('', p.bold(`PROBE as "${probe.appRole}" (SET ROLE from "${probe.sessionUser}", context ${probe.setting}, rolled back): ${counts.pass} passed, ${counts.fail} failed, ${counts.skip} skipped${counts.error > 0 ? `, ${counts.error} could not run` : ''}`))
-    for (const [table, checks] of groupBy(probe.checks, (c) => c.table)) out.push(renderProbeTable(table, checks, p))
-    const unseeded = probe.seeded.filter((s) => s.error !== null)
-    for (const s of unseeded) out.push(p.dim(`  not seeded: ${s.table}: ${s.error}`))
+    const notProbed = probe.unprobed.length > 0 ? `, ${probe.unprobed.length} tenant table(s) not probed` : ''
+    out.push('', p.bold(`PROBE as "${probe.appRole}" (SET ROLE from "${probe.sessionUser}", context ${probe.setting}, rolled back): ${counts.pass} passed, ${counts.fail} failed, ${counts.skip} skipped${counts.error > 0 ? `, ${counts.error} could not run` : ''}${notProbed}`))
+    const unprobed = new Map(probe.unprobed.map((u) => [u.table, u.reason]))
+    for (const [table, checks] of groupBy(probe.checks, (c) => c.table)) out.push(renderProbeTable(table, checks, p, unprobed.get(table)))
   }
   if (report.pooler !== null) {
     const pl = report.pooler
@@ -71,7 +71,8 @@ export function renderText(report: VerifyReport, options: TextOptions): string {
 
   const s = report.summary
   const failing = options.failOn === 'error' ? s.error : s.error + s.warn
-  out.push('', `${failing > 0 ? p.red('✖') : p.green('✔')} ${s.error} error(s), ${s.warn} warning(s), ${s.info} info — ${failing > 0 ? `fails --fail-on ${options.failOn}` : `passes --fail-on ${options.failOn}`}`)
+  const unprobedNote = s.unprobed > 0 ? ` (${s.unprobed} tenant table(s) not probed)` : ''
+  out.push('', `${failing > 0 ? p.red('✖') : p.green('✔')} ${s.error} error(s), ${s.warn} warning(s), ${s.info} info${unprobedNote} — ${failing > 0 ? `fails --fail-on ${options.failOn}` : `passes --fail-on ${options.failOn}`}`)
   return `${out.join('\n')}\n`
 }
 
@@ -79,7 +80,7 @@ function renderRule(rule: string, findings: readonly Finding[], severity: Severi
   const first = findings[0]!
   const out = ['', `${tone(MARK[severity])} ${p.bold(rule)} ${p.dim(`(${findings.length}) ${first.docs}`)}`, p.dim(indent(`why: ${first.why}`, '  '))]
   if (first.source === 'probe') {
-    for (const f of findings) out.push(`  • ${f.message}`)
+    for (const f of findings) out.push(`  • ${rule === 'probe-unprobed' ? `${f.table ?? f.object} ${f.message}` : f.message}`)
     out.push(p.dim('  fix: see the lint findings on these tables, or the JSON/HTML report for the SQL'))
     return out
   }
@@ -90,13 +91,15 @@ function renderRule(rule: string, findings: readonly Finding[], severity: Severi
   return out
 }
 
-function renderProbeTable(table: string, checks: readonly ProbeCheck[], p: ReturnType<typeof painter>): string {
+/** One line per table; a table the probe could not seed says so first (its passes would prove nothing). */
+function renderProbeTable(table: string, checks: readonly ProbeCheck[], p: ReturnType<typeof painter>, unprobed: string | undefined): string {
   const failed = checks.filter((c) => c.status === 'fail').map((c) => c.check)
   const errors = checks.filter((c) => c.status === 'error').map((c) => c.check)
   const skipped = checks.filter((c) => c.status === 'skip').length
   const passed = checks.filter((c) => c.status === 'pass').length
-  const head = failed.length > 0 ? p.red('  ✖') : errors.length > 0 ? p.yellow('  ⚠') : p.green('  ✔')
+  const head = failed.length > 0 || unprobed !== undefined ? p.red('  ✖') : errors.length > 0 ? p.yellow('  ⚠') : p.green('  ✔')
   const parts = [`${passed} passed`]
+  if (unprobed !== undefined) parts.unshift(p.red(`NOT PROBED: ${unprobed}`))
   if (failed.length > 0) parts.push(p.red(`${failed.length} failed: ${failed.join(', ')}`))
   if (errors.length > 0) parts.push(p.yellow(`${errors.length} could not run: ${errors.join(', ')}`))
   if (skipped > 0) parts.push(p.dim(`${skipped} skipped`))
