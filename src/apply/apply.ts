@@ -1,5 +1,6 @@
 import type pg from 'pg'
 import { introspect } from '../catalog/index.js'
+import { assertDataReady } from '../datacheck/index.js'
 import { withClient } from '../db/connect.js'
 import { ErrorCodes, TenantizeError } from '../errors.js'
 import { readLedger, runUnits, sleep, type RunnerOptions, type MigrateResult, type Unit, type UnitContext } from '../migrate/index.js'
@@ -149,8 +150,11 @@ export async function apply(options: ApplyOptions): Promise<MigrateResult & { pl
         problems: loaded.plan.enforceBlockers.map((b) => ({ object: b.object, message: b.reason, fix: b.fix })),
       })
     }
+    const pending = wanted.filter(({ step, index }) => !loaded.applied.has(unitName(index, step)))
+    // Facts before steps: what the data shows now refuses the run before anything changed, not half-way.
+    await assertDataReady(client, loaded.plan, { steps: pending.map(({ step }) => step), inTransaction: options.dryRun === true })
     if (!loaded.frozen && options.dryRun !== true) await saveFrozenPlan(client, options.config, loaded.plan)
-    return wanted.filter(({ step, index }) => !loaded.applied.has(unitName(index, step))).map(({ step, index }) => stepUnit(step, index, 'up', options))
+    return pending.map(({ step, index }) => stepUnit(step, index, 'up', options))
   })
   return { ...result, plan: chosen! }
 }

@@ -97,7 +97,7 @@ const otherClassFix = (key: string): string =>
   `classify ${key} as global in the config if its rows are shared by every tenant (read-only to the app), or as direct if they all belong to the default tenant`
 
 const alternativeFixes = (f: PlanFacts, key: string): string[] =>
-  (f.config.tables[key]?.alternatives ?? []).map((a) => `use another path: move { columns: ${JSON.stringify(a.columns)}, parent: ${JSON.stringify(a.parent)} } from tables.${key}.alternatives into tables.${key}.path`)
+  (f.config.tables[key]?.alternatives ?? []).map((a) => `use another path: move the alternative ${a.columns.join(', ')} → ${a.parent} (${a.parentColumns.join(', ')}) from tables["${key}"].alternatives into its path`)
 
 /**
  * (backfill of a child's tenant column) Rows that would get no tenant. Forward path: rows whose foreign key
@@ -227,7 +227,7 @@ export function foreignTenantRows(f: PlanFacts, key: string, column: string): Pr
   const col = quoteIdent(column)
   const rootKey = f.config.tenant.table
   const root = tableSql(rootKey)
-  const where = f.config.tenant.create ? `t0.${col} <> ${defaultTenantSql(f)}` : `NOT EXISTS (SELECT 1 FROM ${root} AS t1 WHERE t1.${quoteIdent(f.rootId)} = t0.${col})`
+  const where = f.config.tenant.create ? `t0.${col} <> ${defaultTenantSql(f)}` : `t0.${col} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ${root} AS t1 WHERE t1.${quoteIdent(f.rootId)} = t0.${col})`
   const k = keyOf(table, 't0')
   return [
     {
@@ -242,7 +242,7 @@ export function foreignTenantRows(f: PlanFacts, key: string, column: string): Pr
         ? [
             `if ${column} already holds tenant ids, set tenant.create to false and tenant.table to the table they come from`,
             `or give the rows the default tenant: UPDATE ${sql} AS t0 SET ${col} = ${defaultTenantSql(f)} WHERE ${where}`,
-            `or set tables.${key}.column to another name so the plan adds its own tenant column`,
+            `or set tables["${key}"].column to another name so the plan adds its own tenant column`,
           ]
         : [
             `add the missing tenants to ${rootKey} (with its other columns): SELECT DISTINCT t0.${col} FROM ${sql} AS t0 WHERE ${where}`,
