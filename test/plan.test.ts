@@ -116,7 +116,9 @@ test('planning errors: unknown table, tenant column of the wrong type, child wit
   const cat = await catalogOf(t.url)
   const proposed = parseConfig(proposeConfig(cat, { tenantTable: { schema: 'public', name: 'orgs' }, defaultTenantId: DEFAULT_ID }).config)
   assert.deepEqual(Object.fromEntries(Object.entries(proposed.tables).map(([k, v]) => [k, v.class])), { 'public.a': 'direct', 'public.nokey': 'child', 'public.orgs': 'root', 'public.p': 'direct' })
-  const config = parseConfig({ ...proposed, tables: { ...proposed.tables, 'public.missing': { class: 'direct' } } })
+  assert.equal(proposed.tables['public.a']!.column, 'tenantize_org_id', 'init does not reuse a text org_id as a uuid tenant column')
+  // A hand edit back to the text column is refused by the planner.
+  const config = parseConfig({ ...proposed, tables: { ...proposed.tables, 'public.a': { class: 'direct' }, 'public.missing': { class: 'direct' } } })
   try {
     planConversion(cat, config)
     assert.fail('expected TZ_CONFIG')

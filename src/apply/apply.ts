@@ -51,29 +51,40 @@ async function backfill(ctx: UnitContext, name: string, step: Step, options: App
   const client = ctx.client
   const size = options.batchSize ?? options.config.batchSize
   const pause = options.batchPauseMs ?? 10
-  const saved = (await client.query<{ last_key: { last: unknown[] | null; upper: unknown[] } | null; rows_done: string }>('SELECT last_key, rows_done FROM tenantize.backfill_progress WHERE scope = $1 AND step = $2', [APPLY_SCOPE, name])).rows[0]
+  // Keys travel as text (see Backfill): the same text must mean the same value in every session that resumes.
+  await client.query(`SELECT pg_catalog.set_config('DateStyle', 'ISO, YMD', false), pg_catalog.set_config('IntervalStyle', 'postgres', false), pg_catalog.set_config('extra_float_digits', '3', false)`)
+  const saved = (await client.query<{ last_key: { last: (string | null)[] | null; upper: (string | null)[]; text?: boolean } | null; rows_done: string }>('SELECT last_key, rows_done FROM tenantize.backfill_progress WHERE scope = $1 AND step = $2', [APPLY_SCOPE, name])).rows[0]
+  // Progress saved by a version that kept keys as JavaScript values cannot be trusted: start over (the batches skip filled rows).
+  const resumable = saved?.last_key?.text === true
   // Batches stop at the highest key of when the backfill first started: the fill trigger handles rows added since.
-  const upperRow = saved?.last_key?.upper ?? Object.values((await client.query<Record<string, unknown>>(spec.upperKeySql)).rows[0] ?? {})
-  let last: unknown[] | null = saved?.last_key?.last ?? null
+  const upperRow = (resumable ? saved?.last_key?.upper : undefined) ?? Object.values((await client.query<Record<string, string | null>>(spec.upperKeySql)).rows[0] ?? {})
+  let last: (string | null)[] | null = (resumable ? saved?.last_key?.last : undefined) ?? null
   let done = Number(saved?.rows_done ?? 0)
+  if (!resumable) done = 0
   const remaining = Number((await client.query<{ remaining: string }>(spec.remainingSql)).rows[0]?.remaining ?? 0)
   const total = done + remaining
   const started = performance.now()
   let doneHere = 0
   for (;;) {
     if (upperRow.length === 0) break
-    let row: Record<string, unknown> | undefined
+    let row: Record<string, string | number | null> | undefined
     await ctx.retrying(`${step.table ?? name} backfill`, async () => {
       await client.query('BEGIN')
       try {
         const params = [...(last ?? spec.keyColumns.map(() => null)), size, ...upperRow]
-        row = (await client.query<Record<string, unknown>>(spec.batchSql, params)).rows[0]
+        row = (await client.query<Record<string, string | number | null>>(spec.batchSql, params)).rows[0]
         if (row !== undefined) {
-          const key = spec.keyColumns.map((_, i) => row![`k${i + 1}`])
+          const key = spec.keyColumns.map((_, i) => row![`k${i + 1}`] as string | null)
+          if (last !== null && key.every((k, i) => k === last![i])) {
+            throw new TenantizeError(ErrorCodes.MIGRATION_FAILED, `the backfill made no progress: the batch after key (${key.join(', ')}) ended at the same key`, {
+              object: step.table ?? name,
+              fix: 'report it with the table definition; the key columns must have a total order (a primary key or NOT NULL unique key)',
+            })
+          }
           await client.query(
             `INSERT INTO tenantize.backfill_progress (scope, step, last_key, rows_done) VALUES ($1, $2, $3, $4)
              ON CONFLICT (scope, step) DO UPDATE SET last_key = EXCLUDED.last_key, rows_done = EXCLUDED.rows_done, updated_at = clock_timestamp()`,
-            [APPLY_SCOPE, name, JSON.stringify({ last: key, upper: upperRow }), done + Number(row['updated'])],
+            [APPLY_SCOPE, name, JSON.stringify({ last: key, upper: upperRow, text: true }), done + Number(row['updated'])],
           )
         }
         await client.query('COMMIT')
@@ -83,7 +94,7 @@ async function backfill(ctx: UnitContext, name: string, step: Step, options: App
       }
     })
     if (row === undefined) break
-    last = spec.keyColumns.map((_, i) => row![`k${i + 1}`])
+    last = spec.keyColumns.map((_, i) => row![`k${i + 1}`] as string | null)
     done += Number(row['updated'])
     doneHere += Number(row['updated'])
     const seconds = (performance.now() - started) / 1000
@@ -92,6 +103,12 @@ async function backfill(ctx: UnitContext, name: string, step: Step, options: App
     if (pause > 0) await sleep(pause)
   }
   const left = Number((await client.query<{ remaining: string }>(spec.remainingSql)).rows[0]?.remaining ?? 0)
+  if (left > 0 && spec.reverse) {
+    throw new TenantizeError(ErrorCodes.MIGRATION_FAILED, `${left} row(s) are referenced by rows of several tenants, so no single tenant owns them`, {
+      object: step.table ?? name,
+      fix: 'make the table global in the config (shared, read-only to the app), or give each tenant its own row, then run apply again',
+    })
+  }
   if (left > 0) {
     throw new TenantizeError(ErrorCodes.MIGRATION_FAILED, `${left} row(s) have no parent row to take their tenant from (their foreign key is NULL or dangling)`, {
       object: step.table ?? name,
@@ -165,6 +182,8 @@ export interface RollbackOptions extends RunnerOptions {
   readonly phase: 'enforce' | 'all'
   /** Roll back even though several tenants own rows (they would be merged into one). */
   readonly mergeTenants?: boolean
+  /** After a complete rollback, also drop Tenantize's own schema (ledger, event log, frozen plan): nothing of it is left. */
+  readonly purge?: boolean
 }
 
 /** Which tenants own rows in each table whose tenant column the plan added (rollback would merge them). */
@@ -201,7 +220,14 @@ export async function rollback(options: RollbackOptions): Promise<MigrateResult>
   })
   if (options.dryRun !== true && options.phase === 'all') {
     await withClient(options.databaseUrl, async (client) => {
-      if ((await readLedger(client, APPLY_SCOPE)).length === 0) await forgetFrozenPlan(client)
+      if ((await readLedger(client, APPLY_SCOPE)).length > 0) return
+      await forgetFrozenPlan(client)
+      if (options.purge !== true) return
+      const others = await readLedger(client, 'migrate')
+      if (others.length > 0) {
+        throw new TenantizeError(ErrorCodes.PREFLIGHT, `the ledger also records ${others.length} migration file(s) applied with tenantize migrate; the schema tenantize was kept`, { object: 'rollback --purge', fix: 'roll those back with tenantize migrate down first, or keep the schema' })
+      }
+      await client.query('DROP SCHEMA IF EXISTS tenantize CASCADE')
     })
   }
   return result

@@ -149,7 +149,7 @@ interface ServerRow {
   is_superuser: string
 }
 
-interface SchemaRow { oid: Num; name: string; owner: string }
+interface SchemaRow { oid: Num; name: string; owner: string; usage: string[] }
 
 interface RelationRow {
   oid: Num
@@ -616,7 +616,7 @@ function buildCatalog(server: ServerInfo, raw: RawCatalog, includeBuiltinRoles: 
       })
     }
   }
-  const schemas: Schema[] = raw.schemas.map((r) => ({ oid: num(r.oid), name: r.name, owner: r.owner }))
+  const schemas: Schema[] = raw.schemas.map((r) => ({ oid: num(r.oid), name: r.name, owner: r.owner, usage: r.usage }))
   const routines = raw.routines.map(routine)
   const roleList = roles(raw.roles, includeBuiltinRoles)
 

@@ -32,6 +32,8 @@ export interface Schema {
   readonly oid: number
   readonly name: string
   readonly owner: string
+  /** Roles holding USAGE (`PUBLIC` for the public grant), the owner included; a default ACL counts as the owner's USAGE. */
+  readonly usage: readonly string[]
 }
 
 /**

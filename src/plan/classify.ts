@@ -1,5 +1,6 @@
 import type { Catalog, ForeignKeyConstraint, Table } from '../catalog/types.js'
 import { ErrorCodes, TenantizeError } from '../errors.js'
+import { qualifiedName } from '../sql/quote.js'
 import { splitKey, tableKeyOf, type TableConfig, type TenantPath, type TenantizeConfig, type TenantizeConfigInput } from './config.js'
 
 /** Column names that suggest a table is already tenant-scoped. */
@@ -7,6 +8,64 @@ export const TENANT_LIKE_COLUMNS = ['organization_id', 'organisation_id', 'org_i
 
 /** Names of shared reference data: global, read-only to the app. */
 const REFERENCE_DATA = /^(countries|country|currencies|currency|languages|language|locales?|time_?zones?|units?|[a-z_]*_types?|[a-z_]*_statuses|[a-z_]*_categories|holidays|feature_flags?)$/
+
+/**
+ * Bookkeeping tables of migration tools (Rails, Prisma, Knex, Flyway, goose, Django, Alembic, Drizzle,
+ * TypeORM, Sequelize, Liquibase, sql-migrate, node-pg-migrate, Kysely, EF Core, sqlx, Diesel, Atlas,
+ * Doctrine, Sequel, dbmate, Mattermost): the tool reads and writes them without a tenant context, so they stay as they are.
+ */
+const MIGRATION_TABLES = new Set([
+  'schema_migrations', 'ar_internal_metadata', '_prisma_migrations', 'knex_migrations', 'knex_migrations_lock',
+  'flyway_schema_history', 'schema_version', 'goose_db_version', 'django_migrations', 'alembic_version',
+  '__drizzle_migrations', 'typeorm_metadata', 'SequelizeMeta', 'SequelizeData', 'gorp_migrations',
+  'databasechangelog', 'databasechangeloglock', 'pgmigrations', 'kysely_migration', 'kysely_migration_lock',
+  '__EFMigrationsHistory', '_sqlx_migrations', '__diesel_schema_migrations', 'atlas_schema_revisions',
+  'doctrine_migration_versions', 'migration_versions', 'schema_info', 'db_migrations', 'db_lock', 'seaql_migrations',
+])
+/** Whole schemas that belong to a migration tool. */
+const MIGRATION_SCHEMAS = new Set(['drizzle', 'graphile_migrate', 'sqitch', 'atlas_schema_revisions', 'flyway'])
+/** A table named `migrations` is bookkeeping when it has only the columns such tools use (TypeORM, Laravel, db-migrate, MikroORM). */
+const MIGRATIONS_SHAPE = new Set(['id', 'timestamp', 'name', 'migration', 'batch', 'run_on', 'version', 'applied_at', 'executed_at', 'checksum', 'created_at', 'hash'])
+
+function migrationTool(t: Table): boolean {
+  if (MIGRATION_SCHEMAS.has(t.schema) || MIGRATION_TABLES.has(t.name)) return true
+  return t.name === 'migrations' && t.columns.every((c) => MIGRATIONS_SHAPE.has(c.name)) && t.columns.some((c) => c.name === 'name' || c.name === 'migration')
+}
+
+/**
+ * A foreign key from a table whose tenant is known (the tenant table itself, or a table with a tenant
+ * column referencing it) to a table with no foreign-key path to the tenant table: the referenced rows
+ * may belong to the referencing rows' tenants. `init` counts, per edge, how many rows are referenced by
+ * one tenant and how many by several ({@link ReverseReach}).
+ */
+export interface ReverseEdge {
+  /** The referenced table, `schema.table`. */
+  readonly table: string
+  /** The table holding the foreign key, `schema.table`. */
+  readonly parent: string
+  readonly constraint: string
+  /** Referenced columns of `table`. */
+  readonly columns: readonly string[]
+  /** Foreign-key columns of `parent`. */
+  readonly parentColumns: readonly string[]
+  /** The parent's column holding its tenant (the tenant table's primary key, or its tenant column). */
+  readonly parentTenant: string
+}
+
+/** What the data says about a {@link ReverseEdge}. */
+export interface ReverseReach extends ReverseEdge {
+  /** Rows of `table`. */
+  readonly rows: number
+  /** Rows referenced by parent rows of exactly one tenant. */
+  readonly single: number
+  /** Rows referenced by parent rows of several tenants. */
+  readonly multi: number
+}
+
+/** Facts read from the data for `init` (see src/apply/init.ts); all optional: without them init classifies from the catalog alone. */
+export interface InitFacts {
+  readonly reverse: readonly ReverseReach[]
+}
 
 export interface InitOptions {
   /** An existing table whose primary key becomes the tenant id; otherwise `public.organizations` is created. */
@@ -18,6 +77,8 @@ export interface InitOptions {
   readonly appRole?: string
   /** Only these schemas (default: all user schemas). */
   readonly schemas?: readonly string[]
+  /** Facts from the data (reverse paths); see {@link reverseEdges}. */
+  readonly facts?: InitFacts
 }
 
 export interface InitResult {
@@ -35,8 +96,8 @@ function idTypeOf(sqlType: string): 'uuid' | 'bigint' | 'text' | undefined {
   return undefined
 }
 
-function pathOf(table: Table, fk: ForeignKeyConstraint, via: readonly string[]): TenantPath {
-  return { columns: [...fk.columns], parent: fkKey(fk), parentColumns: [...fk.references.columns], via: [...via] }
+function pathOf(fk: ForeignKeyConstraint, via: readonly string[]): TenantPath {
+  return { columns: [...fk.columns], parent: fkKey(fk), parentColumns: [...fk.references.columns], via: [...via], reverse: false }
 }
 
 /** A users table to hang memberships on: named users/user/accounts, single-column primary key. */
@@ -46,26 +107,68 @@ function membershipFor(tables: readonly Table[], schema: string): { table: strin
 }
 
 /**
- * Pure: classify every table of the catalog and propose a config. With `previous` (a config the user may
- * have edited), the user's choices win for every table still present; new tables are classified; tables
- * that are gone are dropped and noted.
+ * A table's foreign keys, and for a partitioned table also those declared on every one of its partitions
+ * (PostgreSQL 11 could only declare them there): they hold for all its rows.
  */
-export function proposeConfig(catalog: Catalog, options: InitOptions, previous?: TenantizeConfig): InitResult {
+export function foreignKeysOf(catalog: Catalog, t: Table): ForeignKeyConstraint[] {
+  const own = t.constraints.filter((c): c is ForeignKeyConstraint => c.type === 'foreign key')
+  if (t.kind !== 'partitioned' || t.partitions.length === 0) return own
+  const sig = (fk: ForeignKeyConstraint): string => `${fk.columns.join(',')}→${fkKey(fk)}(${fk.references.columns.join(',')})`
+  const have = new Set(own.map(sig))
+  const perPartition = t.partitions.map((p) => catalog.tableByOid(p.oid)?.constraints.filter((c): c is ForeignKeyConstraint => c.type === 'foreign key' && c.parentOid === null) ?? [])
+  const common = (perPartition[0] ?? []).filter((fk) => !have.has(sig(fk)) && perPartition.every((fks) => fks.some((o) => sig(o) === sig(fk))))
+  return [...own, ...common]
+}
+
+interface Graph {
+  readonly rootKey: string
+  readonly rootId: string | null
+  readonly create: boolean
+  readonly idType: 'uuid' | 'bigint' | 'text'
+  readonly column: string
+  /** Tables that cannot be converted, with the reason. */
+  readonly excluded: ReadonlyMap<string, string>
+  readonly candidates: readonly Table[]
+  /** Foreign keys to other candidates or the root, per table key. */
+  readonly outgoing: ReadonlyMap<string, readonly ForeignKeyConstraint[]>
+  /** A column of the tenant column's name that is no tenant column (it references another table, or has another type). */
+  readonly renamed: ReadonlyMap<string, string>
+  readonly notes: readonly string[]
+}
+
+function resolveRoot(catalog: Catalog, options: InitOptions, previous: TenantizeConfig | undefined, notes: string[]): { rootKey: string; root: Table | undefined; create: boolean } {
+  if (options.tenantTable === undefined) {
+    const rootKey = previous?.tenant.create === true ? previous.tenant.table : 'public.organizations'
+    if (catalog.table(splitKey(rootKey).schema, splitKey(rootKey).name) !== undefined) {
+      throw new TenantizeError(ErrorCodes.CONFIG, 'a table of that name already exists', { object: rootKey, fix: `pass --tenant-table ${rootKey} to use it as the tenant table, or rename it` })
+    }
+    return { rootKey, root: undefined, create: true }
+  }
+  const { schema, name } = options.tenantTable
+  let root = catalog.table(schema, name)
+  if (root === undefined) {
+    // An unquoted --tenant-table public.Organisation folds to lower case, as in SQL: find the table the user meant.
+    const folded = catalog.tables.filter((t) => t.schema.toLowerCase() === schema.toLowerCase() && t.name.toLowerCase() === name.toLowerCase())
+    if (folded.length === 1) {
+      root = folded[0]!
+      notes.push(`--tenant-table ${schema}.${name} matched ${tableKeyOf(root)} (unquoted names fold to lower case; quote them to be exact: '${qualifiedName(root.schema, root.name)}')`)
+    } else {
+      const hint = folded.length > 1 ? `; several tables differ only in case: ${folded.map(tableKeyOf).join(', ')} — quote the name, e.g. '${qualifiedName(folded[0]!.schema, folded[0]!.name)}'` : ''
+      throw new TenantizeError(ErrorCodes.CONFIG, 'the tenant table does not exist', { object: tableKeyOf(options.tenantTable), fix: `pass --tenant-table SCHEMA.TABLE of an existing table, or leave it out to create public.organizations${hint}` })
+    }
+  }
+  return { rootKey: tableKeyOf(root), root, create: false }
+}
+
+function buildGraph(catalog: Catalog, options: InitOptions, previous?: TenantizeConfig): Graph {
   const notes: string[] = []
   const column = options.tenantColumn ?? previous?.tenant.column ?? 'org_id'
   const inScope = (t: Table): boolean => (options.schemas === undefined || options.schemas.includes(t.schema)) && t.schema !== 'tenantize'
   const tables = catalog.tables.filter(inScope)
-
-  // The tenant (root) table.
-  let rootKey: string
-  let create: boolean
+  const { rootKey, root, create } = resolveRoot(catalog, options, previous, notes)
   let idType: 'uuid' | 'bigint' | 'text' = 'uuid'
-  if (options.tenantTable !== undefined) {
-    const root = catalog.table(options.tenantTable.schema, options.tenantTable.name)
-    rootKey = tableKeyOf(options.tenantTable)
-    if (root === undefined) {
-      throw new TenantizeError(ErrorCodes.CONFIG, 'the tenant table does not exist', { object: rootKey, fix: 'pass --tenant-table SCHEMA.TABLE of an existing table, or leave it out to create public.organizations' })
-    }
+  let rootId: string | null = null
+  if (root !== undefined) {
     const pk = root.constraints.find((c) => c.type === 'primary key')
     if (pk === undefined || pk.columns.length !== 1) {
       throw new TenantizeError(ErrorCodes.CONFIG, pk === undefined ? 'the tenant table has no primary key' : 'the tenant table has a composite primary key', { object: rootKey, fix: 'give it a single-column primary key (uuid, bigint or text): that is the tenant id' })
@@ -74,38 +177,118 @@ export function proposeConfig(catalog: Catalog, options: InitOptions, previous?:
     const t = idTypeOf(pkType)
     if (t === undefined) throw new TenantizeError(ErrorCodes.CONFIG, `the tenant table's primary key has type ${pkType}`, { object: rootKey, fix: 'use a uuid, bigint/integer or text primary key' })
     idType = t
-    create = false
-  } else {
-    rootKey = previous?.tenant.create === true ? previous.tenant.table : 'public.organizations'
-    const existing = catalog.table(splitKey(rootKey).schema, splitKey(rootKey).name)
-    if (existing !== undefined) {
-      throw new TenantizeError(ErrorCodes.CONFIG, 'a table of that name already exists', { object: rootKey, fix: `pass --tenant-table ${rootKey} to use it as the tenant table, or rename it` })
-    }
-    create = true
+    rootId = pk.columns[0]!
   }
 
   // Tables that cannot be converted (yet) are excluded with the reason.
-  const classes = new Map<string, TableConfig>()
+  const excluded = new Map<string, string>()
   const candidates: Table[] = []
   for (const t of tables) {
     const key = tableKeyOf(t)
     if (key === rootKey) continue
-    const exclude = (reason: string): void => void classes.set(key, { class: 'excluded', reason, alternatives: [], keepGlobalUnique: [] })
     if (t.kind === 'partition') continue // follows its parent
-    if (t.extension !== null) exclude(`owned by extension ${t.extension}`)
-    else if (t.kind === 'foreign') exclude('foreign table: its rows live on another server and row-level security cannot protect them')
-    else if (t.kind === 'inheritance child' || t.inheritedBy.length > 0) exclude('table inheritance is not supported: convert to partitioning or tenantize by hand')
-    else if (t.schema.includes('.') || t.name.includes('.')) exclude('names containing a dot cannot be written as schema.table keys')
+    if (t.schema.includes('.')) {
+      notes.push(`${key}: schema names containing a dot cannot be written as schema.table keys; the table is left as it is`)
+      continue
+    }
+    if (t.extension !== null) excluded.set(key, `owned by extension ${t.extension}`)
+    else if (migrationTool(t)) excluded.set(key, 'bookkeeping table of a migration tool: the tool reads it without a tenant context, so it stays shared and untouched')
+    else if (t.kind === 'foreign') excluded.set(key, 'foreign table: its rows live on another server and row-level security cannot protect them')
+    else if (t.kind === 'inheritance child' || t.inheritedBy.length > 0) excluded.set(key, 'table inheritance is not supported: convert to partitioning or tenantize by hand')
     else candidates.push(t)
   }
   const candidateKeys = new Set(candidates.map(tableKeyOf))
   const outgoing = new Map<string, ForeignKeyConstraint[]>()
-  const incoming = new Map<string, number>()
   for (const t of candidates) {
-    const fks = t.constraints.filter((c): c is ForeignKeyConstraint => c.type === 'foreign key' && fkKey(c) !== tableKeyOf(t) && (candidateKeys.has(fkKey(c)) || fkKey(c) === rootKey))
-    outgoing.set(tableKeyOf(t), fks)
-    for (const fk of fks) incoming.set(fkKey(fk), (incoming.get(fkKey(fk)) ?? 0) + 1)
+    outgoing.set(tableKeyOf(t), foreignKeysOf(catalog, t).filter((c) => fkKey(c) !== tableKeyOf(t) && (candidateKeys.has(fkKey(c)) || fkKey(c) === rootKey)))
   }
+
+  // A column named like the tenant column that is not one: the table's tenant column gets another name.
+  const renamed = new Map<string, string>()
+  const idSql = idType === 'text' ? 'text' : idType
+  for (const t of candidates) {
+    const existing = t.columns.find((c) => c.name === column)
+    if (existing === undefined) continue
+    const fks = foreignKeysOf(catalog, t).filter((fk) => fk.columns.includes(column))
+    const elsewhere = fks.find((fk) => fkKey(fk) !== rootKey || fk.columns.length !== 1)
+    const typeOk = existing.type === idSql || (idSql === 'bigint' && ['integer', 'smallint'].includes(existing.type)) || (idSql === 'text' && existing.type.startsWith('character varying'))
+    if (elsewhere === undefined && typeOk) continue
+    const why = elsewhere !== undefined ? `references ${fkKey(elsewhere)} through ${elsewhere.name}` : `has type ${existing.type}, but tenant ids are ${idSql}`
+    let name = `tenantize_${column}`
+    for (let i = 2; t.columns.some((c) => c.name === name); i++) name = `tenantize_${column}_${i}`
+    renamed.set(tableKeyOf(t), name)
+    notes.push(`${tableKeyOf(t)}.${column} ${why}: it is not the tenant column; the tenant column of this table is ${name}`)
+  }
+  return { rootKey, rootId, create, idType, column, excluded, candidates, outgoing, renamed, notes }
+}
+
+/** Tables whose rows already name their tenant: the tenant table (its primary key) and tables with a single-column foreign key to it. */
+function tenantKnown(g: Graph): Map<string, string> {
+  const out = new Map<string, string>()
+  if (g.rootId !== null) out.set(g.rootKey, g.rootId)
+  for (const t of g.candidates) {
+    const toRoot = (g.outgoing.get(tableKeyOf(t)) ?? []).find((fk) => fkKey(fk) === g.rootKey && fk.columns.length === 1 && !g.renamed.has(tableKeyOf(t)))
+    if (toRoot !== undefined) out.set(tableKeyOf(t), toRoot.columns[0]!)
+  }
+  return out
+}
+
+/** Candidates that reach the tenant table through their own foreign keys. */
+function forwardReach(g: Graph): Set<string> {
+  const reach = new Set<string>([g.rootKey])
+  for (let changed = true; changed; ) {
+    changed = false
+    for (const t of g.candidates) {
+      const key = tableKeyOf(t)
+      if (!reach.has(key) && (g.outgoing.get(key) ?? []).some((fk) => reach.has(fkKey(fk)))) {
+        reach.add(key)
+        changed = true
+      }
+    }
+  }
+  return reach
+}
+
+/**
+ * PURE: the reverse edges `init` should count rows for — foreign keys from tables whose tenant is known to
+ * tables with no foreign-key path to an existing tenant table. Empty when the tenant table is created
+ * (then every existing row belongs to the default tenant).
+ */
+export function reverseEdges(catalog: Catalog, options: InitOptions, previous?: TenantizeConfig): ReverseEdge[] {
+  const g = buildGraph(catalog, options, previous)
+  if (g.create) return []
+  const known = tenantKnown(g)
+  const reach = forwardReach(g)
+  const targets = new Set(g.candidates.map(tableKeyOf).filter((k) => !reach.has(k)))
+  const all = [...g.candidates, ...(g.rootId === null ? [] : [catalog.table(splitKey(g.rootKey).schema, splitKey(g.rootKey).name)!])]
+  const out: ReverseEdge[] = []
+  for (const p of all) {
+    const parentTenant = known.get(tableKeyOf(p))
+    if (parentTenant === undefined) continue
+    for (const fk of foreignKeysOf(catalog, p)) {
+      if (!targets.has(fkKey(fk)) || fk.columns.includes(parentTenant)) continue
+      out.push({ table: fkKey(fk), parent: tableKeyOf(p), constraint: fk.name, columns: [...fk.references.columns], parentColumns: [...fk.columns], parentTenant })
+    }
+  }
+  return out.sort((a, b) => a.table.localeCompare(b.table) || a.parent.localeCompare(b.parent) || a.constraint.localeCompare(b.constraint))
+}
+
+/**
+ * Pure: classify every table of the catalog and propose a config. With `previous` (a config the user may
+ * have edited), the user's choices win for every table still present; new tables are classified; tables
+ * that are gone are dropped and noted. With `options.facts` (rows per tenant along reverse edges), a table
+ * the tenant table points at takes the tenant of the rows that reference it, or is proposed global when
+ * rows are shared by several tenants — never silently given to the default tenant.
+ */
+export function proposeConfig(catalog: Catalog, options: InitOptions, previous?: TenantizeConfig): InitResult {
+  const g = buildGraph(catalog, options, previous)
+  const notes: string[] = [...g.notes]
+  const { rootKey, create, column, candidates, outgoing } = g
+  const classes = new Map<string, TableConfig>()
+  const withColumn = (key: string): { column?: string } => (g.renamed.has(key) ? { column: g.renamed.get(key)! } : {})
+  for (const [key, reason] of g.excluded) classes.set(key, { class: 'excluded', reason, alternatives: [], keepGlobalUnique: [] })
+  const incoming = new Map<string, number>()
+  for (const fks of outgoing.values()) for (const fk of fks) incoming.set(fkKey(fk), (incoming.get(fkKey(fk)) ?? 0) + 1)
 
   // Global reference data: matches a reference-data name, is referenced, references nothing.
   for (const t of candidates) {
@@ -114,18 +297,55 @@ export function proposeConfig(catalog: Catalog, options: InitOptions, previous?:
       classes.set(key, { class: 'global', reason: 'reference data: referenced by other tables, references none, and named like a lookup table', alternatives: [], keepGlobalUnique: [] })
     }
   }
-  const isTenantOwned = (key: string): boolean => key === rootKey || (candidateKeys.has(key) && classes.get(key)?.class !== 'global')
+
+  // Tables with no path of their own to an existing tenant table, referenced by rows whose tenant is known:
+  // each row takes the tenant of the rows referencing it; rows shared by several tenants make the table global.
+  const reverseHops = new Map<string, string[]>()
+  if (!create) {
+    const reach = forwardReach(g)
+    const byTable = new Map<string, ReverseReach[]>()
+    for (const r of options.facts?.reverse ?? []) byTable.set(r.table, [...(byTable.get(r.table) ?? []), r])
+    for (const t of candidates) {
+      const key = tableKeyOf(t)
+      if (classes.has(key) || reach.has(key)) continue
+      const edges = byTable.get(key) ?? []
+      if (edges.length === 0) continue
+      const shared = edges.filter((e) => e.multi > 0)
+      if (shared.length > 0) {
+        const e = shared.sort((a, b) => b.multi - a.multi)[0]!
+        classes.set(key, { class: 'global', reason: `rows are shared by several tenants: ${e.multi} of ${e.rows} row(s) are referenced by more than one tenant through ${e.parent}.${e.constraint}, so no single tenant owns them; global (read-only to the app), or make it excluded`, alternatives: [], keepGlobalUnique: [] })
+        notes.push(`${key}: ${e.multi} row(s) referenced by several tenants through ${e.parent}.${e.constraint}: proposed global`)
+        continue
+      }
+      const used = edges.filter((e) => e.single > 0).sort((a, b) => b.single - a.single || (a.parent === rootKey ? -1 : b.parent === rootKey ? 1 : 0) || a.constraint.localeCompare(b.constraint))
+      if (used.length === 0) continue
+      const paths = used.map((e): TenantPath => ({ columns: [...e.columns], parent: e.parent, parentColumns: [...e.parentColumns], via: e.parent === rootKey ? [rootKey] : [e.parent, rootKey], reverse: true }))
+      const best = used[0]!
+      const unreached = best.rows - best.single
+      classes.set(key, {
+        class: 'child',
+        reason: `no path of its own to the tenant table, but ${best.parent}.${best.constraint} references it: each row takes the tenant of the row referencing it (${best.single} of ${best.rows} referenced by exactly one tenant${unreached > 0 ? `; the ${unreached} row(s) nobody references belong to the default tenant` : ''})`,
+        ...withColumn(key),
+        path: paths[0]!,
+        alternatives: paths.slice(1),
+        keepGlobalUnique: [],
+      })
+      reverseHops.set(key, best.parent === rootKey ? [rootKey] : [best.parent])
+    }
+  }
+  const candidateKeys = new Set(candidates.map(tableKeyOf))
+  const isTenantOwned = (key: string): boolean => key === rootKey || (candidateKeys.has(key) && classes.get(key)?.class !== 'global' && classes.get(key)?.class !== 'excluded')
 
   // Direct tables: reference the existing tenant table, or (new tenant table) reference no other tenant-owned table.
   for (const t of candidates) {
     const key = tableKeyOf(t)
     if (classes.has(key)) continue
     const fks = (outgoing.get(key) ?? []).filter((fk) => isTenantOwned(fkKey(fk)))
-    const toRoot = fks.find((fk) => fkKey(fk) === rootKey && fk.columns.length === 1)
+    const toRoot = g.renamed.has(key) ? undefined : fks.find((fk) => fkKey(fk) === rootKey && fk.columns.length === 1)
     if (toRoot !== undefined) {
       classes.set(key, { class: 'direct', reason: `already references the tenant table through ${toRoot.columns[0]}`, column: toRoot.columns[0]!, alternatives: [], keepGlobalUnique: [] })
     } else if (fks.length === 0) {
-      classes.set(key, { class: 'direct', reason: create ? 'references no other tenant table: gets its own tenant column; existing rows belong to the default tenant' : 'has no foreign-key path to the tenant table: gets its own tenant column; existing rows belong to the default tenant', alternatives: [], keepGlobalUnique: [] })
+      classes.set(key, { class: 'direct', reason: create ? 'references no other tenant table: gets its own tenant column; existing rows belong to the default tenant' : 'has no foreign-key path to the tenant table: gets its own tenant column; existing rows belong to the default tenant', ...withColumn(key), alternatives: [], keepGlobalUnique: [] })
     }
   }
 
@@ -134,29 +354,38 @@ export function proposeConfig(catalog: Catalog, options: InitOptions, previous?:
   // the shortest path, then the name — and lists the other paths as alternatives.
   const notNull = (t: Table, fk: ForeignKeyConstraint): boolean => fk.columns.every((c) => t.columns.find((col) => col.name === c)?.nullable === false)
   const distance = new Map<string, number>([[rootKey, 0]])
-  for (const [key, cfg] of classes) if (cfg.class === 'direct') distance.set(key, 0)
+  const hops = new Map<string, string[]>([[rootKey, []]])
+  for (const [key, cfg] of classes) {
+    if (cfg.class === 'direct') {
+      distance.set(key, 0)
+      hops.set(key, [])
+    }
+  }
+  for (const [key, h] of reverseHops) {
+    distance.set(key, 1)
+    hops.set(key, h)
+  }
   for (let changed = true; changed; ) {
     changed = false
     for (const t of candidates) {
       const key = tableKeyOf(t)
       if (classes.has(key)) continue
-      const best = Math.min(...(outgoing.get(key) ?? []).map((fk) => distance.get(fkKey(fk)) ?? Infinity)) + 1
+      const best = Math.min(...(outgoing.get(key) ?? []).filter((fk) => isTenantOwned(fkKey(fk))).map((fk) => distance.get(fkKey(fk)) ?? Infinity)) + 1
       if (best < (distance.get(key) ?? Infinity)) {
         distance.set(key, best)
         changed = true
       }
     }
   }
-  const hops = new Map<string, string[]>([[rootKey, []]])
-  for (const [key, cfg] of classes) if (cfg.class === 'direct') hops.set(key, [])
   const place = (t: Table, parents: readonly ForeignKeyConstraint[]): void => {
     const key = tableKeyOf(t)
     const ranked = [...parents].sort((a, b) => Number(notNull(t, b)) - Number(notNull(t, a)) || hops.get(fkKey(a))!.length - hops.get(fkKey(b))!.length || a.name.localeCompare(b.name))
-    const paths = ranked.map((fk) => pathOf(t, fk, [fkKey(fk), ...hops.get(fkKey(fk))!, rootKey].filter((v, i, a) => a.indexOf(v) === i)))
+    const paths = ranked.map((fk) => pathOf(fk, [fkKey(fk), ...hops.get(fkKey(fk))!, rootKey].filter((v, i, a) => a.indexOf(v) === i)))
     const best = ranked[0]!
     classes.set(key, {
       class: 'child',
       reason: `reaches the tenant through ${best.name} (${best.columns.join(', ')} → ${fkKey(best)})${notNull(t, best) ? '' : '; that foreign key is nullable: rows with NULL get no tenant'}`,
+      ...withColumn(key),
       path: paths[0]!,
       alternatives: paths.slice(1),
       keepGlobalUnique: [],
@@ -168,7 +397,7 @@ export function proposeConfig(catalog: Catalog, options: InitOptions, previous?:
     if (pending.length === 0) break
     let progress = false
     for (const t of pending) {
-      const fks = (outgoing.get(tableKeyOf(t)) ?? []).filter((fk) => distance.has(fkKey(fk)))
+      const fks = (outgoing.get(tableKeyOf(t)) ?? []).filter((fk) => isTenantOwned(fkKey(fk)) && distance.has(fkKey(fk)))
       if (fks.every((fk) => hops.has(fkKey(fk)))) {
         place(t, fks)
         progress = true
@@ -177,13 +406,13 @@ export function proposeConfig(catalog: Catalog, options: InitOptions, previous?:
     if (!progress) {
       // A cycle among children: place the nearest one with the parents already placed.
       const t = [...pending].sort((a, b) => distance.get(tableKeyOf(a))! - distance.get(tableKeyOf(b))!)[0]!
-      place(t, (outgoing.get(tableKeyOf(t)) ?? []).filter((fk) => hops.has(fkKey(fk))))
+      place(t, (outgoing.get(tableKeyOf(t)) ?? []).filter((fk) => isTenantOwned(fkKey(fk)) && hops.has(fkKey(fk))))
     }
   }
   for (const t of candidates) {
     const key = tableKeyOf(t)
     if (!classes.has(key)) {
-      classes.set(key, { class: 'direct', reason: 'its foreign keys form a cycle that never reaches the tenant table: gets its own tenant column', alternatives: [], keepGlobalUnique: [] })
+      classes.set(key, { class: 'direct', reason: 'its foreign keys form a cycle that never reaches the tenant table: gets its own tenant column', ...withColumn(key), alternatives: [], keepGlobalUnique: [] })
       notes.push(`${key}: foreign-key cycle; classified direct`)
     }
   }
@@ -212,7 +441,7 @@ export function proposeConfig(catalog: Catalog, options: InitOptions, previous?:
     tenant: {
       table: rootKey,
       create,
-      idType: previous?.tenant.idType ?? idType,
+      idType: previous?.tenant.idType ?? g.idType,
       column,
       setting: previous?.tenant.setting ?? 'tenantize.tenant_id',
       default: previous?.tenant.default ?? { id: options.defaultTenantId, slug: 'default', name: 'Default organization' },

@@ -6,21 +6,31 @@ import { ErrorCodes, TenantizeError, type Problem } from '../errors.js'
  * the catalog. Table keys are `schema.table` exactly as in the catalog (no quoting).
  */
 
-const tableKey = z.string().regex(/^[^.]+\.[^.]+$/, 'must be "schema.table"')
+/** `schema.table`: split at the first dot, so table names may contain dots; schema names may not. */
+const tableKey = z.string().regex(/^[^.]+\..+$/, 'must be "schema.table"')
 const identifier = z.string().min(1).max(63, 'PostgreSQL names are at most 63 bytes')
 const settingName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$/, 'must be "prefix.name", e.g. tenantize.tenant_id')
 
 export const TABLE_CLASSES = ['root', 'direct', 'child', 'global', 'excluded'] as const
 export type TableClass = (typeof TABLE_CLASSES)[number]
 
-/** The foreign key a child table reaches its tenant through (its first hop), and the rest of the path. */
+/**
+ * The foreign key a child table reaches its tenant through (its first hop), and the rest of the path.
+ * A row takes the tenant of the parent row where `parent.parentColumns = this.columns`.
+ */
 const pathSchema = z.object({
   /** Columns of this table in the foreign key. */
   columns: z.array(identifier).min(1),
-  /** The referenced (parent) table. */
+  /** The parent table: the referenced one, or with `reverse` the one whose foreign key references this table. */
   parent: tableKey,
-  /** Referenced columns of the parent. */
+  /** The parent's columns in the foreign key. */
   parentColumns: z.array(identifier).min(1),
+  /**
+   * true: the foreign key is declared on the parent (e.g. the tenant table's `settings_id` → this table):
+   * each row takes the tenant of the parent row that references it; a row referenced by several tenants
+   * cannot belong to one (the data check refuses it: make the table global instead).
+   */
+  reverse: z.boolean().default(false),
   /** The whole chain to the tenant table, for people: e.g. ["public.tariff_rate", "public.client", "public.organizations"]. */
   via: z.array(tableKey).default([]),
 })

@@ -1,6 +1,6 @@
-import type { Catalog, Column, ForeignKeyConstraint, Index, KeyOrCheckConstraint, Table } from '../catalog/types.js'
+import type { Catalog, Column, ForeignKeyConstraint, Index, KeyOrCheckConstraint, Policy, Table } from '../catalog/types.js'
 import { ErrorCodes, TenantizeError, type Problem } from '../errors.js'
-import { identList, qualifiedName, quoteIdent, quoteLiteral, roleName } from '../sql/quote.js'
+import { identList, parseQualifiedName, qualifiedName, quoteIdent, quoteLiteral, roleName } from '../sql/quote.js'
 import { splitKey, tableKeyOf, type TableConfig, type TenantizeConfig } from './config.js'
 import { objectName } from './names.js'
 import { backfillRows, crossingRows, defaultTenantRow, foreignTenantRows, nullTenantRows } from './preconditions.js'
@@ -22,6 +22,8 @@ interface Ctx {
   readonly rootId: string
   readonly idSql: string
   readonly deriveChildren: boolean
+  /** Names the plan has handed out, `constraint:<table oid>:<name>` or `relation:<schema>:<name>`. */
+  readonly used: Set<string>
 }
 
 /** A converted table with everything the steps need. */
@@ -35,6 +37,24 @@ interface TenantTable {
   readonly existing: Column | undefined
   readonly rows: number
 }
+
+/**
+ * A name for a new constraint (per table) or index (per schema) that neither the database nor this plan
+ * uses yet: `IF NOT EXISTS` must never mistake the user's object of the same name for the one it builds.
+ */
+function freeName(ctx: Ctx, table: Table | RelationRefLike, kind: 'constraint' | 'relation', ...parts: string[]): string {
+  const inDb = (name: string): boolean => {
+    if (kind === 'constraint') return 'constraints' in table && table.constraints.some((c) => c.name === name)
+    const c = ctx.catalog
+    return c.tables.some((t) => t.schema === table.schema && (t.name === name || t.indexes.some((i) => i.name === name))) || c.views.some((v) => v.schema === table.schema && v.name === name) || c.sequences.some((q) => q.schema === table.schema && q.name === name)
+  }
+  const tag = (name: string): string => (kind === 'constraint' ? `constraint:${table.oid}:${name}` : `relation:${table.schema}:${name}`)
+  let name = objectName(...parts)
+  for (let i = 2; inDb(name) || ctx.used.has(tag(name)); i++) name = objectName(...parts, String(i))
+  ctx.used.add(tag(name))
+  return name
+}
+type RelationRefLike = { readonly oid: number; readonly schema: string; readonly name: string }
 
 function step(ctx: Ctx, s: Omit<Step, 'rows'> & { rows?: number }): void {
   ctx.steps.push({ rows: 0, ...s })
@@ -78,6 +98,7 @@ export function planConversion(catalog: Catalog, config: TenantizeConfig): Plan 
     rootId,
     idSql: SQL_TYPE[config.tenant.idType],
     deriveChildren: !config.tenant.create,
+    used: new Set(),
   }
 
   // Resolve every configured table against the catalog.
@@ -95,10 +116,13 @@ export function planConversion(catalog: Catalog, config: TenantizeConfig): Plan 
     if (existing !== undefined && cfg.class !== 'root' && existing.type !== ctx.idSql && !(ctx.idSql === 'bigint' && existing.type === 'integer')) {
       problems.push({ object: `${key}.${column}`, message: `exists with type ${existing.type}, but tenant ids are ${ctx.idSql}`, fix: `change the column type, or set tables.${key}.column to another name` })
     }
+    const elsewhere = cfg.class === 'root' ? undefined : table.constraints.find((c): c is ForeignKeyConstraint => c.type === 'foreign key' && c.columns.includes(column) && (tableKeyOf(c.references.table) !== rootKey || c.columns.length !== 1))
+    if (existing !== undefined && elsewhere !== undefined) {
+      problems.push({ object: `${key}.${column}`, message: `references ${tableKeyOf(elsewhere.references.table)} through ${elsewhere.name}: its values are not tenant ids, so it cannot be the tenant column`, fix: `set tables.${key}.column to a new name (e.g. tenantize_${column}), or re-run tenantize init` })
+    }
     if (cfg.class === 'child' && ctx.deriveChildren) {
-      const pk = table.constraints.find((c) => c.type === 'primary key')
       const parentKey = cfg.path!.parent
-      if (pk === undefined) problems.push({ object: key, message: 'has no primary key, so its tenant column cannot be backfilled in batches', fix: 'add a primary key (or a NOT NULL unique key made primary), or classify it direct' })
+      if (backfillKey(table) === undefined) problems.push({ object: key, message: 'has no primary key (nor a NOT NULL unique key), so its tenant column cannot be backfilled in batches', fix: 'add a primary key, or classify it direct' })
       if (parentKey !== rootKey && config.tables[parentKey] === undefined) problems.push({ object: `tables.${key}.path.parent`, message: `${parentKey} is not in the config`, fix: 'add it or choose another path' })
     }
     tenantTables.push({ key, cfg, table, sql: qualifiedName(schema, name), column, existing, rows: Math.max(0, Math.round(table.estimatedRows ?? 0)) })
@@ -127,7 +151,7 @@ export function planConversion(catalog: Catalog, config: TenantizeConfig): Plan 
   }
   const ordered = [...tenantTables].sort((a, b) => depth(a) - depth(b) || a.key.localeCompare(b.key))
   for (const t of ordered) if (t.cfg.class !== 'root') columnSteps(ctx, t, byKey)
-  for (const t of ordered) if (t.cfg.class !== 'root') compositeKeySteps(ctx, t, byKey, tenantColumnOf)
+  for (const t of ordered) compositeKeySteps(ctx, t, byKey, tenantColumnOf)
   for (const t of ordered) uniqueRewriteSteps(ctx, t)
   for (const t of ordered) tenantIndexStep(ctx, t)
   statusViewStep(ctx, tenantTables)
@@ -204,7 +228,7 @@ function tenantTableStep(ctx: Ctx): void {
 /** Add the tenant column (or reuse it), make it NOT NULL without a blocking scan, and reference the tenant table. */
 function columnSteps(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string, TenantTable>): void {
   const col = quoteIdent(t.column)
-  const fkName = quoteIdent(objectName(t.table!.name, t.column, 'fkey'))
+  const fkName = quoteIdent(freeName(ctx, t.table!, 'constraint', t.table!.name, t.column, 'fkey'))
   const hasRootFk = t.table!.constraints.some((c) => c.type === 'foreign key' && tableKeyOf(c.references.table) === ctx.rootKey && c.columns.length === 1 && c.columns[0] === t.column)
   const derive = t.cfg.class === 'child' && ctx.deriveChildren
   let needsNotNull = false
@@ -222,6 +246,8 @@ function columnSteps(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string, Tenant
       addsTenantColumn: { column: t.column, derived: false },
       preconditions: defaultTenantRow(ctx),
     })
+  } else if (t.existing === undefined && derive && t.cfg.path!.reverse) {
+    reverseColumnSteps(ctx, t, byKey)
   } else if (t.existing === undefined && derive) {
     const path = t.cfg.path!
     const parent = splitKey(path.parent)
@@ -263,7 +289,7 @@ $tenantize$`,
       lockHeld: 'per batch',
       transactional: true,
       rows: t.rows,
-      backfill: backfillOf(t, parentSql, parentCol, path.columns, path.parentColumns, ctx.config.batchSize),
+      backfill: backfillOf(t, parentSql, parentCol, path.columns, path.parentColumns, ctx.config.batchSize, false),
       preconditions: backfillRows(ctx, t.key, path),
     })
     needsNotNull = true
@@ -271,7 +297,7 @@ $tenantize$`,
     needsNotNull = true
   }
   if (needsNotNull) {
-    const check = quoteIdent(objectName(t.table!.name, t.column, 'not_null'))
+    const check = quoteIdent(freeName(ctx, t.table!, 'constraint', t.table!.name, t.column, 'not_null'))
     step(ctx, { id: `not-null-check:${t.key}`, phase: 'schema', table: t.key, title: `CHECK (${t.column} IS NOT NULL) NOT VALID: new rows only`, up: [`ALTER TABLE ${t.sql} ADD CONSTRAINT ${check} CHECK (${col} IS NOT NULL) NOT VALID`], down: [`ALTER TABLE ${t.sql} DROP CONSTRAINT IF EXISTS ${check}`], lock: 'ACCESS EXCLUSIVE', lockHeld: 'brief', transactional: true })
     step(ctx, { id: `not-null-validate:${t.key}`, phase: 'schema', table: t.key, title: `validate the check (scans without blocking writes)`, up: [`ALTER TABLE ${t.sql} VALIDATE CONSTRAINT ${check}`], down: [], lock: 'SHARE UPDATE EXCLUSIVE', lockHeld: 'scan without blocking writes', transactional: true, rows: t.rows, preconditions: nullTenantRows(ctx, t.key, t.column) })
     step(ctx, {
@@ -294,9 +320,78 @@ $tenantize$`,
   }
 }
 
-function backfillOf(t: TenantTable, parentSql: string, parentCol: string, fkColumns: readonly string[], parentColumns: readonly string[], batchSize: number): Backfill {
-  const pk = t.table!.constraints.find((c) => c.type === 'primary key')!
-  const keys = pk.columns
+/**
+ * A table reached backwards: the parent's foreign key references it (e.g. the tenant table's settings_id).
+ * The column is added with the default tenant as a constant default (instant, and the old app's inserts
+ * keep working), a trigger on the parent hands each newly referenced row the parent's tenant, and a
+ * batched backfill gives every referenced row the tenant of the row that references it.
+ */
+function reverseColumnSteps(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string, TenantTable>): void {
+  const path = t.cfg.path!
+  const col = quoteIdent(t.column)
+  const parent = splitKey(path.parent)
+  const parentSql = qualifiedName(parent.schema, parent.name)
+  const parentTenant = path.parent === ctx.rootKey ? ctx.rootId : (byKey.get(path.parent)?.column ?? ctx.config.tenant.column)
+  const fn = qualifiedName('tenantize', objectName('fill_from', parent.name, t.table!.schema, t.table!.name))
+  const trigger = quoteIdent(objectName('tenantize_fill', t.table!.schema, t.table!.name))
+  const match = path.columns.map((c, i) => `c.${quoteIdent(c)} = NEW.${quoteIdent(path.parentColumns[i]!)}`).join(' AND ')
+  const watched = [...new Set([...path.parentColumns, parentTenant])]
+  step(ctx, {
+    id: `add-column:${t.key}`,
+    phase: 'schema',
+    table: t.key,
+    title: `add ${t.column} with the default tenant as a constant default (no rewrite, no scan), and a trigger on ${path.parent} that gives each row it references its tenant`,
+    up: [
+      `ALTER TABLE ${t.sql} ADD COLUMN ${col} ${ctx.idSql} NOT NULL DEFAULT ${quoteLiteral(ctx.config.tenant.default.id)}`,
+      `CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog AS $tenantize$
+BEGIN
+  UPDATE ${t.sql} AS c SET ${col} = NEW.${quoteIdent(parentTenant)}
+   WHERE ${match} AND c.${col} IS DISTINCT FROM NEW.${quoteIdent(parentTenant)};
+  RETURN NULL;
+END
+$tenantize$`,
+      `CREATE TRIGGER ${trigger} AFTER INSERT OR UPDATE OF ${identList(watched)} ON ${parentSql} FOR EACH ROW EXECUTE FUNCTION ${fn}()`,
+    ],
+    down: [`DROP TRIGGER ${trigger} ON ${parentSql}`, `DROP FUNCTION ${fn}()`, `ALTER TABLE ${t.sql} DROP COLUMN ${col}`],
+    lock: 'ACCESS EXCLUSIVE',
+    lockHeld: 'brief',
+    transactional: true,
+    addsTenantColumn: { column: t.column, derived: true },
+    preconditions: defaultTenantRow(ctx),
+  })
+  step(ctx, {
+    id: `backfill:${t.key}`,
+    phase: 'schema',
+    table: t.key,
+    title: `give each row of ${t.key} the tenant of the ${path.parent} row referencing it, in batches of ${ctx.config.batchSize}`,
+    up: [],
+    down: [],
+    lock: 'ROW EXCLUSIVE',
+    lockHeld: 'per batch',
+    transactional: true,
+    rows: t.rows,
+    backfill: backfillOf(t, parentSql, quoteIdent(parentTenant), path.columns, path.parentColumns, ctx.config.batchSize, true),
+    preconditions: backfillRows(ctx, t.key, path),
+  })
+}
+
+/** The key a backfill pages by: the primary key, else a NOT NULL unique key without expressions or predicate. */
+export function backfillKey(table: Table): readonly string[] | undefined {
+  const pk = table.constraints.find((c) => c.type === 'primary key')
+  if (pk !== undefined) return pk.columns
+  const notNull = (c: string | null): boolean => c !== null && table.columns.find((col) => col.name === c)?.nullable === false
+  const unique = table.indexes.filter((i) => i.unique && i.predicate === null && !i.hasExpressions && i.valid && i.columns.every(notNull)).sort((a, b) => a.columns.length - b.columns.length || a.name.localeCompare(b.name))[0]
+  return unique?.columns as readonly string[] | undefined
+}
+
+/**
+ * Keys travel as text and are cast back in SQL (`$1::timestamptz`): never through JavaScript types, which
+ * lose microseconds and time zones (Date) or precision (bigint as number). With `reverse`, the parent's
+ * foreign key references this table, several parent rows may match, and rows are moved from the default
+ * tenant to the parent's (IS DISTINCT FROM) rather than filled from NULL.
+ */
+function backfillOf(t: TenantTable, parentSql: string, parentCol: string, fkColumns: readonly string[], parentColumns: readonly string[], batchSize: number, reverse: boolean): Backfill {
+  const keys = backfillKey(t.table!)!
   const typeOf = (c: string): string => t.table!.columns.find((col) => col.name === c)?.type ?? 'text'
   const k = keys.map(quoteIdent)
   const params = keys.map((c, i) => `$${i + 1}::${typeOf(c)}`)
@@ -304,15 +399,16 @@ function backfillOf(t: TenantTable, parentSql: string, parentCol: string, fkColu
   const limit = `$${keys.length + 1}`
   const upper = `(${k.join(', ')}) <= (${keys.map((c, i) => `$${keys.length + 2 + i}::${typeOf(c)}`).join(', ')})`
   const col = quoteIdent(t.column)
+  const pending = (c: string, p: string): string => (reverse ? `${c}.${col} IS DISTINCT FROM ${p}.${parentCol}` : `${c}.${col} IS NULL`)
   const batchSql = `WITH batch AS (
   SELECT ${k.join(', ')} FROM ${t.sql} WHERE ${after} AND ${upper} ORDER BY ${k.join(', ')} LIMIT ${limit}
 ), filled AS (
   UPDATE ${t.sql} AS c SET ${col} = p.${parentCol}
   FROM batch AS b, ${parentSql} AS p
-  WHERE ${k.map((x) => `c.${x} = b.${x}`).join(' AND ')} AND c.${col} IS NULL AND ${fkColumns.map((c, i) => `p.${quoteIdent(parentColumns[i]!)} = c.${quoteIdent(c)}`).join(' AND ')}
+  WHERE ${k.map((x) => `c.${x} = b.${x}`).join(' AND ')} AND ${pending('c', 'p')} AND ${fkColumns.map((c, i) => `p.${quoteIdent(parentColumns[i]!)} = c.${quoteIdent(c)}`).join(' AND ')}
   RETURNING 1
 )
-SELECT (SELECT count(*) FROM filled)::int AS updated, ${k.map((x, i) => `last.${x} AS k${i + 1}`).join(', ')}
+SELECT (SELECT count(*) FROM filled)::int AS updated, ${k.map((x, i) => `last.${x}::text AS k${i + 1}`).join(', ')}
 FROM (SELECT ${k.join(', ')} FROM batch ORDER BY ${k.map((x) => `${x} DESC`).join(', ')} LIMIT 1) AS last`
   const join = (c: string, p: string): string => fkColumns.map((f, i) => `${p}.${quoteIdent(parentColumns[i]!)} = ${c}.${quoteIdent(f)}`).join(' AND ')
   const loopSql = `DO $tenantize$
@@ -324,16 +420,19 @@ BEGIN
       FROM ${parentSql} AS p
      WHERE (${k.map((x) => `c.${x}`).join(', ')}) IN (
              SELECT ${k.map((x) => `c2.${x}`).join(', ')} FROM ${t.sql} AS c2 JOIN ${parentSql} AS p2 ON ${join('c2', 'p2')}
-              WHERE c2.${col} IS NULL LIMIT ${batchSize})
-       AND ${join('c', 'p')} AND c.${col} IS NULL;
+              WHERE ${pending('c2', 'p2')} LIMIT ${batchSize})
+       AND ${join('c', 'p')} AND ${pending('c', 'p')};
     GET DIAGNOSTICS n = ROW_COUNT;
     EXIT WHEN n = 0;
     COMMIT;
   END LOOP;
 END
 $tenantize$`
-  const upperKeySql = `SELECT ${k.map((x, i) => `${x} AS k${i + 1}`).join(', ')} FROM ${t.sql} ORDER BY ${k.map((x) => `${x} DESC`).join(', ')} LIMIT 1`
-  return { table: t.sql, keyColumns: k, batchSql, upperKeySql, remainingSql: `SELECT count(*)::bigint AS remaining FROM ${t.sql} WHERE ${col} IS NULL`, loopSql }
+  const upperKeySql = `SELECT ${k.map((x, i) => `${x}::text AS k${i + 1}`).join(', ')} FROM ${t.sql} ORDER BY ${k.map((x) => `${x} DESC`).join(', ')} LIMIT 1`
+  const remainingSql = reverse
+    ? `SELECT count(*)::bigint AS remaining FROM ${t.sql} AS c WHERE EXISTS (SELECT FROM ${parentSql} AS p WHERE ${join('c', 'p')} AND ${pending('c', 'p')})`
+    : `SELECT count(*)::bigint AS remaining FROM ${t.sql} WHERE ${col} IS NULL`
+  return { table: t.sql, keyColumns: k, batchSql, upperKeySql, remainingSql, loopSql, reverse }
 }
 
 /**
@@ -348,6 +447,9 @@ function compositeKeySteps(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string, 
     const parentKey = tableKeyOf(fk.references.table)
     const parentEntry = byKey.get(parentKey)
     if (parentKey === ctx.rootKey || parentEntry === undefined || parentEntry.cfg.class === 'root') continue
+    // From the tenant table: only to the tables that take their tenant from it through this very key.
+    const reversePath = parentEntry.cfg.path
+    if (t.cfg.class === 'root' && !(reversePath?.reverse === true && reversePath.parent === t.key && reversePath.parentColumns.join(',') === fk.columns.join(','))) continue
     const parentTable = parentEntry.table!
     if (parentTable.kind === 'partitioned' || t.table!.kind === 'partitioned') {
       ctx.manual.push({ object: `${t.key} ${fk.name}`, reason: `can point at another tenant's row of ${parentKey}; the composite foreign key is not added automatically for partitioned tables`, fix: `add (${t.column}, ${fk.columns.join(', ')}) → ${parentKey} (${tenantColumnOf(parentKey)}, ${fk.references.columns.join(', ')}) by hand once the unique key includes the partition key` })
@@ -355,10 +457,10 @@ function compositeKeySteps(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string, 
     }
     const parentSql = parentEntry.sql
     const parentCols = [tenantColumnOf(parentKey), ...fk.references.columns]
-    const uniqueName = objectName(parentTable.name, ...parentCols, 'key')
-    const existingUnique = parentTable.indexes.some((i) => i.unique && i.predicate === null && !i.hasExpressions && i.columns.length === parentCols.length && i.columns.every((c, n) => c === parentCols[n]))
+    const existingUnique = parentTable.indexes.some((i) => i.unique && i.valid && i.predicate === null && !i.hasExpressions && i.columns.length === parentCols.length && i.columns.every((c, n) => c === parentCols[n]))
     const stepId = `tenant-key:${parentKey}:${parentCols.join(',')}`
     if (!existingUnique && !ctx.steps.some((s) => s.id === stepId)) {
+      const uniqueName = freeName(ctx, parentTable, 'relation', parentTable.name, ...parentCols, 'key')
       step(ctx, {
         id: stepId,
         phase: 'schema',
@@ -372,7 +474,7 @@ function compositeKeySteps(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string, 
         rows: parentEntry.rows,
       })
     }
-    const name = quoteIdent(objectName(t.table!.name, t.column, ...fk.columns, 'tenant_fkey'))
+    const name = quoteIdent(freeName(ctx, t.table!, 'constraint', t.table!.name, t.column, ...fk.columns, 'tenant_fkey'))
     const up: string[] = []
     if (ctx.deriveChildren) {
       const join = fk.columns.map((c, i) => `p.${quoteIdent(fk.references.columns[i]!)} = c.${quoteIdent(c)}`).join(' AND ')
@@ -428,8 +530,8 @@ function uniqueIndexSql(index: Index, name: string, table: string, columns: read
 function rewriteUnique(ctx: Ctx, t: TenantTable, index: Index, constraint: KeyOrCheckConstraint | undefined): void {
   const schema = t.table!.schema
   const columns = index.columns as string[]
-  const scoped = objectName(index.name, 'tenant')
-  const global = objectName(index.name, 'global')
+  const scoped = freeName(ctx, t.table!, 'relation', index.name, 'tenant')
+  const global = freeName(ctx, t.table!, 'relation', index.name, 'global')
   const swap = (from: string): string[] =>
     constraint === undefined
       ? [`DROP INDEX CONCURRENTLY ${qualifiedName(schema, index.name)}`, `ALTER INDEX ${qualifiedName(schema, from)} RENAME TO ${quoteIdent(index.name)}`]
@@ -454,11 +556,11 @@ function tenantIndexStep(ctx: Ctx, t: TenantTable): void {
   const leads = (cols: readonly (string | null)[]): boolean => cols[0] === t.column
   if (table.indexes.some((i) => i.predicate === null && leads(i.columns))) return
   if (ctx.steps.some((s) => s.id.startsWith(`tenant-key:${t.key}:${t.column},`) || s.id.startsWith(`tenant-unique:${t.key}:`))) return
-  const name = objectName(table.name, t.column, 'idx')
+  const name = freeName(ctx, table, 'relation', table.name, t.column, 'idx')
   if (table.kind === 'partitioned') {
     const up = [`CREATE INDEX IF NOT EXISTS ${quoteIdent(name)} ON ONLY ${t.sql} (${quoteIdent(t.column)})`]
     for (const p of table.partitions) {
-      const pname = objectName(p.name, t.column, 'idx')
+      const pname = freeName(ctx, p, 'relation', p.name, t.column, 'idx')
       up.push(`CREATE INDEX CONCURRENTLY IF NOT EXISTS ${quoteIdent(pname)} ON ${qualifiedName(p.schema, p.name)} (${quoteIdent(t.column)})`)
       up.push(`ALTER INDEX ${qualifiedName(table.schema, name)} ATTACH PARTITION ${qualifiedName(p.schema, pname)}`)
     }
@@ -589,16 +691,45 @@ function grantSteps(ctx: Ctx, tables: readonly TenantTable[], roleIsNew: boolean
     schemas.add(schema)
     grant(qualifiedName(schema, name), ['SELECT'], 'TABLE', held(table.grants))
   }
-  const tenantOids = new Set(tables.map((t) => t.table!.oid))
+  // Partitions too: the app role reads them through the parent, and a partition it may not touch directly is a finding of its own.
+  for (const t of tables) {
+    for (const p of t.table!.partitions) {
+      const part = ctx.catalog.tableByOid(p.oid)
+      grant(qualifiedName(p.schema, p.name), ['SELECT', 'INSERT', 'UPDATE', 'DELETE'], 'TABLE', held(part?.grants ?? []))
+    }
+  }
+  const tenantOids = new Set(tables.flatMap((t) => [t.table!.oid, ...t.table!.partitions.map((p) => p.oid)]))
+  // Sequences the app draws from: owned by a tenant table, or named in a column default (`DEFAULT nextval('x_seq')`
+  // without OWNED BY, as many schemas define their ids).
+  const drawn = new Set<string>()
+  for (const t of tables) {
+    for (const c of t.table!.columns) {
+      for (const m of (c.default ?? '').matchAll(/nextval\('((?:[^']|'')+)'::regclass\)/g)) {
+        try {
+          const name = parseQualifiedName(m[1]!.replaceAll("''", "'"))
+          drawn.add(`${name.schema}.${name.name}`)
+        } catch {
+          // not a plain name: nothing to grant
+        }
+      }
+    }
+  }
   for (const s of ctx.catalog.sequences) {
-    if (s.ownedBy === null || !tenantOids.has(s.ownedBy.table.oid)) continue
+    if (!(s.ownedBy !== null && tenantOids.has(s.ownedBy.table.oid)) && !drawn.has(`${s.schema}.${s.name}`)) continue
     grant(qualifiedName(s.schema, s.name), ['USAGE', 'SELECT'], 'SEQUENCE', held(s.grants))
   }
-  const schemaList = [...schemas].sort()
-  up.unshift(`GRANT USAGE ON SCHEMA ${schemaList.map(quoteIdent).join(', ')} TO ${app}`, `GRANT EXECUTE ON FUNCTION ${CURRENT_TENANT_FN} TO ${app}`)
-  // A role the plan created is dropped on rollback, so it must lose every privilege; a role that existed keeps schema USAGE.
+  // USAGE only where the role does not have it yet (itself or through PUBLIC), and rollback revokes exactly that:
+  // afterwards the role's privileges are what they were (a role the plan created is dropped).
+  const hasUsage = (name: string): boolean => {
+    const schema = ctx.catalog.schemas.find((s) => s.name === name)
+    return schema !== undefined && name !== 'tenantize' && (schema.usage.includes(appName) || schema.usage.includes('PUBLIC') || schema.owner === appName)
+  }
+  const schemaList = [...schemas].filter((s) => !hasUsage(s)).sort()
+  up.unshift(`GRANT EXECUTE ON FUNCTION ${CURRENT_TENANT_FN} TO ${app}`)
+  if (schemaList.length > 0) up.unshift(`GRANT USAGE ON SCHEMA ${schemaList.map(quoteIdent).join(', ')} TO ${app}`)
   down.push(`REVOKE EXECUTE ON FUNCTION ${CURRENT_TENANT_FN} FROM ${app}`)
-  if (roleIsNew) down.push(`REVOKE USAGE ON SCHEMA ${schemaList.map(quoteIdent).join(', ')} FROM ${app}`)
+  if (schemaList.length > 0) down.push(`REVOKE USAGE ON SCHEMA ${schemaList.map(quoteIdent).join(', ')} FROM ${app}`)
+  void roleIsNew
   step(ctx, { id: 'grants', phase: 'enforce', table: null, title: `privileges for ${appName}: data on tenant tables, SELECT on global tables — never TRUNCATE, REFERENCES or TRIGGER`, up, down, lock: 'none', lockHeld: 'brief', transactional: true })
 }
 
@@ -607,22 +738,33 @@ function rlsStep(ctx: Ctx, t: TenantTable): void {
   const table = t.table
   const app = roleName(ctx.config.roles.app)
   const expr = policyExpr(t.column)
-  const targets: { sql: string; rls: boolean; force: boolean }[] = []
+  const targets: { sql: string; rls: boolean; force: boolean; policies: readonly Policy[] }[] = []
   if (table === undefined) {
-    targets.push({ sql: t.sql, rls: false, force: false })
+    targets.push({ sql: t.sql, rls: false, force: false, policies: [] })
   } else {
-    targets.push({ sql: t.sql, rls: table.rowSecurity, force: table.forceRowSecurity })
+    targets.push({ sql: t.sql, rls: table.rowSecurity, force: table.forceRowSecurity, policies: table.policies })
     for (const p of table.partitions) {
       const part = ctx.catalog.tableByOid(p.oid)
-      targets.push({ sql: qualifiedName(p.schema, p.name), rls: part?.rowSecurity ?? false, force: part?.forceRowSecurity ?? false })
+      targets.push({ sql: qualifiedName(p.schema, p.name), rls: part?.rowSecurity ?? false, force: part?.forceRowSecurity ?? false, policies: part?.policies ?? [] })
     }
   }
   const up: string[] = []
   const down: string[] = []
-  const addedWithConstantDefault = t.existing === undefined && !(t.cfg.class === 'child' && ctx.deriveChildren) && t.cfg.class !== 'root'
+  const addedWithConstantDefault = t.existing === undefined && !(t.cfg.class === 'child' && ctx.deriveChildren && t.cfg.path?.reverse !== true) && t.cfg.class !== 'root'
   if (addedWithConstantDefault) {
     up.push(`ALTER TABLE ${t.sql} ALTER COLUMN ${quoteIdent(t.column)} SET DEFAULT ${CURRENT_TENANT_FN}`)
     down.push(`ALTER TABLE ${t.sql} ALTER COLUMN ${quoteIdent(t.column)} SET DEFAULT ${quoteLiteral(ctx.config.tenant.default.id)}`)
+  }
+  // Permissive policies already there would be OR-ed with the tenant policy: each is a way around it. They are
+  // replaced, and rollback puts them back verbatim. Restrictive ones only narrow access and stay.
+  const replaced: string[] = []
+  for (const target of targets) {
+    for (const p of target.policies) {
+      if (p.mode !== 'permissive' || p.name === POLICY_NAME) continue
+      replaced.push(p.name)
+      up.push(`DROP POLICY ${quoteIdent(p.name)} ON ${target.sql}`)
+      down.push(createPolicySql(p, target.sql))
+    }
   }
   for (const target of targets) {
     up.push(`ALTER TABLE ${target.sql} ENABLE ROW LEVEL SECURITY`, `ALTER TABLE ${target.sql} FORCE ROW LEVEL SECURITY`)
@@ -632,7 +774,19 @@ function rlsStep(ctx: Ctx, t: TenantTable): void {
     if (!target.rls) down.push(`ALTER TABLE ${target.sql} DISABLE ROW LEVEL SECURITY`)
   }
   const lock: LockLevel = 'ACCESS EXCLUSIVE'
-  step(ctx, { id: `rls:${t.key}`, phase: 'enforce', table: t.key, title: `row-level security ENABLE + FORCE and policy ${POLICY_NAME} TO ${ctx.config.roles.app}${targets.length > 1 ? ` (also on ${targets.length - 1} partition(s))` : ''}${addedWithConstantDefault ? '; new rows default to the context tenant' : ''}`, up, down, lock, lockHeld: 'brief', transactional: true })
+  // Rollback: drop the tenant policy first, then restore the replaced ones.
+  const restore = down.filter((d) => d.startsWith('CREATE POLICY '))
+  const rest = down.filter((d) => !d.startsWith('CREATE POLICY '))
+  const replacing = replaced.length === 0 ? '' : `; replaces permissive ${replaced.length === 1 ? 'policy' : 'policies'} ${[...new Set(replaced)].join(', ')} (OR-ed with the tenant policy, a way around it; rollback restores ${replaced.length === 1 ? 'it' : 'them'})`
+  step(ctx, { id: `rls:${t.key}`, phase: 'enforce', table: t.key, title: `row-level security ENABLE + FORCE and policy ${POLICY_NAME} TO ${ctx.config.roles.app}${targets.length > 1 ? ` (also on ${targets.length - 1} partition(s))` : ''}${addedWithConstantDefault ? '; new rows default to the context tenant' : ''}${replacing}`, up, down: [...rest, ...restore], lock, lockHeld: 'brief', transactional: true })
+}
+
+/** A policy as it was: for rollback. Expressions are the catalog's deparsed text (schema-qualified). */
+function createPolicySql(p: Policy, table: string): string {
+  const roles = p.roles.map((r) => (r === 'public' ? 'PUBLIC' : roleName(r))).join(', ')
+  const using = p.using === null ? '' : ` USING (${p.using})`
+  const check = p.withCheck === null ? '' : ` WITH CHECK (${p.withCheck})`
+  return `CREATE POLICY ${quoteIdent(p.name)} ON ${table} AS ${p.mode === 'permissive' ? 'PERMISSIVE' : 'RESTRICTIVE'} FOR ${p.command.toUpperCase()} TO ${roles}${using}${check}`
 }
 
 /** Sub-tenant scopes: a helper per scope and a RESTRICTIVE policy on each of its tables. */

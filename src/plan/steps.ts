@@ -25,8 +25,8 @@ export interface Backfill {
   /**
    * One batch: `$1` … `$n` are the last key of the previous batch (the first batch passes NULLs), `$n+1`
    * the batch size, `$n+2` … `$2n+1` the highest key when the backfill started (rows added later are
-   * filled by the trigger). Returns `updated` (rows changed) and the last key (`k1` … `kn`) of the batch,
-   * or no row when nothing is left.
+   * filled by the trigger). Returns `updated` (rows changed) and the last key (`k1` … `kn`, as text: pass
+   * them back as they are) of the batch, or no row when nothing is left.
    */
   readonly batchSql: string
   /** The highest key now (`k1` … `kn`), or no row for an empty table: where the batches stop. */
@@ -35,6 +35,8 @@ export interface Backfill {
   readonly remainingSql: string
   /** The same backfill as one `DO` block committing each batch, for `plan --format sql` (run outside a transaction). */
   readonly loopSql: string
+  /** The parent's foreign key references this table: rows move from the default tenant to the referencing row's tenant. */
+  readonly reverse: boolean
 }
 
 export interface Step {

@@ -68,7 +68,7 @@ interface Summary {
   firstFailure: string | null
 }
 
-const tenantClass = (c: string): boolean => c === 'direct' || c === 'child' || c === 'root'
+const tenantClass = (c: string): boolean => c === 'direct' || c === 'child' || c === 'root' || c === 'membership'
 
 /**
  * Run the corpus conversion of `name` as subtests of `t`. Each phase asserts what it promises; a phase

@@ -1,16 +1,14 @@
-import { randomUUID } from 'node:crypto'
 import { access, mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline/promises'
 import type { Command } from 'commander'
 import { z } from 'zod'
-import { apply, conversionStatus, rollback } from '../../apply/index.js'
+import { apply, conversionStatus, initConfig, rollback } from '../../apply/index.js'
 import { planPrismaMigrations, planSqlFiles } from '../../apply/sql-files.js'
 import { introspect } from '../../catalog/index.js'
 import { withClient } from '../../db/connect.js'
 import { resolveDatabaseUrl } from '../../db/url.js'
 import { ErrorCodes, TenantizeError } from '../../errors.js'
-import { proposeConfig } from '../../plan/classify.js'
 import { parseConfig, type TenantizeConfig } from '../../plan/config.js'
 import { planConversion } from '../../plan/plan.js'
 import { renderPlanText } from '../../plan/render.js'
@@ -60,20 +58,11 @@ function registerInit(program: Command, io: CliIO, setExit: (code: number) => vo
       } catch (error) {
         throw new TenantizeError(ErrorCodes.USAGE, (error as Error).message, { object: '--tenant-table', fix: 'write it as schema.table' })
       }
-      const { config, notes } = await withClient(url, async (client) => {
-        const catalog = await introspect(client, o.schema === undefined ? {} : { schemas: o.schema })
-        let defaultTenantId = previous?.tenant.default.id ?? randomUUID()
-        if (tenantTable !== undefined && previous === undefined) {
-          const root = catalog.table(tenantTable.schema, tenantTable.name)
-          const pk = root?.constraints.find((c) => c.type === 'primary key')
-          if (root !== undefined && pk !== undefined && pk.columns.length === 1) {
-            const key = quoteIdent(pk.columns[0]!)
-            const { rows } = await client.query<{ id: string | null }>(`SELECT ${key}::text AS id FROM ${qualifiedName(tenantTable.schema, tenantTable.name)} ORDER BY ${key} LIMIT 1`)
-            defaultTenantId = rows[0]?.id ?? defaultTenantId
-          }
-        }
-        return proposeConfig(catalog, { ...(tenantTable === undefined ? {} : { tenantTable }), ...(o.tenantColumn === undefined ? {} : { tenantColumn: o.tenantColumn }), ...(o.appRole === undefined ? {} : { appRole: o.appRole }), ...(o.schema === undefined ? {} : { schemas: o.schema }), defaultTenantId }, previous)
-      }, { applicationName: 'tenantize init' })
+      const { config, notes } = await withClient(
+        url,
+        (client) => initConfig(client, { ...(tenantTable === undefined ? {} : { tenantTable }), ...(o.tenantColumn === undefined ? {} : { tenantColumn: o.tenantColumn }), ...(o.appRole === undefined ? {} : { appRole: o.appRole }), ...(o.schema === undefined ? {} : { schemas: o.schema }) }, previous),
+        { applicationName: 'tenantize init' },
+      )
       const full = { $schema: SCHEMA_URL, ...config }
       parseConfig(full, o.out)
       await writeFile(o.out, `${JSON.stringify(full, null, 2)}\n`)
@@ -215,14 +204,15 @@ function registerRollback(program: Command, io: CliIO, setExit: (code: number) =
 function registerStatus(program: Command, io: CliIO, setExit: (code: number) => void): void {
   program
     .command('status')
-    .description('the conversion ledger and, per table, its class, tenant column, NOT NULL, RLS enabled/forced, policy and index; exit 1 when a converted table lacks one of them')
+    .description('the conversion ledger and, per table, its class, tenant column, NOT NULL, RLS enabled/forced, policy and index (an INVALID index is shown as NO); exit 1 when a converted table lacks one of them')
     .option('--db <url>', 'database URL (default: $DATABASE_URL)')
     .option('--json', 'JSON output')
     .action(async (raw: unknown) => {
       const o = parseOptions(z.object({ db: z.string().optional(), json: z.boolean().default(false) }), raw)
       const status = await conversionStatus(resolveDatabaseUrl(o.db, io.env))
       const enforced = status.steps.some((s) => s.phase === 'enforce' && s.applied)
-      const broken = status.tables.filter((t) => t.class !== 'global' && t.class !== 'excluded' && (t.tenantNotNull === false || t.policyPresent === false && enforced || t.rlsEnabled === false && enforced || t.rlsForced === false && enforced))
+      const schemaDone = status.steps.length > 0 && status.steps.every((s) => s.phase !== 'schema' || s.applied)
+      const broken = status.tables.filter((t) => t.class !== 'global' && t.class !== 'excluded' && (t.tenantNotNull === false || t.tenantIndexPresent === false && schemaDone || t.policyPresent === false && enforced || t.rlsEnabled === false && enforced || t.rlsForced === false && enforced))
       if (o.json) line(io.stdout, JSON.stringify(status, null, 2))
       else {
         const applied = status.steps.filter((s) => s.applied).length
