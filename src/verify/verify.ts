@@ -52,9 +52,11 @@ export function probeFindings(model: TenantModel, probe: ProbeReport): Finding[]
     const key = (r: { schema: string; name: string }): string => `${r.schema}.${r.name}`
     const view = model.catalog.views.find((v) => key(v) === c.table)
     const ref = view ?? model.catalog.tables.find((t) => key(t) === c.table)
+    // No privilege at all (permission denied) is a grant to add, not a broken policy: grant-app-missing says so too.
+    const unprivileged = c.status === 'fail' && c.check === 'read-own' && c.sqlstate === '42501'
     out.push({
       rule,
-      severity: check.severity,
+      severity: unprivileged ? 'info' : check.severity,
       source: 'probe',
       objectKind: view === undefined ? 'table' : 'view',
       object: ref === undefined ? c.table : tableSql(ref),

@@ -171,7 +171,7 @@ export class TableChecks {
       await this.s.asApp(this.A)
       const params: unknown[] = []
       const c = await this.count(t, rowsPredicate(A, params, 't'), params)
-      if (c.error !== null) return { status: 'fail', detail: `tenant A cannot read its own rows: ${c.error.ok ? '' : c.error.message}` }
+      if (c.error !== null) return { status: 'fail', detail: `tenant A cannot read its own rows: ${c.error.ok ? '' : c.error.message}`, sqlstate: c.error.ok ? null : c.error.code }
       return c.rows === A.length ? pass(`tenant A sees its ${A.length} row(s)`) : fail(`tenant A sees ${c.rows} of its ${A.length} row(s)`)
     })
 
