@@ -175,8 +175,10 @@ function generated(column: Column, facts: TypeFacts, table: string, i: number, s
     case 'json':
     case 'jsonb':
       return `{"n": ${n}}`
-    case 'bytea':
-      return `\\x${n.toString(16).padStart(2, '0')}`
+    case 'bytea': {
+      const hex = n.toString(16)
+      return `\\x${hex.padStart(hex.length + (hex.length % 2), '0')}`
+    }
     case 'inet':
     case 'cidr':
       return `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}${facts.base === 'cidr' ? '/32' : ''}`
