@@ -245,14 +245,8 @@ test('text tenant ids, a composite-key child backfilled in batches, a foreign-ke
     assert.equal(await n('SELECT count(*) AS n FROM docs'), 25)
     assert.equal(await n(`SELECT count(*) AS n FROM doc_versions`), Number((await t.sql<{ n: string }>(`SELECT count(*) AS n FROM doc_versions WHERE org_id = 'globex'`))[0]!.n))
     assert.equal(await n(`SELECT count(*) AS n FROM events WHERE org_id = 'acme'`), 0)
-    await c.query('SAVEPOINT s')
-    await assert.rejects(c.query('SELECT * FROM events_2025'), /permission denied for table events_2025/, 'partitions cannot be read around the parent')
-    await c.query('ROLLBACK TO s')
-  })
-  // Granted by mistake, a partition is still filtered by its own policy.
-  await t.sql(`GRANT SELECT ON events_2025 TO "${config.roles.app}"`)
-  await asRole(t.url, config.roles.app, 'globex', async (c) => {
-    assert.deepEqual((await c.query(`SELECT count(*)::int AS n FROM events_2025 WHERE org_id <> 'globex'`)).rows, [{ n: 0 }])
+    // Partitions are granted like their parent, and read directly they are filtered by their own policy.
+    assert.equal(await n(`SELECT count(*) AS n FROM events_2025 WHERE org_id <> 'globex'`), 0, 'partitions cannot be read around the parent')
   })
   await t.sql(`REVOKE SELECT ON events_2025 FROM "${config.roles.app}"`)
   await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast, mergeTenants: true })
