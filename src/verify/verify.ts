@@ -37,7 +37,7 @@ const POOLER_BY_ID = byId(POOLER_CHECKS)
 /** The fix a failed live check points at: the table's lint fix when it has one, else the check's hint. */
 function liveFix(model: TenantModel, table: string, check: LiveCheck): string {
   const m = model.tables.find((x) => `${x.table.schema}.${x.table.name}` === table)
-  if (m === undefined || check.id.startsWith('data-') || check.id === 'view-other' || check.id === 'read-own') return `-- ${check.fixHint}`
+  if (m === undefined || check.id.startsWith('data-') || check.id === 'view-other' || check.id === 'read-own' || check.id === 'setting-flip') return `-- ${check.fixHint}`
   return `-- ${check.fixHint} The tenant model for ${tableSql(m.table)}:\n${enableRlsSql(m.table)}\n${tenantPolicySql(model, m)}`
 }
 

@@ -48,10 +48,25 @@ export interface ExpressionFacts {
   readonly columnsComparedToContext: readonly string[]
   /** Compares the tenant column with the context (directly, or through a sub-select). */
   readonly tenantComparison: boolean
+  /**
+   * Every row it admits has its tenant column compared with the context: each OR branch (every branch of
+   * every OR on the way down) holds such a comparison, AND-ed in. False when an OR branch admits rows on
+   * something else (`… OR is_public`, `… OR current_setting('app.bypass') = 'on'`), and without a tenant column.
+   */
+  readonly tenantConstrained: boolean
+  /** Settings other than the tenant setting that the tenant column is compared with (`org_id = current_setting('app.tenant')`). */
+  readonly comparedSettings: readonly string[]
+  /** Columns of the row compared with `=` (or `IN (SELECT …)`) to something that reads a setting, with those settings (for inferring the setting). */
+  readonly settingComparisons: readonly SettingComparison[]
   /** References the tenant column outside sub-selects. */
   readonly refsTenantColumn: boolean
   /** How the expression lets rows through when the context is missing (`IS NULL OR …`, `coalesce(…, org_id)`), else null. */
   readonly openWhenNoContext: string | null
+}
+
+export interface SettingComparison {
+  readonly column: string
+  readonly settings: readonly string[]
 }
 
 export interface ExpressionScope {
@@ -107,6 +122,16 @@ function columnName(node: unknown): string | null {
   return fields.length === 0 ? null : fields[fields.length - 1]!
 }
 
+/** Whether `node` names `column` of the row (outside sub-selects). */
+function refsColumn(node: unknown, column: string): boolean {
+  let found = false
+  walk(node, (type, body) => {
+    if (found || type === 'SubLink') return false
+    if (type === 'ColumnRef' && columnName({ ColumnRef: body }) === column) found = true
+  })
+  return found
+}
+
 /** Whether a function's arguments contain a column of the row (outside sub-selects). */
 function hasColumnArgument(args: unknown): boolean {
   let found = false
@@ -132,6 +157,50 @@ class Reader {
     if (name !== 'current_setting' || (schema !== null && schema !== 'pg_catalog')) return null
     const args = body['args']
     return Array.isArray(args) ? (constString(args[0]) ?? '')?.toLowerCase() : ''
+  }
+
+  /** Settings `node` reads: `current_setting('<name>')` literals and what the user functions it calls read. */
+  settingsIn(node: unknown): Set<string> {
+    const out = new Set<string>()
+    walk(node, (type, body) => {
+      if (type !== 'FuncCall') return
+      const setting = this.settingOf(body)
+      if (setting !== null) {
+        if (setting !== '') out.add(setting)
+        return
+      }
+      for (const r of this.routinesOf(body)) for (const s of this.scope.routineSettings.get(r.oid) ?? []) out.add(s)
+    })
+    return out
+  }
+
+  /**
+   * Whether every row `node` admits has `column` compared with the context (see
+   * {@link ExpressionFacts.tenantConstrained}). Leaves other than equality (LIKE, a function of the column)
+   * count when they use both the column and the context: other rules judge how well they compare.
+   */
+  constrains(node: unknown, column: string): boolean {
+    const typed = nodeType(node)
+    if (typed === null) return false
+    const [type, body] = typed
+    const args = (body['args'] as unknown[] | undefined) ?? []
+    if (constBool(node) === false || (type === 'A_Const' && body['isnull'] === true)) return true
+    if (type === 'BoolExpr') {
+      if (body['boolop'] === 'AND_EXPR') return args.some((a) => this.constrains(a, column))
+      if (body['boolop'] === 'OR_EXPR') return args.length > 0 && args.every((a) => this.constrains(a, column))
+      return false
+    }
+    if (type === 'TypeCast') return this.constrains(body['arg'], column)
+    if (type === 'CaseExpr') {
+      const results = args.map((w) => nodeType(w)?.[1]['result'])
+      return [...results, body['defresult'] ?? { A_Const: { isnull: true } }].every((r) => this.constrains(r, column))
+    }
+    if (type === 'SubLink') {
+      return body['subLinkType'] === 'ANY_SUBLINK' && columnName(body['testexpr']) === column && this.readsContext(body['subselect'])
+    }
+    if (type === 'A_Expr' && ['<>', '!='].includes(names(body['name'])[0] ?? '')) return false
+    if (type === 'A_Expr' || type === 'FuncCall') return refsColumn(node, column) && this.readsContext(node)
+    return false
   }
 
   readsContext(node: unknown): boolean {
@@ -238,6 +307,9 @@ const EMPTY: Omit<ExpressionFacts, 'text' | 'parsed'> = {
   subqueries: [],
   columnsComparedToContext: [],
   tenantComparison: false,
+  tenantConstrained: false,
+  comparedSettings: [],
+  settingComparisons: [],
   refsTenantColumn: false,
   openWhenNoContext: null,
 }
@@ -255,6 +327,8 @@ export function analyzeExpression(text: string, scope: ExpressionScope): Express
   const operators = new Set<string>()
   const subqueries: SubqueryFacts[] = []
   const compared = new Set<string>()
+  const comparedSettings = new Set<string>()
+  const settingComparisons: SettingComparison[] = []
   let strict = 0
   let tenantComparison = false
   let refsTenantColumn = false
@@ -297,6 +371,11 @@ export function analyzeExpression(text: string, scope: ExpressionScope): Express
         // `org_id = (SELECT … FROM …)`: the scalar sub-select feeds the tenant column.
         const sub = nodeType(other)
         if (name !== null && name === tc && !inSublink && sub?.[0] === 'SubLink') feeding.add(sub[1])
+        if (name !== null && !inSublink) {
+          const settings = reader.settingsIn(other)
+          if (settings.size > 0) settingComparisons.push({ column: name, settings: [...settings].sort() })
+          if (name === tc) for (const setting of settings) if (setting !== scope.setting) comparedSettings.add(setting)
+        }
         if (name === null || !reader.readsContext(other)) continue
         if (!inSublink) compared.add(name)
         if (!inSublink && name === tc) tenantComparison = true
@@ -310,7 +389,13 @@ export function analyzeExpression(text: string, scope: ExpressionScope): Express
           relations.push([typeof b['schemaname'] === 'string' ? b['schemaname'] : null, b['relname']])
         }
       })
-      const feeds = !inSublink && tc !== null && (columnName(body['testexpr']) === tc || feeding.has(body))
+      const tested = columnName(body['testexpr'])
+      if (!inSublink && tested !== null) {
+        const settings = reader.settingsIn(body['subselect'])
+        if (settings.size > 0) settingComparisons.push({ column: tested, settings: [...settings].sort() })
+        if (tested === tc) for (const setting of settings) if (setting !== scope.setting) comparedSettings.add(setting)
+      }
+      const feeds = !inSublink && tc !== null && (tested === tc || feeding.has(body))
       if (feeds && reader.readsContext(body['subselect'])) tenantComparison = true
       subqueries.push({ kind, relations, feedsTenantColumn: feeds })
     }
@@ -329,6 +414,9 @@ export function analyzeExpression(text: string, scope: ExpressionScope): Express
     subqueries,
     columnsComparedToContext: [...compared].sort(),
     tenantComparison,
+    tenantConstrained: tc !== null && reader.constrains(root, tc),
+    comparedSettings: [...comparedSettings].sort(),
+    settingComparisons,
     refsTenantColumn,
     openWhenNoContext: reader.openWhenNoContext(root),
   }

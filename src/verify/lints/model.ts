@@ -22,7 +22,7 @@ export interface ModelOptions {
   readonly tenantColumn?: string | undefined
   /** The role the application connects as (or SETs ROLE to). Default: inferred from policies, then grants. */
   readonly appRole?: string | undefined
-  /** The setting carrying the current tenant. Default: inferred from current_setting() in policies, else tenantize.tenant_id. */
+  /** The setting carrying the current tenant. Default: the setting policies compare a column with, else tenantize.tenant_id. */
   readonly setting?: string | undefined
   /** The tenant table, `schema.table`. Default: inferred from foreign keys, policies, then names. */
   readonly tenantTable?: string | undefined
@@ -109,30 +109,19 @@ export function buildModel(catalog: Catalog, options: ModelOptions = {}): Tenant
   const excluded = new Set(options.exclude ?? [])
   const candidates = catalog.tables.filter((t) => !EXCLUDED_SCHEMAS.has(t.schema) && t.extension === null && !excluded.has(tableKey(t)))
   const columnOf = (t: Table): string | null => options.tableColumns?.[tableKey(t)] ?? null
-  const allPolicies = candidates.flatMap((t) => t.policies)
   const expressions = (p: Policy): string[] => [p.using, p.withCheck].filter((e): e is string => e !== null)
 
-  // 1. The setting.
+  // 1. The setting: the one policies compare a column with. A setting read only as a switch
+  // (`current_setting('app.bypass') = 'on'`) never carries the tenant, however often it is read.
   let setting = options.setting?.toLowerCase() ?? DEFAULT_SETTING
   let settingSource: Inference = options.setting === undefined ? 'default' : 'option'
   if (options.setting === undefined) {
-    const counts = new Map<string, number>()
-    for (const p of allPolicies) {
-      const seen = new Set<string>()
-      for (const e of expressions(p)) {
-        for (const s of settingsInExpression(e)) seen.add(s)
-        for (const r of routinesInExpression(e, catalog)) for (const s of routineSettings.get(r.oid) ?? []) seen.add(s)
-      }
-      for (const s of seen) bump(counts, s)
-    }
-    const best = mostCommon(counts, [DEFAULT_SETTING])
-    if (best !== null) {
-      setting = best[0]
+    const inferred = inferSetting(candidates, catalog, routineSettings, options)
+    if (inferred.chosen !== null) {
+      setting = inferred.chosen
       settingSource = 'policies'
-      notes.push(`context setting "${setting}" inferred from current_setting() in ${plural(best[1], 'policy')}`)
-    } else {
-      notes.push(`no policy reads a setting; assuming the default context setting "${DEFAULT_SETTING}"`)
     }
+    notes.push(...inferred.notes)
   }
   const contextRoutines = new Set<number>()
   for (const [oid, settings] of routineSettings) if (settings.has(setting)) contextRoutines.add(oid)
@@ -345,6 +334,57 @@ export function buildModel(catalog: Catalog, options: ModelOptions = {}): Tenant
     isTenantTable: isTenant,
     tenantTables: () => tables.filter((m) => m.class !== 'global'),
   }
+}
+
+interface SettingInference {
+  readonly chosen: string | null
+  readonly notes: readonly string[]
+}
+
+/**
+ * The tenant setting from the policies: the setting compared with a column (`org_id = current_setting(…)`,
+ * directly or through a helper function) in the most policies — only with the tenant column when it is
+ * given. Settings only compared with constants are switches and never chosen. The notes say which setting
+ * was chosen and why, and what became of the others.
+ */
+function inferSetting(tables: readonly Table[], catalog: Catalog, routineSettings: ReadonlyMap<number, ReadonlySet<string>>, options: ModelOptions): SettingInference {
+  const compared = new Map<string, number>()
+  const read = new Map<string, number>()
+  // Any setting will do as "the context" here: only the comparisons' columns and settings are read.
+  const scope: ExpressionScope = { catalog, setting: '\u0000', contextRoutines: new Set(), routineSettings, tenantColumn: null }
+  for (const t of tables) {
+    const wanted = (column: string): boolean => {
+      if (options.tenantColumn === undefined) return true
+      return column === (options.tableColumns?.[tableKey(t)] ?? options.tenantColumn) || isSingleKey(t, column)
+    }
+    for (const p of t.policies) {
+      const reads = new Set<string>()
+      const compares = new Set<string>()
+      for (const e of [p.using, p.withCheck]) {
+        if (e === null) continue
+        for (const s of settingsInExpression(e)) reads.add(s)
+        for (const r of routinesInExpression(e, catalog)) for (const s of routineSettings.get(r.oid) ?? []) reads.add(s)
+        for (const c of analyzeExpression(e, scope).settingComparisons) if (wanted(c.column)) for (const s of c.settings) compares.add(s)
+      }
+      for (const s of reads) bump(read, s)
+      for (const s of compares) bump(compared, s)
+    }
+  }
+  const best = mostCommon(compared, [DEFAULT_SETTING])
+  const notes: string[] = []
+  if (best === null) {
+    notes.push(read.size === 0 ? `no policy reads a setting; assuming the default context setting "${DEFAULT_SETTING}"` : `no policy compares a column with a setting; assuming the default context setting "${DEFAULT_SETTING}"`)
+  } else {
+    notes.push(`context setting "${best[0]}" inferred from current_setting() in ${plural(best[1], 'policy')} that compare a column with it`)
+  }
+  const chosen = best?.[0] ?? DEFAULT_SETTING
+  for (const [s, n] of [...read].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    if (s === chosen) continue
+    const c = compared.get(s) ?? 0
+    if (c === 0) notes.push(`setting "${s}" (read by ${plural(n, 'policy')}) is never compared with a column, only used as a switch: not the tenant context`)
+    else notes.push(`setting "${s}" is compared with a column in ${plural(c, 'policy')}, ${c === best?.[1] ? `as many as "${chosen}", which was preferred${chosen === DEFAULT_SETTING ? ' as Tenantize\'s own' : ' by name'}` : `fewer than "${chosen}"`}; pass --setting ${s} if that is the one your runtime sets`)
+  }
+  return { chosen: best?.[0] ?? null, notes }
 }
 
 /** Whether `column` alone is the table's primary key. */

@@ -5,6 +5,8 @@ import type { TenantModel } from '../lints/model.js'
 import type { ModelTable } from '../lints/model.js'
 import type { ProbeCheck, ProbeReport, UnprobedTable } from '../types.js'
 import { TableChecks } from './checks.js'
+import { misassignedRows } from './misassigned-rows.js'
+import { settingFlip } from './settings-flip.js'
 import { leaves } from './partitions.js'
 import { Seeder } from './seed.js'
 import { ProbeSession } from './session.js'
@@ -79,6 +81,7 @@ export async function runProbe(client: pg.ClientBase, model: TenantModel, option
     const targets = model.tenantTables().filter((m) => !m.table.foreign)
 
     for (const m of targets) checks.push(...(await tableChecks.data(m)))
+    for (const m of targets) checks.push(...(await misassignedRows(session, model, m)))
     await seeder.seed()
     // No context: before anything in this session sets the setting (a defined setting reads '' forever after).
     const none: ProbeCheck[] = []
@@ -91,6 +94,7 @@ export async function runProbe(client: pg.ClientBase, model: TenantModel, option
     await seeder.relocate()
     checks.push(...none.map((c) => (late.has(c.table) ? { ...c, detail: `${c.detail} (checked before this table's probe rows, which need a tenant context to be created, existed)` } : c)))
     for (const m of targets) checks.push(...(await tableChecks.all(m)))
+    for (const m of targets) checks.push(...(await settingFlip(session, seeder, model, m)))
     const unprobed = unprobedTables(seeder, model, targets)
     const markers = viewMarkers(seeder)
     for (const v of model.catalog.views) {

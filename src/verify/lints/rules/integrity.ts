@@ -47,6 +47,46 @@ export const integrityRules: readonly LintRule[] = [
     },
   },
   {
+    id: 'tenant-column-fk-wrong-table',
+    severity: 'error',
+    category: 'keys and integrity',
+    scope: 'table',
+    summary: 'The tenant column\'s foreign key points at another table than the tenant table (or at another column than the tenant\'s key).',
+    why: 'The tenant column then holds ids of something else — a legacy organisations table, another key — that the database never ties to a tenant: rows can name tenants that do not exist, or the wrong ones, and policies compare the context with ids of that other table.',
+    fixHint: 'Point the foreign key at the tenant table\'s key: add the right one NOT VALID, VALIDATE it (it fails on rows naming no tenant: fix those first), then drop the old one.',
+    *check(model) {
+      for (const m of direct(model)) {
+        if (m.table.foreign) continue
+        const tc = m.tenantColumn!
+        for (const c of m.table.constraints) {
+          if (c.type !== 'foreign key' || c.parentOid !== null) continue
+          const at = c.columns.indexOf(tc)
+          if (at === -1) continue
+          const target = c.references.columns[at]!
+          const parent = model.modelTable(c.references.table.oid)
+          // Right: the tenant table's key, or the tenant column of another tenant table (composite keys).
+          if (parent?.class === 'root' && target === model.rootKey) continue
+          if (parent?.class === 'direct' && target === parent.tenantColumn) continue
+          if (parent === undefined && model.root === null) continue
+          const points = `${display(c.references.table)}(${target})`
+          const wanted = model.root === null || model.rootKey === null ? null : `${display(model.root)}(${model.rootKey})`
+          const message = `foreign key ${quoteIdent(c.name)} makes ${display(m.table)}.${tc} reference ${points}${wanted === null ? ', not the tenant table' : `; the tenant is ${wanted}`}`
+          if (model.root === null || model.rootKey === null || c.columns.length > 1) {
+            yield onConstraint(m, c.name, message, `-- ${display(m.table)}.${tc} must reference the tenant table's key${c.columns.length > 1 ? ' (or, in a composite key, the parent\'s tenant column)' : ''}; then:\nALTER TABLE ${tableSql(m.table)} DROP CONSTRAINT ${quoteIdent(c.name)};`)
+            continue
+          }
+          const name = `${m.table.name}_${tc}_tenant_fkey`.slice(0, 63)
+          yield onConstraint(
+            m,
+            c.name,
+            message,
+            `ALTER TABLE ${tableSql(m.table)} ADD CONSTRAINT ${quoteIdent(name)} FOREIGN KEY (${quoteIdent(tc)}) REFERENCES ${tableSql(model.root)} (${quoteIdent(model.rootKey)}) NOT VALID;\n-- fails on rows whose ${quoteIdent(tc)} names no tenant: fix those rows first\nALTER TABLE ${tableSql(m.table)} VALIDATE CONSTRAINT ${quoteIdent(name)};\nALTER TABLE ${tableSql(m.table)} DROP CONSTRAINT ${quoteIdent(c.name)};`,
+          )
+        }
+      }
+    },
+  },
+  {
     id: 'tenant-column-nullable',
     severity: 'warn',
     category: 'keys and integrity',

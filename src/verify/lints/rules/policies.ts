@@ -25,6 +25,73 @@ function readsContext(e: ExpressionFacts): boolean {
   return e.contextReads.length > 0
 }
 
+const quotedList = (names: readonly string[]): string => names.map((n) => `"${n}"`).join(', ')
+
+/** `<tenant column> = <current tenant>` for fixes, or a placeholder for a table without a tenant column. */
+function tenantPredicate(model: TenantModel, m: ModelTable): string {
+  return m.tenantColumn === null ? '<tenant predicate>' : `${quoteIdent(m.tenantColumn)} = ${contextSql(model, m)}`
+}
+
+/**
+ * Another permissive policy of the app role on the table that filters by tenant in every branch and
+ * covers `p`'s command: with it in place, `p` adds nothing but rows of other tenants.
+ */
+function tenantPolicyBeside(model: TenantModel, m: ModelTable, p: Policy): Policy | undefined {
+  return model.policies.get(m.table.oid)?.find((f) => f.policy !== p && f.policy.mode === 'permissive' && appliesToApp(model, f.policy) && f.using?.tenantConstrained === true && (f.policy.command === 'all' || f.policy.command === p.command))?.policy
+}
+
+/** `ALTER POLICY … USING (<tenant predicate>)`, with WITH CHECK where the command has one. */
+function alterToTenant(model: TenantModel, m: ModelTable, p: Policy): string {
+  const pred = tenantPredicate(model, m)
+  return `ALTER POLICY ${quoteIdent(p.name)} ON ${tableSql(p.table)} USING (${pred})${p.command === 'all' || p.command === 'update' ? ` WITH CHECK (${pred})` : ''};`
+}
+
+export interface Bypass {
+  readonly message: string
+  readonly fix: string
+}
+
+/**
+ * How a permissive policy of the app role lets rows past the tenant predicate (it is OR-ed with it), or
+ * null: no context read at all (`USING (is_public)`), an OR branch beside the tenant comparison, or another
+ * setting — one any session can set with set_config() — as a switch (`app.bypass = 'on'`) or as a second
+ * tenant id beside the tenant policy. A tenant filter on another setting alone on its table is a setting
+ * mismatch instead; constant policies are policy-permissive-true's.
+ */
+export function bypassOf(model: TenantModel, m: ModelTable, f: PolicyFacts): Bypass | null {
+  const using = f.using
+  const p = f.policy
+  if (using === null || !using.parsed || using.constant !== null) return null
+  const name = `permissive policy ${quoteIdent(p.name)} on ${display(p.table)}`
+  const keepOrRestrict = `-- OR-ed with the tenant policy, this opens the rows it matches to every tenant. Either:
+ALTER POLICY ${quoteIdent(p.name)} ON ${tableSql(p.table)} USING ((${using.text}) AND ${tenantPredicate(model, m)});
+-- or recreate it AS RESTRICTIVE.`
+  if (m.tenantColumn === null) {
+    // Without a tenant column the comparison cannot be checked: only a policy that reads no context at all is known to be open.
+    if (readsContext(using) || using.otherSettings.length > 0) return null
+    return { message: `${name} admits rows without reading the tenant context: USING ${using.text}`, fix: keepOrRestrict }
+  }
+  if (using.tenantConstrained) return null
+  const beside = tenantPolicyBeside(model, m, p)
+  if (!readsContext(using) && using.comparedSettings.length > 0 && beside === undefined) return null
+  const column = `"${m.tenantColumn}"`
+  const message =
+    using.otherSettings.length > 0
+      ? `${name} reads ${quotedList(using.otherSettings)} — settable by any session with set_config() — where it does not compare ${column} with the tenant setting "${model.setting}": USING ${using.text}`
+      : readsContext(using)
+        ? `${name} has an OR branch that does not compare ${column} with the tenant context: USING ${using.text}`
+        : `${name} admits rows without comparing ${column} with the tenant context: USING ${using.text}`
+  let fix: string
+  if (readsContext(using)) fix = `-- keep the tenant comparison only:
+${alterToTenant(model, m, p)}`
+  else if (beside !== undefined) fix = `-- ${quoteIdent(beside.name)} keeps isolating ${display(p.table)}; this policy only adds other tenants' rows:
+DROP POLICY ${quoteIdent(p.name)} ON ${tableSql(p.table)};`
+  else if (using.otherSettings.length > 0) fix = `-- make it the tenant policy:
+${alterToTenant(model, m, p)}`
+  else fix = keepOrRestrict
+  return { message, fix }
+}
+
 export const policyRules: readonly LintRule[] = [
   {
     id: 'policy-to-public',
@@ -80,14 +147,13 @@ export const policyRules: readonly LintRule[] = [
     severity: 'error',
     category: 'policies',
     scope: 'table',
-    summary: 'A permissive policy for the app role does not read the tenant context at all.',
-    why: 'Permissive policies are OR-ed: any row it admits is visible to every tenant, whatever the tenant policy says.',
-    fixHint: 'Make the condition include the tenant predicate, or make the policy RESTRICTIVE if it is meant as an extra condition.',
+    summary: 'A permissive policy for the app role (or PUBLIC) lets rows past the tenant predicate: it does not compare the tenant column with the tenant setting, has an OR branch that does not, or reads another setting (app.bypass = \'on\', a second tenant setting).',
+    why: 'Permissive policies are OR-ed: any row it admits is visible to every tenant, whatever the tenant policy says. A custom setting is no gate: any session may set it with set_config().',
+    fixHint: 'Drop it when the tenant policy covers the table, else make its condition the tenant predicate (or the policy RESTRICTIVE if it is meant as an extra condition).',
     *check(model) {
       for (const [m, f] of permissiveForApp(model)) {
-        const using = f.using
-        if (using === null || !using.parsed || using.constant !== null || readsContext(using) || using.otherSettings.length > 0) continue
-        yield onPolicy(f.policy, `permissive policy ${quoteIdent(f.policy.name)} on ${display(f.policy.table)} admits rows without reading the tenant context: USING ${using.text}`, `-- OR-ed with the tenant policy, this opens the rows it matches to every tenant. Either:\nALTER POLICY ${quoteIdent(f.policy.name)} ON ${tableSql(f.policy.table)} USING ((${using.text}) AND ${m.tenantColumn === null ? '<tenant predicate>' : `${quoteIdent(m.tenantColumn)} = ${contextSql(model, m)}`});\n-- or recreate it AS RESTRICTIVE.`)
+        const bypass = bypassOf(model, m, f)
+        if (bypass !== null) yield onPolicy(f.policy, bypass.message, bypass.fix)
       }
     },
   },
@@ -137,10 +203,11 @@ export const policyRules: readonly LintRule[] = [
       for (const [m, f] of permissiveForApp(model)) {
         const check = f.withCheck
         if (check === null || !check.parsed || check.constant === false) continue
-        if (check.constant !== true && readsContext(check)) continue
+        // With a tenant column every branch must compare it; without one, reading the context is all that can be checked.
+        if (check.constant !== true && (m.tenantColumn === null ? readsContext(check) : check.tenantConstrained)) continue
         if (f.policy.command === 'insert' && check.constant === true) continue // reported by policy-permissive-true
-        const pred = m.tenantColumn === null ? '<tenant predicate>' : `${quoteIdent(m.tenantColumn)} = ${contextSql(model, m)}`
-        yield onPolicy(f.policy, `WITH CHECK of ${quoteIdent(f.policy.name)} on ${display(f.policy.table)} does not read the tenant context (${check.text}): rows can be written for any tenant`, `ALTER POLICY ${quoteIdent(f.policy.name)} ON ${tableSql(f.policy.table)} WITH CHECK (${pred});`)
+        const what = readsContext(check) ? 'has a branch that does not compare the tenant column with the tenant context' : 'does not read the tenant context'
+        yield onPolicy(f.policy, `WITH CHECK of ${quoteIdent(f.policy.name)} on ${display(f.policy.table)} ${what} (${check.text}): rows can be written for any tenant`, `ALTER POLICY ${quoteIdent(f.policy.name)} ON ${tableSql(f.policy.table)} WITH CHECK (${tenantPredicate(model, m)});`)
       }
     },
   },
@@ -199,11 +266,26 @@ export const policyRules: readonly LintRule[] = [
     *check(model) {
       // Restrictive policies may read other settings: they narrow what the tenant policy allows (sub-tenant scopes).
       for (const [m, f] of permissiveForApp(model)) {
+        // A bypass beside the tenant policy is policy-permissive-without-tenant-filter's (an error).
+        if (bypassOf(model, m, f) !== null) continue
         // USING and WITH CHECK each: one may have been changed without the other.
         const stray = exprs(f).filter((e) => !readsContext(e) && e.otherSettings.length > 0)
         if (stray.length === 0) continue
         const others = [...new Set(stray.flatMap((e) => e.otherSettings))]
-        yield onPolicy(f.policy, `${quoteIdent(f.policy.name)} on ${display(m.table)} reads ${others.map((o) => `"${o}"`).join(', ')}, not the tenant setting "${model.setting}"`, recreate(model, m, f.policy))
+        const message = `${quoteIdent(f.policy.name)} on ${display(m.table)} reads ${quotedList(others)}, not the tenant setting "${model.setting}"`
+        const compared = [...new Set(stray.flatMap((e) => e.comparedSettings))]
+        if (compared.length === 0 || model.settingSource === 'option') {
+          yield onPolicy(f.policy, message, recreate(model, m, f.policy))
+          continue
+        }
+        // The policy is a tenant filter in its own right, on another setting: which one is right is the runtime's to say.
+        const why = model.settingSource === 'policies' ? `more policies compare a column with "${model.setting}"` : `no policy compares a column with a setting, so verify assumed "${model.setting}"`
+        const commented = recreate(model, m, f.policy).split('\n').map((l) => `--   ${l}`).join('\n')
+        yield onPolicy(
+          f.policy,
+          `${message} (it compares ${m.tenantColumn === null ? 'a column' : `"${m.tenantColumn}"`} with ${quotedList(compared)}; verify took "${model.setting}" because ${why})`,
+          `-- This policy compares the tenant with ${quotedList(compared)}; verify took "${model.setting}" as the tenant setting because ${why}.\n-- If your runtime sets ${quotedList(compared)}, run verify with --setting ${compared[0]} instead: this policy is right.\n-- If it sets "${model.setting}", rewrite this policy:\n${commented}`,
+        )
       }
     },
   },
