@@ -17,6 +17,7 @@ import { DEFAULT_CONFIG_FILE, readConfigFile } from '../config-file.js'
 import { line, table, type CliIO } from '../io.js'
 import { duration, parseOptions, positiveInt } from '../options.js'
 import { eventRenderer } from './migrate.js'
+import { checkData, DataCheckError, renderFindings, type Finding } from '../../datacheck/index.js'
 
 const SCHEMA_URL = './node_modules/tenantize/docs/config.schema.json'
 
@@ -84,6 +85,7 @@ const planSchema = z.object({
   config: z.string().min(1).default(DEFAULT_CONFIG_FILE),
   format: z.enum(['text', 'json', 'sql', 'prisma']).default('text'),
   out: z.string().min(1).optional(),
+  dataCheck: z.boolean().default(true),
 })
 
 function registerPlan(program: Command, io: CliIO, setExit: (code: number) => void): void {
@@ -94,12 +96,17 @@ function registerPlan(program: Command, io: CliIO, setExit: (code: number) => vo
     .option('--config <file>', 'config file', DEFAULT_CONFIG_FILE)
     .option('--format <format>', 'text, json, sql (files for tenantize migrate) or prisma (a Prisma migrations folder)', 'text')
     .option('--out <dir>', 'with --format sql: where to write NNNN_step.up.sql / .down.sql (default: tenantize-plan); with prisma: the migrations folder (default: prisma/migrations)')
+    .option('--no-data-check', 'skip the read-only data check (text and json: after the steps, the rows each step would fail on, the privileges and invalid indexes apply would refuse on)')
     .action(async (raw: unknown) => {
       const o = parseOptions(planSchema, raw)
       const config = await readConfigFile(o.config)
       const url = resolveDatabaseUrl(o.db, io.env)
-      const plan = await withClient(url, async (client) => planConversion(await introspect(client), config), { applicationName: 'tenantize plan' })
-      if (o.format === 'json') line(io.stdout, JSON.stringify(plan, null, 2))
+      const { plan, findings } = await withClient(url, async (client) => {
+        const plan = planConversion(await introspect(client), config)
+        const findings: readonly Finding[] | undefined = o.dataCheck && (o.format === 'text' || o.format === 'json') ? (await checkData(client, plan)).findings : undefined
+        return { plan, findings }
+      }, { applicationName: 'tenantize plan' })
+      if (o.format === 'json') line(io.stdout, JSON.stringify(findings === undefined ? plan : { ...plan, findings }, null, 2))
       else if (o.format === 'sql') {
         const dir = o.out ?? 'tenantize-plan'
         await mkdir(dir, { recursive: true })
@@ -117,7 +124,7 @@ function registerPlan(program: Command, io: CliIO, setExit: (code: number) => vo
           await writeFile(join(dir, m.dir, 'migration.sql'), m.sql)
         }
         line(io.stdout, `Wrote ${migrations.length} Prisma migrations to ${dir}: run them with prisma migrate deploy (Prisma has no down migrations: use --format sql to keep rollback)`)
-      } else line(io.stdout, renderPlanText(plan))
+      } else line(io.stdout, [renderPlanText(plan), ...(findings === undefined ? [] : ['', ...renderFindings(findings)])].join('\n'))
       setExit(0)
     })
 }
@@ -144,6 +151,23 @@ const runSchema = z.object({
   json: z.boolean().default(false),
 })
 
+/**
+ * apply refused before its first step by the data check: every finding as a TZ_PREFLIGHT line on stderr (with
+ * --json also one JSON object on stdout), exit 1. Resolves to false then, true when the run went ahead.
+ */
+async function refusedByDataCheck(io: CliIO, json: boolean, setExit: (code: number) => void, run: Promise<unknown>): Promise<boolean> {
+  try {
+    await run
+    return true
+  } catch (error) {
+    if (!(error instanceof DataCheckError)) throw error
+    if (json) line(io.stdout, JSON.stringify({ event: 'data-check', refused: true, findings: error.findings }))
+    for (const l of error.toLines()) line(io.stderr, l)
+    setExit(1)
+    return false
+  }
+}
+
 async function confirm(io: CliIO, question: string): Promise<boolean> {
   if (io.stdout.isTTY !== true || !process.stdin.isTTY) return true
   const rl = createInterface({ input: process.stdin, output: process.stdout })
@@ -168,7 +192,7 @@ function registerApply(program: Command, io: CliIO, setExit: (code: number) => v
         setExit(0)
         return
       }
-      await apply({
+      const ran = await refusedByDataCheck(io, o.json, setExit, apply({
         databaseUrl,
         config,
         phase: o.phase,
@@ -178,8 +202,8 @@ function registerApply(program: Command, io: CliIO, setExit: (code: number) => v
         ...(o.batchSize === undefined ? {} : { batchSize: o.batchSize }),
         ...(o.backup === undefined ? {} : { backupFile: o.backup }),
         onEvent: eventRenderer(io, o.json),
-      })
-      setExit(0)
+      }))
+      if (ran) setExit(0)
     })
 }
 
