@@ -269,3 +269,19 @@ test('defect 7: rollback leaves every privilege as it was (schema USAGE too) and
   assert.deepEqual(await t.sql(`SELECT rolname FROM pg_roles WHERE rolname = $1`, [`${t.name}_app`]), [], 'the role the plan created is gone')
   assert.deepEqual(await t.sql(`SELECT rolname FROM pg_roles WHERE rolname = $1`, [existing]), [{ rolname: existing }], 'a role that existed stays')
 })
+
+test('a foreign key declared a shared reference stays single-column: rows may point at another tenant\'s row on purpose', async () => {
+  const t = await db.another('shared_reference')
+  await t.sql(`CREATE TABLE tenants (id bigint PRIMARY KEY); INSERT INTO tenants VALUES (1), (2);
+    CREATE TABLE users (id bigint PRIMARY KEY, tenant_id bigint NOT NULL REFERENCES tenants (id)); INSERT INTO users VALUES (1, 1), (2, 2);
+    CREATE TABLE tasks (id bigint PRIMARY KEY, tenant_id bigint NOT NULL REFERENCES tenants (id), reviewer_id bigint CONSTRAINT tasks_reviewer REFERENCES users (id));
+    INSERT INTO tasks VALUES (1, 1, 2);`)
+  const { config } = await init(t, 'public.tenants')
+  const catalog = await withClient(t.url, (c) => introspect(c))
+  assert.ok(planConversion(catalog, config).steps.some((s) => s.id === 'composite-fk:public.tasks:tasks_reviewer'))
+  const shared = parseConfig({ ...config, tables: { ...config.tables, 'public.tasks': { ...config.tables['public.tasks']!, sharedReferences: [{ constraint: 'tasks_reviewer', reason: 'reviewers come from a partner tenant' }] } } })
+  assert.ok(!planConversion(catalog, shared).steps.some((s) => s.id.includes('tasks_reviewer')), 'no composite key for a shared reference')
+  await apply({ databaseUrl: t.url, config: shared, phase: 'all', timeouts: fast })
+  assert.deepEqual(await t.sql(`SELECT reviewer_id::int FROM tasks`), [{ reviewer_id: 2 }])
+  await rollback({ databaseUrl: t.url, config: shared, phase: 'all', timeouts: fast })
+})

@@ -286,7 +286,7 @@ export function proposeConfig(catalog: Catalog, options: InitOptions, previous?:
   const { rootKey, create, column, candidates, outgoing } = g
   const classes = new Map<string, TableConfig>()
   const withColumn = (key: string): { column?: string } => (g.renamed.has(key) ? { column: g.renamed.get(key)! } : {})
-  for (const [key, reason] of g.excluded) classes.set(key, { class: 'excluded', reason, alternatives: [], keepGlobalUnique: [] })
+  for (const [key, reason] of g.excluded) classes.set(key, { class: 'excluded', reason, alternatives: [], keepGlobalUnique: [], sharedReferences: [] })
   const incoming = new Map<string, number>()
   for (const fks of outgoing.values()) for (const fk of fks) incoming.set(fkKey(fk), (incoming.get(fkKey(fk)) ?? 0) + 1)
 
@@ -294,7 +294,7 @@ export function proposeConfig(catalog: Catalog, options: InitOptions, previous?:
   for (const t of candidates) {
     const key = tableKeyOf(t)
     if (REFERENCE_DATA.test(t.name) && (outgoing.get(key) ?? []).length === 0 && (incoming.get(key) ?? 0) > 0) {
-      classes.set(key, { class: 'global', reason: 'reference data: referenced by other tables, references none, and named like a lookup table', alternatives: [], keepGlobalUnique: [] })
+      classes.set(key, { class: 'global', reason: 'reference data: referenced by other tables, references none, and named like a lookup table', alternatives: [], keepGlobalUnique: [], sharedReferences: [] })
     }
   }
 
@@ -313,7 +313,7 @@ export function proposeConfig(catalog: Catalog, options: InitOptions, previous?:
       const shared = edges.filter((e) => e.multi > 0)
       if (shared.length > 0) {
         const e = shared.sort((a, b) => b.multi - a.multi)[0]!
-        classes.set(key, { class: 'global', reason: `rows are shared by several tenants: ${e.multi} of ${e.rows} row(s) are referenced by more than one tenant through ${e.parent}.${e.constraint}, so no single tenant owns them; global (read-only to the app), or make it excluded`, alternatives: [], keepGlobalUnique: [] })
+        classes.set(key, { class: 'global', reason: `rows are shared by several tenants: ${e.multi} of ${e.rows} row(s) are referenced by more than one tenant through ${e.parent}.${e.constraint}, so no single tenant owns them; global (read-only to the app), or make it excluded`, alternatives: [], keepGlobalUnique: [], sharedReferences: [] })
         notes.push(`${key}: ${e.multi} row(s) referenced by several tenants through ${e.parent}.${e.constraint}: proposed global`)
         continue
       }
@@ -329,6 +329,7 @@ export function proposeConfig(catalog: Catalog, options: InitOptions, previous?:
         path: paths[0]!,
         alternatives: paths.slice(1),
         keepGlobalUnique: [],
+        sharedReferences: [],
       })
       reverseHops.set(key, best.parent === rootKey ? [rootKey] : [best.parent])
     }
@@ -343,9 +344,9 @@ export function proposeConfig(catalog: Catalog, options: InitOptions, previous?:
     const fks = (outgoing.get(key) ?? []).filter((fk) => isTenantOwned(fkKey(fk)))
     const toRoot = g.renamed.has(key) ? undefined : fks.find((fk) => fkKey(fk) === rootKey && fk.columns.length === 1)
     if (toRoot !== undefined) {
-      classes.set(key, { class: 'direct', reason: `already references the tenant table through ${toRoot.columns[0]}`, column: toRoot.columns[0]!, alternatives: [], keepGlobalUnique: [] })
+      classes.set(key, { class: 'direct', reason: `already references the tenant table through ${toRoot.columns[0]}`, column: toRoot.columns[0]!, alternatives: [], keepGlobalUnique: [], sharedReferences: [] })
     } else if (fks.length === 0) {
-      classes.set(key, { class: 'direct', reason: create ? 'references no other tenant table: gets its own tenant column; existing rows belong to the default tenant' : 'has no foreign-key path to the tenant table: gets its own tenant column; existing rows belong to the default tenant', ...withColumn(key), alternatives: [], keepGlobalUnique: [] })
+      classes.set(key, { class: 'direct', reason: create ? 'references no other tenant table: gets its own tenant column; existing rows belong to the default tenant' : 'has no foreign-key path to the tenant table: gets its own tenant column; existing rows belong to the default tenant', ...withColumn(key), alternatives: [], keepGlobalUnique: [], sharedReferences: [] })
     }
   }
 
@@ -389,6 +390,7 @@ export function proposeConfig(catalog: Catalog, options: InitOptions, previous?:
       path: paths[0]!,
       alternatives: paths.slice(1),
       keepGlobalUnique: [],
+        sharedReferences: [],
     })
     hops.set(key, [fkKey(best), ...hops.get(fkKey(best))!])
   }
@@ -412,7 +414,7 @@ export function proposeConfig(catalog: Catalog, options: InitOptions, previous?:
   for (const t of candidates) {
     const key = tableKeyOf(t)
     if (!classes.has(key)) {
-      classes.set(key, { class: 'direct', reason: 'its foreign keys form a cycle that never reaches the tenant table: gets its own tenant column', ...withColumn(key), alternatives: [], keepGlobalUnique: [] })
+      classes.set(key, { class: 'direct', reason: 'its foreign keys form a cycle that never reaches the tenant table: gets its own tenant column', ...withColumn(key), alternatives: [], keepGlobalUnique: [], sharedReferences: [] })
       notes.push(`${key}: foreign-key cycle; classified direct`)
     }
   }
@@ -425,7 +427,7 @@ export function proposeConfig(catalog: Catalog, options: InitOptions, previous?:
 
   // The user's earlier choices win.
   const result: Record<string, TableConfig> = {}
-  if (!create) result[rootKey] = { class: 'root', reason: 'the tenant table', alternatives: [], keepGlobalUnique: [] }
+  if (!create) result[rootKey] = { class: 'root', reason: 'the tenant table', alternatives: [], keepGlobalUnique: [], sharedReferences: [] }
   for (const [key, cfg] of [...classes].sort(([a], [b]) => a.localeCompare(b))) {
     const kept = previous?.tables[key]
     result[key] = kept ?? cfg

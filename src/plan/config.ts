@@ -49,6 +49,11 @@ const tableSchema = z
     alternatives: z.array(pathSchema).default([]),
     /** Unique constraints/indexes (by name) to keep global instead of making them tenant-scoped. */
     keepGlobalUnique: z.array(identifier).default([]),
+    /**
+     * Foreign keys (by constraint name) that may point at another tenant's row on purpose: kept single-column
+     * (no composite tenant key), and reported by verify as an accepted risk with the reason given here.
+     */
+    sharedReferences: z.array(z.object({ constraint: identifier, reason: z.string().min(1, 'say why rows may point at another tenant') })).default([]),
   })
   .superRefine((t, ctx) => {
     if (t.class === 'child' && t.path === undefined) ctx.addIssue({ code: 'custom', path: ['path'], message: 'a child table needs a path: the foreign key to its parent' })

@@ -176,7 +176,7 @@ export function planConversion(catalog: Catalog, config: TenantizeConfig): Plan 
   roleStep(ctx, app === undefined)
   grantSteps(ctx, tenantTables, app === undefined)
   if (config.tenant.create) {
-    rlsStep(ctx, { key: rootKey, cfg: { class: 'root', reason: '', alternatives: [], keepGlobalUnique: [] }, table: undefined, sql: ctx.root, column: 'id', existing: undefined, rows: 1 })
+    rlsStep(ctx, { key: rootKey, cfg: { class: 'root', reason: '', alternatives: [], keepGlobalUnique: [], sharedReferences: [] }, table: undefined, sql: ctx.root, column: 'id', existing: undefined, rows: 1 })
   }
   if (membership !== undefined) rlsStep(ctx, membership)
   for (const t of ordered) rlsStep(ctx, t)
@@ -447,6 +447,7 @@ function compositeKeySteps(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string, 
     const parentKey = tableKeyOf(fk.references.table)
     const parentEntry = byKey.get(parentKey)
     if (parentKey === ctx.rootKey || parentEntry === undefined || parentEntry.cfg.class === 'root') continue
+    if (t.cfg.sharedReferences.some((r) => r.constraint === fk.name)) continue
     // From the tenant table: only to the tables that take their tenant from it through this very key.
     const reversePath = parentEntry.cfg.path
     if (t.cfg.class === 'root' && !(reversePath?.reverse === true && reversePath.parent === t.key && reversePath.parentColumns.join(',') === fk.columns.join(','))) continue
@@ -608,7 +609,7 @@ function membershipStep(ctx: Ctx, problems: Problem[]): TenantTable | undefined 
     transactional: true,
     rows: Math.max(0, Math.round(usersTable.estimatedRows ?? 0)),
   })
-  return { key: m.table, cfg: { class: 'direct', reason: '', alternatives: [], keepGlobalUnique: [] }, table: undefined, sql, column: 'org_id', existing: { name: 'org_id' } as Column, rows: 0 }
+  return { key: m.table, cfg: { class: 'direct', reason: '', alternatives: [], keepGlobalUnique: [], sharedReferences: [] }, table: undefined, sql, column: 'org_id', existing: { name: 'org_id' } as Column, rows: 0 }
 }
 
 function statusViewStep(ctx: Ctx, tables: readonly TenantTable[]): void {
