@@ -7,7 +7,8 @@
  *   npm test -- test/sql-quote.test.ts    # some files
  *   TENANTIZE_TEST_PG=embedded npm test   # force embedded PostgreSQL 18
  */
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
@@ -24,6 +25,33 @@ async function findTests(dir: string): Promise<string[]> {
   return out.sort()
 }
 
+/**
+ * The suite runs against a real PgBouncer (pooler leaks) and renders the HTML report in headless Chromium.
+ * On a fresh Debian machine `npm test` installs them itself when it can (as root, with apt-get), saying so in
+ * one line; elsewhere it says what is missing and the tests that need them fail naming the package.
+ * TENANTIZE_TEST_NO_INSTALL=1 turns the install off.
+ */
+function ensureDebianPackages(): void {
+  const has = (cmd: string, paths: readonly string[]): boolean =>
+    paths.some((p) => existsSync(p)) || spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0
+  const missing = [
+    ...(has('pgbouncer', ['/usr/sbin/pgbouncer']) ? [] : ['pgbouncer']),
+    ...(existsSync('/usr/bin/chromium') ? [] : ['chromium']),
+  ]
+  if (missing.length === 0) return
+  const canInstall = process.env['TENANTIZE_TEST_NO_INSTALL'] !== '1' && process.getuid?.() === 0 && existsSync('/usr/bin/apt-get')
+  if (!canInstall) {
+    console.log(`# missing Debian package(s) ${missing.join(', ')}: the tests that use them will fail; install them with apt-get install -y ${missing.join(' ')}`)
+    return
+  }
+  console.log(`# installing Debian package(s) the tests need: ${missing.join(', ')} (apt-get; set TENANTIZE_TEST_NO_INSTALL=1 to skip)`)
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
+  const update = spawnSync('apt-get', ['update', '-qq'], { stdio: ['ignore', 'ignore', 'inherit'], env })
+  const install = update.status === 0 ? spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: ['ignore', 'ignore', 'inherit'], env }) : update
+  if (install.status !== 0) console.log(`# could not install ${missing.join(', ')} (apt-get exited ${install.status ?? 'on a signal'}): the tests that use them will fail`)
+}
+
+ensureDebianPackages()
 const args = process.argv.slice(2)
 const files = args.length > 0 ? args : await findTests('test')
 const server = await resolveTestServer()
