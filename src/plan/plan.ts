@@ -215,7 +215,7 @@ function tenantTableStep(ctx: Ctx): void {
   "id" ${idColumn},
   "slug" text NOT NULL UNIQUE CHECK ("slug" ~ '^[a-z0-9][a-z0-9-]{0,62}$'),
   "name" text NOT NULL,
-  "status" text NOT NULL DEFAULT 'active' CHECK ("status" IN ('active', 'suspended')),
+  "status" text NOT NULL DEFAULT 'active' CHECK ("status" IN ('active', 'suspended', 'importing')),
   "created_at" timestamptz NOT NULL DEFAULT now(),
   "updated_at" timestamptz NOT NULL DEFAULT now()
 )`,
