@@ -119,14 +119,36 @@ test('a failed CREATE INDEX CONCURRENTLY: the invalid index left behind is repor
   const t = await db.another('invalid_index')
   const dir = await migrationsDir({
     '0001_t.up.sql': "CREATE TABLE t (id int, email text); INSERT INTO t VALUES (1, 'dup'), (2, 'dup');",
-    '0002_idx.up.sql': '-- tenantize:no-transaction\nCREATE INDEX CONCURRENTLY t_id ON t (id);\nCREATE UNIQUE INDEX CONCURRENTLY t_email_key ON t (email);',
+    '0002_idx.up.sql': '-- tenantize:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_id ON t (id);\nCREATE UNIQUE INDEX CONCURRENTLY t_email_key ON t (email);',
   })
   const error = await failure(migrateUp({ databaseUrl: t.url, dir, timeouts: fast }))
   assert.equal(error.code, 'TZ_MIGRATION_FAILED')
   assert.match(error.object ?? '', /0002_idx\.up\.sql:3(:\d+)?$/)
   assert.match(error.message, /could not create unique index "t_email_key".*23505.*the 1 statement\(s\) before line 3 stayed applied/s)
   const lines = error.toLines()
-  assert.equal(lines[1], 'TZ_MIGRATION_FAILED t_email_key: index is INVALID (left by a failed CREATE INDEX CONCURRENTLY) — fix: DROP INDEX CONCURRENTLY t_email_key; then run the migration again')
+  assert.equal(lines[1], 'TZ_MIGRATION_FAILED t_email_key: index is INVALID (left by a failed CREATE INDEX CONCURRENTLY) — fix: correct the cause and run again: a concurrent build of the same name drops it first (or DROP INDEX CONCURRENTLY t_email_key)')
+  assert.deepEqual(await t.sql(`SELECT name FROM tenantize.migrations ORDER BY 1`), [{ name: '0001_t' }])
+
+  // Fixed data, same file: the INVALID index is dropped and built again (no "already exists").
+  await t.sql(`UPDATE t SET email = 'other' WHERE id = 2`)
+  const events: MigrateEvent[] = []
+  await migrateUp({ databaseUrl: t.url, dir, timeouts: fast, onEvent: (e) => events.push(e) })
+  assert.deepEqual(events.filter((e) => e.event === 'repair').map((e) => 'index' in e && [e.index, e.action]), [['t_email_key', 'drop']])
+  assert.deepEqual(await t.sql(`SELECT c.relname AS i, x.indisvalid AS valid FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid WHERE x.indrelid = 't'::regclass ORDER BY 1`), [{ i: 't_email_key', valid: true }, { i: 't_id', valid: true }])
+})
+
+test('a no-transaction file is recorded only when every index it builds is valid on its table', async () => {
+  const t = await db.another('index_elsewhere')
+  const dir = await migrationsDir({
+    '0001_t.up.sql': 'CREATE TABLE a (id int); CREATE TABLE b (id int); CREATE INDEX shared_name ON a (id);',
+    '0002_idx.up.sql': '-- tenantize:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS shared_name ON b (id);',
+  })
+  const error = await failure(migrateUp({ databaseUrl: t.url, dir, timeouts: fast }))
+  assert.equal(error.code, 'TZ_INVALID_INDEX')
+  assert.deepEqual(error.toLines(), [
+    `TZ_INVALID_INDEX ${join(dir, '0002_idx.up.sql')}: 1 index(es) built by ${join(dir, '0002_idx.up.sql')} are not valid; it is not recorded as done`,
+    'TZ_INVALID_INDEX shared_name: exists on another table, not on "b"; the build was skipped (IF NOT EXISTS) — fix: rename one of the two indexes, then run again',
+  ])
   assert.deepEqual(await t.sql(`SELECT name FROM tenantize.migrations ORDER BY 1`), [{ name: '0001_t' }])
 })
 

@@ -249,18 +249,34 @@ export interface ConversionStatus {
   readonly tables: readonly TableStatus[]
 }
 
-/** The ledger of plan steps and, per table, what `tenantize.status` shows. Reads only. */
+/** The tables (config keys) with a valid, ready index leading with their tenant column. */
+async function tenantIndexValid(client: pg.Client, tables: readonly { table: string; column: string }[]): Promise<Set<string>> {
+  if (tables.length === 0) return new Set()
+  const { rows } = await client.query<{ key: string }>(
+    `SELECT t.key FROM unnest($1::text[], $2::text[], $3::text[]) AS t(key, reg, col)
+      WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attname = t.col AND NOT a.attisdropped
+                     WHERE i.indrelid = pg_catalog.to_regclass(t.reg) AND i.indkey[0] = a.attnum AND i.indisvalid AND i.indisready)`,
+    [tables.map((t) => t.table), tables.map((t) => { const { schema, name } = splitKey(t.table); return qualifiedName(schema, name) }), tables.map((t) => t.column)],
+  )
+  return new Set(rows.map((r) => r.key))
+}
+
+/** The ledger of plan steps and, per table, what `tenantize.status` shows (an INVALID index counts as absent). Reads only. */
 export async function conversionStatus(databaseUrl: string): Promise<ConversionStatus> {
   return withClient(databaseUrl, async (client) => {
     const applied = new Set((await readLedger(client, APPLY_SCOPE)).map((a) => a.name))
     const frozen = await readFrozenPlan(client)
     const steps = (frozen?.plan.steps ?? []).map((step, index) => ({ name: unitName(index, step), phase: step.phase, title: step.title, applied: applied.has(unitName(index, step)) }))
     const hasView = (await client.query<{ ok: boolean }>(`SELECT to_regclass('tenantize.status') IS NOT NULL AS ok`)).rows[0]?.ok === true
-    const tables = hasView
-      ? (await client.query<{ table_name: string; class: string; tenant_column: string | null; tenant_not_null: boolean | null; rls_enabled: boolean | null; rls_forced: boolean | null; policy_present: boolean | null; tenant_index_present: boolean | null }>(`SELECT * FROM tenantize.status ORDER BY table_name COLLATE "C"`)).rows.map((r) => ({
-          table: r.table_name, class: r.class, tenantColumn: r.tenant_column, tenantNotNull: r.tenant_not_null, rlsEnabled: r.rls_enabled, rlsForced: r.rls_forced, policyPresent: r.policy_present, tenantIndexPresent: r.tenant_index_present,
-        }))
+    const rows = hasView
+      ? (await client.query<{ table_name: string; class: string; tenant_column: string | null; tenant_not_null: boolean | null; rls_enabled: boolean | null; rls_forced: boolean | null; policy_present: boolean | null; tenant_index_present: boolean | null }>(`SELECT * FROM tenantize.status ORDER BY table_name COLLATE "C"`)).rows
       : []
+    const validIndex = await tenantIndexValid(client, rows.filter((r) => r.tenant_index_present === true).map((r) => ({ table: r.table_name, column: r.tenant_column! })))
+    const tables = rows.map((r) => ({
+      table: r.table_name, class: r.class, tenantColumn: r.tenant_column, tenantNotNull: r.tenant_not_null, rlsEnabled: r.rls_enabled, rlsForced: r.rls_forced, policyPresent: r.policy_present,
+      // An INVALID index (a concurrent build cut short) serves no query: it is not present.
+      tenantIndexPresent: r.tenant_index_present === true ? validIndex.has(r.table_name) : r.tenant_index_present,
+    }))
     return { steps, tables }
   })
 }

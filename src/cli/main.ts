@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander'
-import { ErrorCodes, TenantizeError } from '../errors.js'
+import { ErrorCodes, TenantizeError, fromPgServerError, isPgServerError } from '../errors.js'
 import { packageVersion } from '../package-info.js'
 import { registerAdd } from './commands/add.js'
 import { registerConvert } from './commands/convert.js'
@@ -7,8 +7,8 @@ import { registerDemo } from './commands/demo.js'
 import { registerInspect } from './commands/inspect.js'
 import { registerMigrate } from './commands/migrate.js'
 import { registerVerify } from './commands/verify.js'
+import { SIGNAL_EXIT } from './interrupt.js'
 import { line, processIO, type CliIO } from './io.js'
-
 
 export const EXIT = Object.freeze({ OK: 0, FINDINGS: 1, ERROR: 2 })
 
@@ -27,6 +27,8 @@ Exit codes:
   0  ok
   1  findings or failed checks (e.g. migrate status found changed or missing migrations)
   2  usage, configuration or connection error, or a failed migration
+  130, 143  apply / rollback stopped by SIGINT (Ctrl-C) / SIGTERM after the current statement or batch;
+            run the command again to resume (a second signal aborts at once)
 
 The database URL comes from --db or DATABASE_URL; its password is never printed.`,
     )
@@ -45,12 +47,17 @@ The database URL comes from --db or DATABASE_URL; its password is never printed.
   return program
 }
 
-/** Print a known error as one line per problem; anything else is a bug and gets a stack with --verbose. */
-export function reportError(error: unknown, io: CliIO, verbose: boolean): number {
+/**
+ * Print a known error as one line per problem; a PostgreSQL error that reached here gets the code of its
+ * SQLSTATE class; anything else is a bug and gets a stack with --verbose.
+ */
+export function reportError(caught: unknown, io: CliIO, verbose: boolean): number {
+  const error = isPgServerError(caught) ? fromPgServerError(caught) : caught
   if (error instanceof TenantizeError) {
     for (const l of error.toLines()) line(io.stderr, l)
     if (verbose && error.cause !== undefined) line(io.stderr, String((error.cause as Error).stack ?? error.cause))
-    return EXIT.ERROR
+    const signal = error.code === ErrorCodes.INTERRUPTED ? error.details?.['signal'] : undefined
+    return signal === 'SIGINT' || signal === 'SIGTERM' ? SIGNAL_EXIT[signal] : EXIT.ERROR
   }
   const message = error instanceof Error ? error.message : String(error)
   line(io.stderr, `TZ_INTERNAL unexpected error: ${message}${verbose ? '' : ' (run with --verbose for the stack trace; please report it)'}`)

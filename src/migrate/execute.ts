@@ -1,5 +1,5 @@
 import type pg from 'pg'
-import { ErrorCodes, TenantizeError } from '../errors.js'
+import { ErrorCodes, TenantizeError, classifySqlstate } from '../errors.js'
 import { caret, type Statement } from './split.js'
 
 type Queryable = Pick<pg.Client, 'query'>
@@ -84,7 +84,28 @@ export function isLockTimeout(error: unknown): boolean {
   return (error as { code?: string } | undefined)?.code === '55P03'
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+/**
+ * Errors worth another try with back-off, besides lock_timeout: a serialization failure (40001), a
+ * deadlock (40P01) and out of memory (53200) go away once the competing work has.
+ */
+export const TRANSIENT_SQLSTATES: readonly string[] = Object.freeze(['40001', '40P01', '53200'])
+
+export function isTransient(error: unknown): boolean {
+  return TRANSIENT_SQLSTATES.includes((error as { code?: string } | undefined)?.code ?? '')
+}
+
+/** Wait `ms`; an abort `signal` ends the wait early (the caller checks the signal next). */
+export const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    if (signal?.aborted === true) return resolve()
+    const done = (): void => {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', done)
+      resolve()
+    }
+    const timer = setTimeout(done, ms)
+    signal?.addEventListener('abort', done, { once: true })
+  })
 
 export function backoff(policy: TimeoutPolicy, attempt: number): number {
   return Math.min(10_000, policy.retryDelayMs * 2 ** (attempt - 1))
@@ -110,9 +131,13 @@ export function statementError(error: unknown, file: string, statement: Statemen
     excerpt = `\n${c.excerpt}`
   }
   const extra = [pgErr.detail ? `DETAIL: ${pgErr.detail}` : '', pgErr.hint ? `HINT: ${pgErr.hint}` : ''].filter(Boolean).join(' ')
-  return new TenantizeError(ErrorCodes.MIGRATION_FAILED, `${pgErr.message}${pgErr.code ? ` (SQLSTATE ${pgErr.code})` : ''}${extra ? ` ${extra}` : ''}${excerpt}`, {
+  // The statement is wrong (syntax, objects, data): TZ_MIGRATION_FAILED. The environment is (privileges,
+  // resources, a broken connection, the server): the code of the SQLSTATE class, and its fix first.
+  const env = pgErr.code === undefined ? undefined : classifySqlstate(pgErr.code)
+  const environmental = env !== undefined && ([ErrorCodes.PRIVILEGE, ErrorCodes.TRANSIENT, ErrorCodes.RESOURCES, ErrorCodes.SERVER, ErrorCodes.CONNECTION] as string[]).includes(env.code)
+  return new TenantizeError(environmental ? env.code : ErrorCodes.MIGRATION_FAILED, `${pgErr.message}${pgErr.code ? ` (SQLSTATE ${pgErr.code})` : ''}${extra ? ` ${extra}` : ''}${excerpt}`, {
     object: where,
-    fix,
+    fix: environmental ? `${env.fix}; ${fix}` : fix,
     details: { sqlstate: pgErr.code },
     cause: error,
   })
@@ -126,7 +151,7 @@ export async function invalidIndexes(client: Queryable): Promise<{ index: string
      WHERE NOT i.indisvalid AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
      ORDER BY 1`,
   )
-  return rows.map((r) => ({ index: r.index, fix: `DROP INDEX CONCURRENTLY ${r.index}; then run the migration again` }))
+  return rows.map((r) => ({ index: r.index, fix: `correct the cause and run again: a concurrent build of the same name drops it first (or DROP INDEX CONCURRENTLY ${r.index})` }))
 }
 
 export function lockTimeoutError(object: string, policy: TimeoutPolicy, blockers: readonly Blocker[]): TenantizeError {

@@ -25,7 +25,7 @@ CREATE TABLE IF NOT EXISTS tenantize.migration_events (
   scope       text NOT NULL DEFAULT 'migrate',
   migration   text NOT NULL,
   direction   text NOT NULL CHECK (direction IN ('up', 'down')),
-  event       text NOT NULL CHECK (event IN ('start', 'retry', 'finish', 'fail')),
+  event       text NOT NULL CONSTRAINT migration_events_event_check CHECK (event IN ('start', 'retry', 'finish', 'fail', 'repair', 'interrupt')),
   duration_ms integer,
   error       text,
   sqlstate    text,
@@ -40,11 +40,21 @@ CREATE TABLE IF NOT EXISTS tenantize.backfill_progress (
   updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (scope, step)
 );
+-- Ledgers made by earlier versions allow fewer events: widen the check once (the table is Tenantize's own).
+DO $ledger$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = 'tenantize.migration_events'::regclass
+                  AND conname = 'migration_events_event_check' AND pg_catalog.pg_get_constraintdef(oid) LIKE '%interrupt%') THEN
+    ALTER TABLE tenantize.migration_events DROP CONSTRAINT IF EXISTS migration_events_event_check,
+      ADD CONSTRAINT migration_events_event_check CHECK (event IN ('start', 'retry', 'finish', 'fail', 'repair', 'interrupt'));
+  END IF;
+END
+$ledger$;
 COMMENT ON TABLE tenantize.migrations IS 'Migrations applied by tenantize migrate/apply: one row per applied migration.';
-COMMENT ON TABLE tenantize.migration_events IS 'Every start, retry, finish and failure of a tenantize migration, kept across rollbacks.';
+COMMENT ON TABLE tenantize.migration_events IS 'Every start, retry, finish, failure, index repair and interruption of a tenantize migration, kept across rollbacks.';
 `
 
-export type LedgerEvent = 'start' | 'retry' | 'finish' | 'fail'
+export type LedgerEvent = 'start' | 'retry' | 'finish' | 'fail' | 'repair' | 'interrupt'
 export type Direction = 'up' | 'down'
 
 type Queryable = Pick<pg.Client, 'query'>

@@ -12,7 +12,7 @@ type Queryable = Pick<pg.Client, 'query'>
 export type CheckStatus = 'ok' | 'info' | 'warn' | 'block' | 'fatal'
 
 export interface PreflightCheck {
-  readonly check: 'server-version' | 'security-fixes' | 'long-transactions' | 'table-locks' | 'database-size'
+  readonly check: 'server-version' | 'security-fixes' | 'long-transactions' | 'table-locks' | 'invalid-indexes' | 'privileges' | 'config' | 'database-size'
   readonly status: CheckStatus
   readonly message: string
   readonly fix?: string
@@ -95,6 +95,22 @@ export async function preflight(client: Queryable, options: PreflightOptions): P
           },
     )
   }
+  const invalid = (await client.query<{ index: string; table: string }>(
+    `SELECT i.indexrelid::pg_catalog.regclass::text AS index, i.indrelid::pg_catalog.regclass::text AS table
+       FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE NOT i.indisvalid AND c.relkind = 'i' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
+      ORDER BY 1`,
+  )).rows
+  checks.push(
+    invalid.length === 0
+      ? { check: 'invalid-indexes', status: 'ok', message: 'no INVALID index' }
+      : {
+          check: 'invalid-indexes',
+          status: 'warn',
+          message: `${invalid.length} INVALID index(es), left by concurrent builds that were cut short: ${invalid.map((i) => `${i.index} on ${i.table}`).join(', ')}; they serve no query and a unique one enforces nothing (a pending step that builds one of these names drops and rebuilds it)`,
+          fix: invalid.map((i) => `REINDEX INDEX CONCURRENTLY ${i.index}`).join('; '),
+        },
+  )
   checks.push({ check: 'database-size', status: 'info', message: `database size ${server.size}` })
   return checks
 }

@@ -1,7 +1,7 @@
 import { hostname, userInfo } from 'node:os'
 import type pg from 'pg'
 import { connect } from '../db/connect.js'
-import { ErrorCodes, TenantizeError } from '../errors.js'
+import { ErrorCodes, TenantizeError, fromPgServerError, isPgServerError } from '../errors.js'
 import { backupDatabase } from './backup.js'
 import {
   DEFAULT_TIMEOUTS,
@@ -9,6 +9,7 @@ import {
   backoff,
   invalidIndexes,
   isLockTimeout,
+  isTransient,
   lockTimeoutError,
   sleep,
   statementError,
@@ -17,6 +18,7 @@ import {
   type TimeoutPolicy,
 } from './execute.js'
 import { loadMigrations, type Migration, type MigrationFile } from './files.js'
+import { assertIndexesValid, indexOperations, invalidIndexesOn, repairInvalidIndex, type IndexOperation } from './indexes.js'
 import { ensureLedger, readLedger, recordApplied, recordEvent, recordReverted, type Direction } from './ledger.js'
 import { acquireRunnerLock, assertDirectSession, assertLockHeld, releaseRunnerLock } from './lock.js'
 import { preflight, type PreflightCheck } from './preflight.js'
@@ -35,6 +37,10 @@ export type MigrateEvent =
   | { readonly event: 'fail'; readonly direction: Direction; readonly migration: string; readonly error: string; readonly sqlstate: string | undefined }
   | { readonly event: 'progress'; readonly migration: string; readonly done: number; readonly total: number; readonly rowsPerSecond: number; readonly etaSeconds: number | null }
   | { readonly event: 'done'; readonly direction: Direction; readonly migrations: readonly string[]; readonly durationMs: number; readonly dryRun: boolean }
+  /** An INVALID index of the name a concurrent build is about to use was dropped (or, attached to a partitioned index, rebuilt). */
+  | { readonly event: 'repair'; readonly direction: Direction; readonly migration: string; readonly index: string; readonly action: 'drop' | 'reindex' }
+  /** Stopped on request (SIGINT/SIGTERM) after the current statement or batch; `done` units of `total` ran. */
+  | { readonly event: 'interrupt'; readonly direction: Direction; readonly migration: string; readonly signal: string; readonly done: number; readonly total: number }
 
 /** Options every runner invocation shares, whatever it runs. */
 export interface RunnerOptions {
@@ -51,6 +57,14 @@ export interface RunnerOptions {
   /** A transaction open longer than this blocks the run (pre-flight). Default 60 s. */
   readonly longTransactionSeconds?: number
   readonly onEvent?: (event: MigrateEvent) => void
+  /**
+   * Stop when aborted (the CLI aborts on SIGINT/SIGTERM): after the current statement, backfill batch or
+   * retry wait, never in the middle of one; the run ends with `TZ_INTERRUPTED` and an `interrupt` event.
+   * The abort reason (e.g. `'SIGINT'`) names the cause.
+   */
+  readonly signal?: AbortSignal
+  /** How to resume, for the `TZ_INTERRUPTED` fix, e.g. `run tenantize apply again`. */
+  readonly resumeHint?: string
 }
 
 export interface MigrateOptions extends RunnerOptions {
@@ -83,7 +97,11 @@ const runnerName = (): string => `${userInfo().username}@${hostname()} pid ${pro
 /** What a {@link Unit} with custom code gets: the runner's session and its lock-timeout retry. */
 export interface UnitContext {
   readonly client: pg.Client
-  /** Run `attempt`, retrying it on lock timeout with back-off, naming the blocker when it gives up. */
+  /**
+   * Run `attempt`, retrying it on lock timeout (and on 40001/40P01/53200) with back-off, naming the blocker
+   * when it gives up. Stops with `TZ_INTERRUPTED` before an attempt when the run was asked to stop, so a
+   * loop of short transactions (backfill batches) stops between two of them.
+   */
   retrying(object: string, attempt: () => Promise<void>): Promise<void>
   readonly emit: (event: MigrateEvent) => void
 }
@@ -120,6 +138,8 @@ async function session<T>(options: RunnerOptions, fn: (client: pg.Client, monito
   let monitor: pg.Client | undefined
   let locked = false
   try {
+    // When the runner dies (a second Ctrl-C), the server notices within a second and stops the statement.
+    await client.query(`SELECT pg_catalog.set_config('client_connection_check_interval', '1000', false)`).catch(() => undefined)
     monitor = await connect(options.databaseUrl, { applicationName: 'tenantize migrate (monitor)' })
     await assertDirectSession(client, monitor)
     await acquireRunnerLock(client, options.lockWaitMs)
@@ -150,29 +170,48 @@ async function serverMajor(client: pg.Client): Promise<number> {
   return Math.floor(Number(rows[0]?.num) / 10000)
 }
 
+const signalName = (signal: AbortSignal): string => (typeof signal.reason === 'string' ? signal.reason : 'an abort request')
+
+/** Thrown where the runner stops on request; {@link runUnits} turns it into the final `TZ_INTERRUPTED`. */
+function interrupted(signal: AbortSignal, where: string): TenantizeError {
+  return new TenantizeError(ErrorCodes.INTERRUPTED, where, { details: { signal: signalName(signal) } })
+}
+
+/** The statements of a unit, each with the index builds and attachments it holds. */
+async function indexPlan(p: Unit): Promise<IndexOperation[][]> {
+  return Promise.all(p.statements.map((s) => indexOperations(s.text)))
+}
+
 /** Run one migration file: in one transaction, or statement by statement for no-transaction files. */
-async function runOne(client: pg.Client, monitor: pg.Client, pid: number, p: Unit, direction: Direction, policy: TimeoutPolicy, scope: string, emit: (e: MigrateEvent) => void): Promise<number> {
+async function runOne(client: pg.Client, monitor: pg.Client, pid: number, p: Unit, direction: Direction, policy: TimeoutPolicy, scope: string, emit: (e: MigrateEvent) => void, signal: AbortSignal | undefined): Promise<number> {
   const started = performance.now()
   const runner = runnerName()
   const name = p.name
   const watchMs = Math.max(50, Math.min(250, policy.lockTimeoutMs / 2))
+  const stopIfAsked = (where: string): void => {
+    if (signal?.aborted === true) throw interrupted(signal, where)
+  }
   const finishLedger = async (): Promise<void> => {
     if (direction === 'up') await recordApplied(client, scope, p, performance.now() - started, runner)
     else await recordReverted(client, scope, name)
   }
-  /** Retry `attempt` on lock timeout with back-off; other errors pass through. */
+  /** Retry `attempt` on lock timeout and transient errors with back-off; other errors pass through. */
   const retrying = async (object: string, attempt: () => Promise<void>): Promise<void> => {
     let lastBlockers: Blocker[] = []
     for (let tryNo = 1; ; tryNo++) {
+      stopIfAsked(`in ${name} before ${tryNo === 1 ? '' : 'another try of '}${object}`)
       const outcome = await watchBlockers(monitor, pid, watchMs, attempt)
       if (outcome.blockers.length > 0) lastBlockers = outcome.blockers
       if (!('error' in outcome)) return
-      if (!isLockTimeout(outcome.error)) throw outcome.error
-      if (tryNo >= policy.tries) throw lockTimeoutError(object, policy, lastBlockers)
+      const lockTimeout = isLockTimeout(outcome.error)
+      if (!lockTimeout && !isTransient(outcome.error)) throw outcome.error
+      if (tryNo >= policy.tries) throw lockTimeout ? lockTimeoutError(object, policy, lastBlockers) : outcome.error
       const delayMs = backoff(policy, tryNo)
-      emit({ event: 'retry', direction, migration: name, attempt: tryNo + 1, delayMs, blockers: lastBlockers.map((b) => b.pid) })
-      await recordEvent(client, { scope, migration: name, direction, event: 'retry', error: `lock_timeout; blocked by ${lastBlockers.map((b) => b.pid).join(', ') || 'unknown'}`, sqlstate: '55P03', runner })
-      await sleep(delayMs)
+      const sqlstate = (outcome.error as { code: string }).code
+      emit({ event: 'retry', direction, migration: name, attempt: tryNo + 1, delayMs, blockers: lockTimeout ? lastBlockers.map((b) => b.pid) : [] })
+      const why = lockTimeout ? `lock_timeout; blocked by ${lastBlockers.map((b) => b.pid).join(', ') || 'unknown'}` : String((outcome.error as Error).message)
+      await recordEvent(client, { scope, migration: name, direction, event: 'retry', error: why, sqlstate, runner })
+      await sleep(delayMs, signal)
     }
   }
 
@@ -185,7 +224,8 @@ async function runOne(client: pg.Client, monitor: pg.Client, pid: number, p: Uni
       await retrying(p.source, async () => {
         await client.query('BEGIN')
         try {
-          for (const s of p.statements) {
+          for (const [i, s] of p.statements.entries()) {
+            if (i > 0) stopIfAsked(`in ${name} after statement ${i} of ${p.statements.length}, whose transaction was rolled back`)
             current = s
             await client.query(s.text)
           }
@@ -202,12 +242,23 @@ async function runOne(client: pg.Client, monitor: pg.Client, pid: number, p: Uni
       throw statementError(error, p.source, current, 'correct the migration and run again; its transaction was rolled back, so none of it was applied')
     }
   } else {
+    const ops = await indexPlan(p)
+    const invalidBefore = await invalidIndexesOn(client, ops.flat())
     for (const [i, s] of p.statements.entries()) {
+      if (i > 0) stopIfAsked(`in ${name} after statement ${i} of ${p.statements.length} (they stay applied; the step runs again from its start)`)
       try {
         await retrying(`${p.source}:${s.line}`, async () => {
+          // A build cut short (crash, cancel, lock_timeout) leaves an INVALID index that IF NOT EXISTS would keep.
+          for (const op of ops[i] ?? []) {
+            const repaired = await repairInvalidIndex(client, op)
+            if (repaired === undefined) continue
+            emit({ event: 'repair', direction, migration: name, index: repaired.index, action: repaired.action })
+            await recordEvent(client, { scope, migration: name, direction, event: 'repair', error: `${repaired.action === 'drop' ? 'dropped' : 'rebuilt (REINDEX CONCURRENTLY)'} INVALID index ${repaired.index} left by an interrupted build`, runner })
+          }
           await client.query(s.text)
         })
       } catch (error) {
+        if (error instanceof TenantizeError && (error.code === ErrorCodes.INTERRUPTED || error.code === ErrorCodes.INVALID_INDEX)) throw error
         const leftovers = await invalidIndexes(client).catch(() => [])
         const before = i === 0 ? 'no statement of this file was applied' : `the ${i} statement(s) before line ${s.line} stayed applied (this file runs outside a transaction)`
         const base = error instanceof TenantizeError ? error : statementError(error, p.source, s, `correct the statement and run again; ${before}, so keep the file safe to re-run (IF NOT EXISTS)`)
@@ -221,6 +272,7 @@ async function runOne(client: pg.Client, monitor: pg.Client, pid: number, p: Uni
         })
       }
     }
+    await assertIndexesValid(client, ops.flat(), invalidBefore, p.source)
     await finishLedger()
   }
   return performance.now() - started
@@ -240,6 +292,15 @@ export interface RunUnitsOptions extends RunnerOptions {
  * the lock is held, from the ledger of `options.scope`. Used by `migrate` (files) and `apply` (plan steps).
  */
 export async function runUnits(direction: Direction, options: RunUnitsOptions, select: (client: pg.Client) => Promise<Unit[]>): Promise<MigrateResult> {
+  try {
+    return await runUnitsOrThrow(direction, options, select)
+  } catch (error) {
+    // No PostgreSQL error leaves the runner without a code, an object and a fix.
+    throw isPgServerError(error) ? fromPgServerError(error) : error
+  }
+}
+
+async function runUnitsOrThrow(direction: Direction, options: RunUnitsOptions, select: (client: pg.Client) => Promise<Unit[]>): Promise<MigrateResult> {
   const emit = options.onEvent ?? (() => undefined)
   const started = performance.now()
   const policy: TimeoutPolicy = { ...DEFAULT_TIMEOUTS, ...options.timeouts }
@@ -279,17 +340,31 @@ export async function runUnits(direction: Direction, options: RunUnitsOptions, s
       await ensureLedger(client)
       await applyTimeouts(client, policy)
     }
+    const signal = options.signal
     for (const [i, p] of units.entries()) {
       const name = p.name
-      await assertLockHeld(client)
-      emit({ event: 'start', direction, migration: name, index: i + 1, total: units.length, noTransaction: p.noTransaction })
-      await recordEvent(client, { scope, migration: name, direction, event: 'start', runner: runnerName() })
       try {
-        const durationMs = await runOne(client, monitor, pid, p, direction, policy, scope, emit)
+        if (signal?.aborted === true) throw interrupted(signal, `before ${name}`)
+        await assertLockHeld(client)
+        emit({ event: 'start', direction, migration: name, index: i + 1, total: units.length, noTransaction: p.noTransaction })
+        await recordEvent(client, { scope, migration: name, direction, event: 'start', runner: runnerName() })
+        const durationMs = await runOne(client, monitor, pid, p, direction, policy, scope, emit, signal)
         await recordEvent(client, { scope, migration: name, direction, event: 'finish', durationMs: Math.round(durationMs), runner: runnerName() })
         emit({ event: 'finish', direction, migration: name, index: i + 1, total: units.length, durationMs })
         done.push(name)
-      } catch (error) {
+      } catch (caught) {
+        if (caught instanceof TenantizeError && caught.code === ErrorCodes.INTERRUPTED) {
+          const by = String(caught.details?.['signal'] ?? 'an abort request')
+          const message = `stopped by ${by} ${caught.message}: ${done.length} of ${units.length} ${direction === 'up' ? 'applied' : 'reversed'} in this run, ${units.length - done.length} left`
+          emit({ event: 'interrupt', direction, migration: name, signal: by, done: done.length, total: units.length })
+          await recordEvent(client, { scope, migration: name, direction, event: 'interrupt', error: message, runner: runnerName() }).catch(() => undefined)
+          throw new TenantizeError(ErrorCodes.INTERRUPTED, message, {
+            object: name,
+            fix: `${options.resumeHint ?? 'run the same command again'}: it resumes where it stopped (finished steps and backfill batches are kept in the ledger)`,
+            details: { signal: by, done, remaining: units.length - done.length },
+          })
+        }
+        const error = isPgServerError(caught) ? fromPgServerError(caught, { object: p.source }) : caught
         const sqlstate = error instanceof TenantizeError ? ((error.details?.['sqlstate'] as string | undefined) ?? (error.code === ErrorCodes.LOCK_TIMEOUT ? '55P03' : undefined)) : (error as { code?: string }).code
         const text = error instanceof TenantizeError ? error.message : String((error as Error).message ?? error)
         emit({ event: 'fail', direction, migration: name, error: text, sqlstate })

@@ -56,6 +56,19 @@ export function caret(text: string, charIndex: number): { line: number; column: 
 }
 
 /**
+ * The parse tree of each statement in `sql` (PostgreSQL's own parser), or undefined when it does not parse.
+ * For inspecting statements the runner is about to run (which indexes a statement builds), not for splitting.
+ */
+export async function parseTrees(sql: string): Promise<Record<string, unknown>[] | undefined> {
+  await ready()
+  try {
+    return ((libpgQuery.parseSync(sql) as { stmts?: RawStmt[] }).stmts ?? []).map((s) => s.stmt ?? {})
+  } catch {
+    return undefined
+  }
+}
+
+/**
  * Split SQL text into statements with PostgreSQL's own parser, so dollar quotes, comments, string
  * literals and `BEGIN ATOMIC` bodies are handled exactly as the server would.
  * A syntax error throws `TZ_MIGRATION_SYNTAX` naming the file, line and column.

@@ -14,8 +14,10 @@ import { planConversion } from '../../plan/plan.js'
 import { renderPlanText } from '../../plan/render.js'
 import { parseQualifiedName } from '../../sql/quote.js'
 import { DEFAULT_CONFIG_FILE, readConfigFile } from '../config-file.js'
+import { withInterrupts } from '../interrupt.js'
 import { line, table, type CliIO } from '../io.js'
 import { duration, parseOptions, positiveInt } from '../options.js'
+import type { MigrateEvent } from '../../migrate/index.js'
 import { eventRenderer } from './migrate.js'
 import { checkData, DataCheckError, renderFindings, type Finding } from '../../datacheck/index.js'
 
@@ -136,6 +138,7 @@ const runFlags = (cmd: Command): Command =>
     .option('--dry-run', 'print what would run; change nothing')
     .option('--yes', 'do not ask for confirmation (CI)')
     .option('--force', 'run even when pre-flight checks find long transactions or locks on touched tables')
+    .option('--lock-wait <duration>', 'wait this long for another runner instead of failing at once (e.g. 30s)')
     .option('--lock-timeout <duration>', 'lock_timeout for each statement', '1s')
     .option('--retries <n>', 'tries in all when a statement hits lock_timeout', '10')
     .option('--json', 'one JSON event per line')
@@ -146,10 +149,35 @@ const runSchema = z.object({
   dryRun: z.boolean().default(false),
   yes: z.boolean().default(false),
   force: z.boolean().default(false),
+  lockWait: duration.optional(),
   lockTimeout: duration.default(1000),
   retries: positiveInt.default(10),
   json: z.boolean().default(false),
 })
+
+/** The runner's events as text (or JSON lines), including index repairs and interruptions. */
+function convertRenderer(io: CliIO, json: boolean): (e: MigrateEvent) => void {
+  const render = eventRenderer(io, json)
+  if (json) return render
+  return (e) => {
+    if (e.event === 'repair') line(io.stdout, `${io.stdout.isTTY === true ? '\n' : ''}  ⟳ ${e.migration}: ${e.action === 'drop' ? 'dropped' : 'rebuilt'} INVALID index ${e.index} left by an interrupted build${e.action === 'drop' ? '; building it again' : ''}`)
+    else if (e.event === 'interrupt') line(io.stdout, `${io.stdout.isTTY === true ? '\n' : ''}■ stopped by ${e.signal} at ${e.migration} (${e.done} of ${e.total} done in this run)`)
+    else render(e)
+  }
+}
+
+/** The runner options every apply / rollback passes, from the shared flags. */
+function runnerFlags(o: z.output<typeof runSchema>, io: CliIO, signal: AbortSignal, command: string) {
+  return {
+    dryRun: o.dryRun,
+    force: o.force,
+    ...(o.lockWait === undefined ? {} : { lockWaitMs: o.lockWait }),
+    timeouts: { lockTimeoutMs: o.lockTimeout, tries: o.retries },
+    onEvent: convertRenderer(io, o.json),
+    signal,
+    resumeHint: `run ${command} again`,
+  }
+}
 
 /**
  * apply refused before its first step by the data check: every finding as a TZ_PREFLIGHT line on stderr (with
@@ -192,17 +220,16 @@ function registerApply(program: Command, io: CliIO, setExit: (code: number) => v
         setExit(0)
         return
       }
-      const ran = await refusedByDataCheck(io, o.json, setExit, apply({
-        databaseUrl,
-        config,
-        phase: o.phase,
-        dryRun: o.dryRun,
-        force: o.force,
-        timeouts: { lockTimeoutMs: o.lockTimeout, tries: o.retries },
-        ...(o.batchSize === undefined ? {} : { batchSize: o.batchSize }),
-        ...(o.backup === undefined ? {} : { backupFile: o.backup }),
-        onEvent: eventRenderer(io, o.json),
-      }))
+      const ran = await refusedByDataCheck(io, o.json, setExit, withInterrupts(io, 'apply', (signal) =>
+        apply({
+          databaseUrl,
+          config,
+          phase: o.phase,
+          ...runnerFlags(o, io, signal, `tenantize apply${o.phase === 'all' ? '' : ` --phase ${o.phase}`}`),
+          ...(o.batchSize === undefined ? {} : { batchSize: o.batchSize }),
+          ...(o.backup === undefined ? {} : { backupFile: o.backup }),
+        }),
+      ))
       if (ran) setExit(0)
     })
 }
@@ -220,7 +247,9 @@ function registerRollback(program: Command, io: CliIO, setExit: (code: number) =
         setExit(0)
         return
       }
-      await rollback({ databaseUrl, config, phase: o.phase, dryRun: o.dryRun, force: o.force, mergeTenants: o.mergeTenants, timeouts: { lockTimeoutMs: o.lockTimeout, tries: o.retries }, onEvent: eventRenderer(io, o.json) })
+      await withInterrupts(io, 'rollback', (signal) =>
+        rollback({ databaseUrl, config, phase: o.phase, mergeTenants: o.mergeTenants, ...runnerFlags(o, io, signal, `tenantize rollback${o.phase === 'all' ? '' : ` --phase ${o.phase}`}${o.mergeTenants ? ' --merge-tenants' : ''}`) }),
+      )
       setExit(0)
     })
 }
