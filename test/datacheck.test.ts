@@ -25,7 +25,7 @@ async function withPg<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise
 }
 
 /** init's proposal for the database as it is (an existing tenant table when given), with a role dropped after the file. */
-async function configFor(t: TestDatabase, options: { tenantTable?: string; defaultTenantId?: string; edit?: (c: TenantizeConfig) => TenantizeConfig } = {}): Promise<TenantizeConfig> {
+async function configFor(t: TestDatabase, options: { tenantTable?: string; defaultTenantId?: string; edit?: (c: TenantizeConfig) => unknown } = {}): Promise<TenantizeConfig> {
   const role = `${t.name}_app`
   after(() => db.sql(`DROP ROLE IF EXISTS "${role}"`).catch(() => undefined))
   const catalog = await withPg(t.url, (c) => introspect(c))
@@ -247,4 +247,23 @@ test('each check runs read-only in one snapshot, under statement_timeout; a chec
     await checkData(c, plan, { statementTimeoutMs: 1234 })
     assert.deepEqual((await c.query(`SELECT current_setting('statement_timeout') AS s, now() = statement_timestamp() AS outside`)).rows, [{ s: '0', outside: true }])
   })
+})
+
+test('reached backwards (the tenant table references it): a row shared by several tenants is found up front; unshared, apply completes', async () => {
+  const t = await db.another('dc_shared')
+  await t.sql(`
+    CREATE TABLE plans (id int PRIMARY KEY, name text);
+    CREATE TABLE tenants (id bigint PRIMARY KEY, plan_id int REFERENCES plans);
+    INSERT INTO plans VALUES (1, 'free'), (2, 'pro'), (3, 'unused');
+    INSERT INTO tenants VALUES (1, 1), (2, 1), (3, 2);`)
+  const config = await configFor(t, {
+    tenantTable: 'tenants',
+    edit: (c) => ({ ...c, tables: { ...c.tables, 'public.plans': { class: 'child', reason: '', path: { columns: ['id'], parent: 'public.tenants', parentColumns: ['plan_id'], reverse: true, via: [] }, alternatives: [], keepGlobalUnique: [] } } }),
+  })
+  const refused = await refusedUpFront(t, config)
+  assert.deepEqual(brief(refused.findings), [['shared:public.plans', 1, ['id=1']]])
+  assert.match(refused.findings[0]!.fixes[0]!, /^classify public\.plans as global in the config/)
+  await t.sql(`INSERT INTO plans VALUES (4, 'free'); UPDATE tenants SET plan_id = 4 WHERE id = 2`)
+  await cleanAndApplied(t, config)
+  assert.deepEqual(await t.sql(`SELECT id, org_id::int AS org_id FROM plans ORDER BY id`), [{ id: 1, org_id: 1 }, { id: 2, org_id: 3 }, { id: 3, org_id: 1 }, { id: 4, org_id: 2 }])
 })

@@ -22,7 +22,9 @@ await db.sql(`
     FOREIGN KEY ("vérsion task", "vérsion n") REFERENCES "Bü ro"."vérsions");
   CREATE TABLE "Bü ro"."földers" (id bigint PRIMARY KEY);
   CREATE TABLE "Bü ro"."fïles" (id bigint PRIMARY KEY, folder bigint NOT NULL REFERENCES "Bü ro"."földers");
-  CREATE TABLE "Bü ro"."tägs" (id int PRIMARY KEY, "tënant" text);`)
+  CREATE TABLE "Bü ro"."tägs" (id int PRIMARY KEY, "tënant" text);
+  CREATE TABLE "Bü ro"."plâns" (id int PRIMARY KEY);
+  ALTER TABLE "Bü ro"."Ten""ants" ADD COLUMN "plân" int REFERENCES "Bü ro"."plâns";`)
 
 async function catalogOf(url: string): Promise<Catalog> {
   const client = new pg.Client(url)
@@ -120,6 +122,22 @@ test('crossing three hops from the tenant: nested subqueries with their own alia
   const mine = `(SELECT (SELECT (SELECT t4."ténant" FROM "Bü ro"."pro jects" AS t4 WHERE t4."id" = t3."pro ject") FROM "Bü ro"."tâsks" AS t3 WHERE t3."task id" = t2."task id") FROM "Bü ro"."vérsions" AS t2 WHERE t2."task id" = t0."vérsion task" AND t2."n" = t0."vérsion n")`
   const theirs = `(SELECT t5."ténant" FROM "Bü ro"."pro jects" AS t5 WHERE t5."id" = t1."pro ject")`
   assert.equal(p.countSql, `SELECT count(*)::bigint AS n FROM ${from} WHERE ${mine} <> ${theirs}`)
+})
+
+test('reached backwards: rows referenced by rows of several tenants, counted from the tenant of each referencing row', () => {
+  const reverse = parseConfig({ ...derived, tables: { 'Bü ro.Ten"ants': { class: 'root' }, 'Bü ro.plâns': { class: 'child', path: { columns: ['id'], parent: 'Bü ro.Ten"ants', parentColumns: ['plân'], reverse: true } } } })
+  const reversePlan = planConversion(catalog, reverse)
+  const { step, p } = preconditions(reversePlan).get('shared:Bü ro.plâns')!
+  assert.equal(step, 'backfill:Bü ro.plâns')
+  const where = `(SELECT count(DISTINCT v.v) FROM (SELECT t1."tenant id" AS v FROM "Bü ro"."Ten""ants" AS t1 WHERE t1."plân" = t0."id") AS v) > 1`
+  assert.equal(p.title, 'each row of Bü ro.plâns is referenced by Bü ro.Ten"ants rows (plân → id) of one tenant at most, whose tenant it takes')
+  assert.equal(p.countSql, `SELECT count(*)::bigint AS n FROM "Bü ro"."plâns" AS t0 WHERE ${where}`)
+  assert.equal(p.sampleSql, `SELECT concat('id=', t0."id") AS sample FROM "Bü ro"."plâns" AS t0 WHERE ${where} ORDER BY t0."id" LIMIT 5`)
+  assert.deepEqual(p.fixes, [
+    'classify Bü ro.plâns as global in the config: rows shared by several tenants are reference data (read-only to the app)',
+    `or give each tenant its own copy of those rows and point its Bü ro.Ten"ants rows at it: SELECT * FROM "Bü ro"."plâns" AS t0 WHERE ${where}`,
+  ])
+  assert.equal(preconditions(reversePlan).get('default-tenant:Bü ro.Ten"ants')?.step, 'add-column:Bü ro.plâns', 'rows nobody references get the default tenant')
 })
 
 test('NULL and foreign values in an existing tenant column; a table without a primary key is sampled by ctid', () => {
