@@ -111,6 +111,7 @@ test('crossing: the tenant each side has before the conversion, following the co
   assert.deepEqual(p.fixes, [
     `use another path: move the alternative other's → Bü ro.pro jects (id) from tables["Bü ro.tâsks"].alternatives into its path`,
     'classify Bü ro.pro jects as global in the config if its rows are shared by every tenant',
+    `or, if rows may point at another tenant's row on purpose, declare it: add { "constraint": "tâsks_other's_fkey", "reason": "…" } to tables["Bü ro.tâsks"].sharedReferences`,
     `or point each row at a Bü ro.pro jects row of its own tenant (or clear other's): SELECT t0.* FROM ${from} WHERE ${where}`,
   ])
 })

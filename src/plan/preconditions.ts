@@ -169,6 +169,7 @@ export function crossingRows(f: PlanFacts, key: string, fk: ForeignKeyConstraint
   const fixes = [
     ...alternativeFixes(f, key),
     `classify ${parentKey} as global in the config if its rows are shared by every tenant`,
+    `or, if rows may point at another tenant's row on purpose, declare it: add { "constraint": ${JSON.stringify(fk.name)}, "reason": "…" } to tables["${key}"].sharedReferences`,
     ...(child.kind === 'column'
       ? [`if the referenced rows' tenant is right, correct the rows' tenant: UPDATE ${sql} AS t0 SET ${quoteIdent(child.column)} = ${parentTenant} FROM ${tableSql(parentKey)} AS t1 WHERE ${joinOn('t1', fk.references.columns, 't0', fk.columns)} AND ${where}`]
       : []),
