@@ -113,3 +113,13 @@ test('setting inference on the fixture: one setting, compared everywhere, and no
   assert.deepEqual([model.setting, model.settingSource], ['tenantize.tenant_id', 'policies'])
   assert.deepEqual(model.notes.filter((n) => n.startsWith('setting "')), [])
 })
+
+test('other rules\' fixes of a policy comparing the tenant with another setting keep its setting, and do not repair a bypass', async () => {
+  const strict = "(SELECT (current_setting('app.tenant'))::uuid)"
+  const errors = await findings(`ALTER POLICY tenant_isolation ON app.invoices USING (org_id = ${strict}) WITH CHECK (org_id = ${strict});`, 'policy-context-errors-when-missing')
+  assert.deepEqual(errors.map((f) => f.object), ['policy "tenant_isolation" on "app"."invoices"'])
+  assert.match(errors[0]!.fix, /current_setting\('app\.tenant', true\)/)
+  assert.doesNotMatch(errors[0]!.fix, /tenantize/)
+  // The same strict read in a policy beside the tenant policy is a bypass: only the error, whose fix drops it.
+  assert.deepEqual(await findings(`CREATE POLICY legacy ON app.invoices USING (org_id = ${strict});`, 'policy-context-errors-when-missing'), [])
+})

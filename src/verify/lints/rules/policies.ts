@@ -17,8 +17,14 @@ function* permissiveForApp(model: TenantModel): Generator<[ModelTable, PolicyFac
 
 const exprs = (f: PolicyFacts): ExpressionFacts[] => [f.using, f.withCheck].filter((e): e is ExpressionFacts => e !== null)
 
-function recreate(model: TenantModel, m: ModelTable, p: Policy): string {
-  return `DROP POLICY ${quoteIdent(p.name)} ON ${tableSql(p.table)};\n${tenantPolicySql(model, m, p.name)}`
+/**
+ * Drop and create the policy as the tenant policy. With its facts, a policy that compares the tenant column
+ * with another setting keeps reading that one (unless the setting was given): which setting is right is
+ * policy-context-setting-mismatch's question, not a side effect of another rule's fix.
+ */
+function recreate(model: TenantModel, m: ModelTable, p: Policy, f?: PolicyFacts): string {
+  const own = f === undefined || model.settingSource === 'option' ? undefined : exprs(f).flatMap((e) => e.comparedSettings).find((s) => s !== model.setting)
+  return `DROP POLICY ${quoteIdent(p.name)} ON ${tableSql(p.table)};\n${tenantPolicySql(own === undefined ? model : { ...model, setting: own }, m, p.name)}`
 }
 
 function readsContext(e: ExpressionFacts): boolean {
@@ -223,7 +229,7 @@ export const policyRules: readonly LintRule[] = [
       for (const [m, f] of permissiveForApp(model)) {
         const open = exprs(f).find((e) => e.openWhenNoContext !== null)
         if (open === undefined) continue
-        yield onPolicy(f.policy, `${quoteIdent(f.policy.name)} on ${display(f.policy.table)}: ${open.openWhenNoContext}`, recreate(model, m, f.policy))
+        yield onPolicy(f.policy, `${quoteIdent(f.policy.name)} on ${display(f.policy.table)}: ${open.openWhenNoContext}`, recreate(model, m, f.policy, f))
       }
     },
   },
@@ -300,7 +306,9 @@ export const policyRules: readonly LintRule[] = [
     *check(model) {
       for (const [m, f] of tenantPolicies(model)) {
         if (!exprs(f).some((e) => e.strictSettingReads > 0)) continue
-        yield onPolicy(f.policy, `${quoteIdent(f.policy.name)} on ${display(m.table)} calls current_setting() without missing_ok`, recreate(model, m, f.policy))
+        // A bypass is to be dropped or rewritten (policy-permissive-without-tenant-filter), not made to read its setting safely.
+        if (f.policy.mode === 'permissive' && appliesToApp(model, f.policy) && bypassOf(model, m, f) !== null) continue
+        yield onPolicy(f.policy, `${quoteIdent(f.policy.name)} on ${display(m.table)} calls current_setting() without missing_ok`, recreate(model, m, f.policy, f))
       }
     },
   },
@@ -350,7 +358,7 @@ export const policyRules: readonly LintRule[] = [
       for (const [m, f] of tenantPolicies(model)) {
         const leaky = [...new Set(exprs(f).flatMap((e) => [...e.leakyCalls, ...e.userOperators.map((o) => `operator ${o}`)]))]
         if (leaky.length === 0) continue
-        yield onPolicy(f.policy, `${quoteIdent(f.policy.name)} on ${display(m.table)} passes row values to ${leaky.join(', ')}, not LEAKPROOF`, `-- rewrite the policy to compare ${m.tenantColumn === null ? 'columns' : quoteIdent(m.tenantColumn)} with built-in operators, e.g.\n${recreate(model, m, f.policy)}`)
+        yield onPolicy(f.policy, `${quoteIdent(f.policy.name)} on ${display(m.table)} passes row values to ${leaky.join(', ')}, not LEAKPROOF`, `-- rewrite the policy to compare ${m.tenantColumn === null ? 'columns' : quoteIdent(m.tenantColumn)} with built-in operators, e.g.\n${recreate(model, m, f.policy, f)}`)
       }
     },
   },
