@@ -199,6 +199,39 @@ export const integrityRules: readonly LintRule[] = [
     },
   },
   {
+    id: 'fk-from-tenant-table-not-tenant-scoped',
+    severity: 'warn',
+    category: 'keys and integrity',
+    scope: 'table',
+    summary: 'A foreign key from the tenant table to a table with a tenant column does not pair the tenant\'s key with that tenant column.',
+    why: 'A tenant can point at a row filed under another tenant (organization 2 → settings row of organization 1): the other tenant reads it directly, and whatever follows the reference reads it too. probe-data-misassigned-rows finds such rows that already exist.',
+    fixHint: 'A composite foreign key (<tenant key>, ref) → table(<tenant column>, id), added NOT VALID then VALIDATEd.',
+    *check(model) {
+      const root = model.root
+      const key = model.rootKey
+      if (root === null || key === null) return
+      const m = model.modelTable(root.oid)
+      if (m === undefined || root.foreign) return
+      for (const c of root.constraints) {
+        if (c.type !== 'foreign key' || c.parentOid !== null) continue
+        const target = model.modelTable(c.references.table.oid)
+        if (target === undefined || target.class !== 'direct' || target.tenantColumn === null) continue
+        if (tenantScoped(c, key, target.tenantColumn)) continue
+        const fks = root.constraints.filter((x): x is ForeignKeyConstraint => x.type === 'foreign key')
+        if (scopedTwin(fks, c, key, target.tenantColumn) !== undefined) continue
+        const cols = [key, ...c.columns.filter((x) => x !== key)]
+        const refs = [target.tenantColumn, ...c.references.columns.filter((_, i) => c.columns[i] !== key)]
+        const name = `${c.name}_tenant`.slice(0, 63)
+        yield onConstraint(
+          m,
+          c.name,
+          `foreign key ${quoteIdent(c.name)} ${display(root)}(${c.columns.join(', ')}) → ${display(c.references.table)}(${c.references.columns.join(', ')}) lets a tenant point at a row filed under another tenant`,
+          `-- needs a unique index on ${tableSql(c.references.table)} (${identList(refs)}); VALIDATE fails on rows filed under another tenant (see probe-data-misassigned-rows)\nALTER TABLE ${tableSql(root)} ADD CONSTRAINT ${quoteIdent(name)} FOREIGN KEY (${identList(cols)}) REFERENCES ${tableSql(c.references.table)} (${identList(refs)}) NOT VALID;\nALTER TABLE ${tableSql(root)} VALIDATE CONSTRAINT ${quoteIdent(name)};\nALTER TABLE ${tableSql(root)} DROP CONSTRAINT ${quoteIdent(c.name)};`,
+        )
+      }
+    },
+  },
+  {
     id: 'fk-not-validated',
     severity: 'warn',
     category: 'keys and integrity',
