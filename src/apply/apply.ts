@@ -9,6 +9,7 @@ import { splitKey } from '../plan/config.js'
 import { planConversion } from '../plan/plan.js'
 import type { Phase, Plan, Step } from '../plan/steps.js'
 import { qualifiedName, quoteIdent } from '../sql/quote.js'
+import { assertConfigMatchesCatalog } from './config-check.js'
 import { configChecksum, forgetFrozenPlan, readFrozenPlan, saveFrozenPlan, stepChecksum, unitName } from './frozen-plan.js'
 
 /** Ledger scope of plan steps (migration files use `migrate`). */
@@ -152,6 +153,7 @@ function phaseSteps(plan: Plan, phase: Phase | 'all'): { step: Step; index: numb
 export async function apply(options: ApplyOptions): Promise<MigrateResult & { plan: Plan }> {
   let chosen: Plan | undefined
   const result = await runUnits('up', { ...options, scope: APPLY_SCOPE }, async (client) => {
+    await assertConfigMatchesCatalog(client, options.config)
     const loaded = await loadPlan(client, options.config, options.dryRun === true)
     chosen = loaded.plan
     const wanted = phaseSteps(loaded.plan, options.phase)
