@@ -14,7 +14,9 @@
  */
 import type pg from 'pg'
 import type { Catalog, Column, ForeignKeyConstraint, Table } from '../../src/catalog/index.js'
-import { identList, qualifiedName } from '../../src/sql/quote.js'
+import { identList, qualifiedName, quoteLiteral } from '../../src/sql/quote.js'
+import { loadSqlParser } from '../../src/verify/lints/sql-text.js'
+import { columnHints, stringMatching } from '../../src/verify/probe/constraint-values.js'
 
 /** Every value as the text PostgreSQL prints (no JS type parsing). */
 const TEXT = { getTypeParser: () => (value: string) => value }
@@ -39,8 +41,11 @@ interface TypeFacts {
 }
 
 const DEFAULT = Symbol('DEFAULT')
-type Candidate = Value | typeof DEFAULT | { readonly gen: true }
+/** A value made afresh for each row: generated from the column's type, or matching a CHECK's regular expression. */
+type Fresh = { readonly gen: true } | { readonly pattern: string }
+type Candidate = Value | typeof DEFAULT | Fresh
 const GEN: Candidate = { gen: true }
+const isFresh = (c: Candidate | undefined): c is Fresh => c !== null && typeof c === 'object'
 
 /** One thing the search chooses: a single column, or the columns of one foreign key together. */
 interface Group {
@@ -325,6 +330,7 @@ export class CorpusData {
 
   /** Fill the tables; `catalog` must be a fresh introspection of the database `client` is connected to. */
   static async fill(client: pg.ClientBase, catalog: Catalog, options: FillOptions = {}): Promise<{ result: FillResult; data: CorpusData }> {
+    await loadSqlParser()
     const data = new CorpusData(client, catalog, options)
     return { result: await data.run(), data }
   }
@@ -340,13 +346,20 @@ export class CorpusData {
     const { order, broken } = fillOrder(this.catalog, tables)
     const counts: Record<string, number> = {}
     const problems: Record<string, string> = {}
+    // A table two foreign keys of one child point at gets as many rows (l_area_area: entity0 <> entity1).
+    const least = new Map<string, number>()
+    for (const t of order) {
+      const perParent = new Map<string, number>()
+      for (const c of foreignKeysOf(this.catalog, t)) perParent.set(keyOf(c.references.table), (perParent.get(keyOf(c.references.table)) ?? 0) + 1)
+      for (const [p, n] of perParent) least.set(p, Math.max(least.get(p) ?? 0, n))
+    }
     for (const t of order) {
       const key = keyOf(t)
       await this.visibleRows(t)
       for (const c of foreignKeysOf(this.catalog, t)) await this.visibleRows(this.catalog.tables.find((x) => x.oid === c.references.table.oid)!)
       const plan = this.planFor(t, broken)
       let inserted = 0
-      for (let i = 0; i < (this.options.rows ?? 3); i++) {
+      for (let i = 0; i < Math.max(this.options.rows ?? 3, least.get(key) ?? 0); i++) {
         const outcome = await this.insertRow(plan, i)
         if (typeof outcome === 'string') {
           problems[key] = outcome
@@ -396,6 +409,7 @@ export class CorpusData {
         return part?.partitionOf === null || part === undefined ? [] : literalsOf(part.partitionOf.bound.replace(/\bTO\b.*$/s, ''))
       })
     }
+    const hints = columnHints(t).columns
     const groups: Group[] = []
     const claimed = new Set<string>(skipped)
     for (const c of t.columns) {
@@ -417,7 +431,8 @@ export class CorpusData {
     for (const c of t.columns) {
       if (claimed.has(c.name)) continue
       const facts = this.columnFacts(t, c.name)
-      const candidates: Candidate[] = [...boundLiterals(c.name), GEN]
+      const pattern = hints.get(c.name)?.pattern
+      const candidates: Candidate[] = [...boundLiterals(c.name), ...(pattern === undefined ? [] : [{ pattern }]), GEN]
       if (c.nullable) candidates.push(null)
       if (c.default !== null) candidates.push(DEFAULT)
       for (const v of [...literalsFor(c.name), ...facts.domainLiterals, ...edgeValues(facts)]) if (!candidates.includes(v)) candidates.push(v)
@@ -429,7 +444,7 @@ export class CorpusData {
   }
 
   /** The row for `choice`: column → value (DEFAULT columns left out), or why it cannot be built. */
-  private rowFor(plan: TablePlan, choice: readonly number[], i: number, salt: number): Map<string, Value> | string {
+  private rowFor(plan: TablePlan, choice: readonly number[], i: number, salt: number, self?: ReadonlyMap<string, Value>): Map<string, Value> | string {
     const row = new Map<string, Value>()
     for (const [g, group] of plan.groups.entries()) {
       const candidate = group.candidates[choice[g]!]
@@ -441,6 +456,12 @@ export class CorpusData {
         }
         const parents = this.parents.get(keyOf(group.fk.references.table)) ?? []
         const selfRows = keyOf(group.fk.references.table) === plan.key
+        if (parents.length === 0 && selfRows && self !== undefined) {
+          // The table's first row references itself (its own key, taken from the key's default).
+          for (const [k, c] of group.columns.entries()) row.set(c, self.get(group.fk.references.columns[k]!) ?? null)
+          for (const [c, v] of self) row.set(c, v)
+          continue
+        }
         if (parents.length === 0) return selfRows ? 'no earlier row of the table itself' : `the parent ${keyOf(group.fk.references.table)} has no rows`
         const index = Number(candidate)
         if (index >= parents.length) return `tried every row of ${keyOf(group.fk.references.table)}`
@@ -450,7 +471,13 @@ export class CorpusData {
       }
       const column = group.columns[0]!
       if (candidate === DEFAULT) continue
-      if (candidate !== null && typeof candidate === 'object') {
+      if (isFresh(candidate) && 'pattern' in candidate) {
+        const value = stringMatching(candidate.pattern)
+        if (value === null) return `cannot make a value matching ${candidate.pattern} for ${column}`
+        row.set(column, value)
+        continue
+      }
+      if (isFresh(candidate)) {
         const value = generated(plan.table.columns.find((c) => c.name === column)!, this.columnFacts(plan.table, column), plan.key, i, salt, this.options.seed ?? 1)
         if (value === null && !group.nullable) return `cannot generate a value of type ${this.columnFacts(plan.table, column).base} for ${column}`
         row.set(column, value)
@@ -477,6 +504,25 @@ export class CorpusData {
     return { text: `INSERT INTO ${target} (${identList(columns)}) VALUES (${columns.map((_, k) => `$${k + 1}`).join(', ')}) RETURNING *`, values: [...row.values()] }
   }
 
+  /**
+   * For a table whose NOT NULL foreign key references the table itself and that has no row yet: its next
+   * key (from the key columns' defaults), so the first row can reference itself. Undefined otherwise.
+   */
+  private async selfKey(plan: TablePlan): Promise<ReadonlyMap<string, Value> | undefined> {
+    const fk = plan.groups.find((g) => g.fk !== null && !g.nullable && keyOf(g.fk.references.table) === plan.key)?.fk
+    if (fk === undefined || fk === null || (this.parents.get(plan.key)?.length ?? 0) > 0) return undefined
+    const out = new Map<string, Value>()
+    for (const name of fk.references.columns) {
+      const c = plan.table.columns.find((x) => x.name === name)
+      if (c === undefined || !plan.skipped.has(name)) return undefined
+      const expression = c.identity !== null ? `nextval(pg_get_serial_sequence(${quoteLiteral(qualifiedName(plan.table.schema, plan.table.name))}, ${quoteLiteral(name)}))` : c.default
+      if (expression === null) return undefined
+      const { rows } = await this.client.query<{ v: string | null }>({ text: `SELECT (${expression})::text AS v`, types: TEXT })
+      out.set(name, rows[0]?.v ?? null)
+    }
+    return out
+  }
+
   /** Insert row `i`; true when inserted, else why not. */
   private async insertRow(plan: TablePlan, i: number): Promise<true | string> {
     const choice = [...plan.state.choice]
@@ -485,18 +531,28 @@ export class CorpusData {
     const limit = this.options.attempts ?? 400
     const groupsOf = (columns: readonly string[]): number[] => plan.groups.flatMap((g, k) => (g.columns.some((c) => columns.includes(c)) ? [k] : []))
     // Odometer over some groups: advance the first one that has candidates left, resetting those before it.
+    // A foreign key's candidates are parent rows: past the last row it goes to NULL (if allowed), then wraps.
     const advance = (groups: readonly number[]): boolean => {
       for (const g of groups) {
-        if (choice[g]! + 1 < plan.groups[g]!.candidates.length) {
-          choice[g]!++
+        const group = plan.groups[g]!
+        let next = choice[g]! + 1
+        if (group.fk !== null) {
+          const rows = this.parents.get(keyOf(group.fk.references.table))?.length ?? 0
+          const candidate = group.candidates[next]
+          const nullAt = group.candidates.indexOf(null)
+          if (typeof candidate === 'string' && Number(candidate) >= rows) next = nullAt > choice[g]! ? nullAt : group.candidates.length
+        }
+        if (next < group.candidates.length) {
+          choice[g] = next
           return true
         }
         choice[g] = 0
       }
       return false
     }
+    const self = await this.selfKey(plan)
     for (let attempt = 0; attempt < limit; attempt++) {
-      const row = this.rowFor(plan, choice, i, salt)
+      const row = this.rowFor(plan, choice, i, salt, self)
       if (typeof row === 'string') {
         // A foreign key ran out of parent rows or a column of values: try the next NULL-able option.
         const stuck = plan.groups.findIndex((g, k) => g.candidates[choice[k]!] === undefined || (g.fk !== null && typeof g.candidates[choice[k]!] === 'string' && Number(g.candidates[choice[k]!]) >= (this.parents.get(keyOf(g.fk.references.table))?.length ?? 0)))
@@ -518,7 +574,7 @@ export class CorpusData {
         await this.client.query('ROLLBACK TO SAVEPOINT corpus_row')
         const error = raw as PgError
         last = `${error.code ?? '?'} ${error.message}`
-        const moved = this.react(plan, error, groupsOf, advance, () => void salt++)
+        const moved = this.react(plan, error, choice, groupsOf, advance, () => void salt++)
         if (!moved) return `${error.code ?? '?'} ${error.message}${error.detail === undefined ? '' : ` — ${error.detail}`}`
       }
     }
@@ -526,7 +582,7 @@ export class CorpusData {
   }
 
   /** Move the choices the error points at; false when the error is not one the search can react to. */
-  private react(plan: TablePlan, error: PgError, groupsOf: (columns: readonly string[]) => number[], advance: (groups: readonly number[]) => boolean, bumpSalt: () => void): boolean {
+  private react(plan: TablePlan, error: PgError, choice: readonly number[], groupsOf: (columns: readonly string[]) => number[], advance: (groups: readonly number[]) => boolean, bumpSalt: () => void): boolean {
     const t = plan.table
     switch (error.code) {
       case '23502': // not_null_violation
@@ -548,7 +604,7 @@ export class CorpusData {
         const columns = index === undefined ? t.columns.map((c) => c.name) : index.columns.filter((c): c is string => c !== null)
         const groups = groupsOf(columns.length > 0 ? columns : t.columns.map((c) => c.name))
         bumpSalt()
-        if (groups.some((g) => plan.groups[g]!.fk === null && plan.groups[g]!.candidates[0] === GEN)) return true
+        if (groups.some((g) => plan.groups[g]!.fk === null && isFresh(plan.groups[g]!.candidates[choice[g]!]))) return true
         return advance(groups)
       }
       case '23503': {
