@@ -158,3 +158,25 @@ test('apply and rollback take --lock-wait: TZ_LOCKED advises it, and with it the
     await holder.end()
   }
 })
+
+test('a role without CREATE on the schema is refused before anything runs, --dry-run too, with the GRANT that fixes it', async () => {
+  const t = await db.another('privileges')
+  await t.sql(SCHEMA)
+  const config = await configFor(t)
+  const file = join(dir, 'privileges.json')
+  await writeFile(file, JSON.stringify(config))
+  const runner = t.role('runner')
+  await t.sql(`CREATE ROLE "${runner}" LOGIN; GRANT CREATE ON DATABASE "${t.name}" TO "${runner}"; REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+    ALTER TABLE clients OWNER TO "${runner}"; ALTER TABLE projects OWNER TO "${runner}"; ALTER TABLE tasks OWNER TO "${runner}"`)
+  const url = new URL(t.url)
+  url.username = runner
+  url.password = ''
+  for (const extra of [['--dry-run'], []]) {
+    const r = await runCli(['apply', '--db', url.toString(), '--config', file, '--yes', '--phase', 'schema', ...extra])
+    assert.notEqual(r.code, 0)
+    assert.doesNotMatch(r.stderr, /TZ_INTERNAL/)
+    assert.match(r.stderr, /^TZ_PREFLIGHT /)
+    assert.match(r.stderr, new RegExp(`CREATE on schema public.*GRANT CREATE ON SCHEMA "?public"? TO "${runner}"`))
+  }
+  assert.deepEqual(await t.sql(`SELECT to_regclass('tenantize.migrations') AS l, (SELECT count(*)::int FROM pg_attribute WHERE attrelid = 'tasks'::regclass AND attname = 'org_id') AS n`), [{ l: null, n: 0 }], 'nothing was changed')
+})
