@@ -5,6 +5,8 @@ import { apply } from '../src/apply/index.js'
 import { TenantizeError } from '../src/errors.js'
 import type { MigrateEvent } from '../src/migrate/index.js'
 import { createTenant, deleteTenant, listTenants, resumeTenant, showTenant, suspendTenant, TENANTS_SCOPE } from '../src/tenants/index.js'
+import pg from 'pg'
+import { createTenantHttp, HttpProblemError, sqlTenantStatus, type HttpRequestLike } from '../src/runtime/http/index.js'
 import { dataChecksums } from './helpers/conversion.js'
 import { testDatabase, type TestDatabase } from './helpers/db.js'
 import { exampleConfig, fast, loadExample } from './helpers/examples.js'
@@ -76,6 +78,28 @@ test('tenant lifecycle on the converted energy-billing example: create, list, sh
     assert.deepEqual(shown.tables.map((u) => [u.table, u.rows]), theirs.tables.map((u) => [u.table, u.rows]))
     assert.equal((await showTenant({ ...base, tenant: helios.toUpperCase() })).id, helios, 'an id in capitals names the same tenant')
     await assert.rejects(showTenant({ ...base, tenant: 'nobody' }), /no tenant with this id or slug/)
+  })
+
+  await t.test('the HTTP middleware: 403 for a suspended tenant, 404 for an importing or deleting one, after suspend and resume', async () => {
+    const pool = new pg.Pool({ connectionString: db.url, max: 2 })
+    try {
+      const http = createTenantHttp({ tenantHeader: true, tenantStatus: sqlTenantStatus({ pool }) })
+      const request = (tenant: string): HttpRequestLike => ({ method: 'GET', hostname: 'localhost', header: (name) => (name === 'x-tenant-id' ? tenant : undefined) })
+      const answer = async (tenant: string): Promise<string> => http.resolve(request(tenant)).then((auth) => `ok ${auth.tenantId}`, (e: unknown) => (e instanceof HttpProblemError ? `${e.status} ${e.code}` : String(e)))
+      assert.equal(await answer(helios), `ok ${helios}`)
+      await suspendTenant({ ...base, tenant: 'helios' })
+      assert.equal(await answer(helios), '403 TZ_HTTP_TENANT_SUSPENDED')
+      assert.equal(await answer(DEFAULT), `ok ${DEFAULT}`, 'other tenants are served')
+      await resumeTenant({ ...base, tenant: 'helios' })
+      assert.equal(await answer(helios), `ok ${helios}`)
+      for (const status of ['importing', 'deleting']) {
+        await db.sql(`UPDATE tenantize.tenant_status SET status = $2 WHERE tenant = $1`, [helios, status])
+        assert.equal(await answer(helios), '404 TZ_HTTP_NOT_FOUND', status)
+      }
+      await db.sql(`UPDATE tenantize.tenant_status SET status = 'active' WHERE tenant = $1`, [helios])
+    } finally {
+      await pool.end()
+    }
   })
 
   await t.test('suspend and resume: the status is recorded for the middleware and mirrored in the tenant table', async () => {

@@ -5,10 +5,10 @@
  *
  * @module
  */
-export { createTenantHttp, logProblem, type TenantHttp, type TenantHttpOptions, type HttpRequestLike, type HttpLogger, type SlugOptions, type ApiKeyVerifier, type ApiKeyVerification } from './resolve.js'
+export { createTenantHttp, logProblem, type TenantStatusLookup, type TenantHttp, type TenantHttpOptions, type HttpRequestLike, type HttpLogger, type SlugOptions, type ApiKeyVerifier, type ApiKeyVerification } from './resolve.js'
 export { currentAuth, runWithAuth, type TenantAuth, type Principal, type TenantSource } from './auth-context.js'
 export { jwtVerifier, type JwtOptions, type VerifiedToken } from './jwt.js'
-export { sqlMembership, type SqlMembershipOptions, type IsMember, type MembershipResult, type RowQueryable } from './membership.js'
+export { sqlMembership, sqlTenantStatus, type SqlTenantStatusOptions, type SqlMembershipOptions, type IsMember, type MembershipResult, type RowQueryable } from './membership.js'
 export {
   HttpProblemError,
   HttpErrorCodes,

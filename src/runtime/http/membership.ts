@@ -57,3 +57,27 @@ export function sqlMembership(options: SqlMembershipOptions): IsMember {
     return { role: row.role ?? undefined }
   }
 }
+
+export interface SqlTenantStatusOptions {
+  /** A pool that may read `tenantize.tenant_status` (a system pool, as for {@link sqlMembership}). */
+  readonly pool: RowQueryable
+}
+
+/**
+ * The default tenant status lookup for `tenantStatus`: `SELECT status FROM tenantize.tenant_status WHERE
+ * tenant = $1`, the table `tenantize tenant suspend|resume|import|delete` keep (no row: active). Before
+ * any tenant command ran, the table does not exist and every tenant is active; any other error fails the
+ * request (500), never open.
+ */
+export function sqlTenantStatus(options: SqlTenantStatusOptions): (tenantId: string) => Promise<string | undefined> {
+  const text = 'SELECT status FROM tenantize.tenant_status WHERE tenant = $1'
+  return async (tenantId) => {
+    try {
+      const row = (await options.pool.query(text, [tenantId])).rows[0] as { status: string } | undefined
+      return row?.status
+    } catch (error) {
+      if ((error as { code?: unknown }).code === '42P01') return undefined
+      throw error
+    }
+  }
+}

@@ -23,6 +23,8 @@ export const HttpErrorCodes = {
   NOT_A_MEMBER: 'TZ_HTTP_NOT_A_MEMBER',
   /** 403: the user's role (or the API key's scopes) lacks the permission. */
   FORBIDDEN: 'TZ_HTTP_FORBIDDEN',
+  /** 403: the tenant is suspended (`tenantize tenant suspend`). */
+  TENANT_SUSPENDED: 'TZ_HTTP_TENANT_SUSPENDED',
   /** 404: no such tenant (unknown slug) or no such resource — also for another tenant's resource. */
   NOT_FOUND: 'TZ_HTTP_NOT_FOUND',
   /** 500: a resolver, membership lookup or key store failed; details are not sent to the client. */
@@ -41,6 +43,7 @@ const STATUS: Readonly<Record<HttpErrorCode, number>> = {
   TZ_HTTP_NO_TENANT: 403,
   TZ_HTTP_NOT_A_MEMBER: 403,
   TZ_HTTP_FORBIDDEN: 403,
+  TZ_HTTP_TENANT_SUSPENDED: 403,
   TZ_HTTP_NOT_FOUND: 404,
   TZ_HTTP_INTERNAL: 500,
 }
@@ -63,6 +66,7 @@ const DETAILS: Readonly<Record<HttpErrorCode, string>> = {
   TZ_HTTP_NO_TENANT: 'the request does not select a tenant',
   TZ_HTTP_NOT_A_MEMBER: 'the credentials do not give access to this tenant',
   TZ_HTTP_FORBIDDEN: 'the credentials do not allow this action',
+  TZ_HTTP_TENANT_SUSPENDED: 'the tenant is suspended',
   TZ_HTTP_NOT_FOUND: 'not found',
   TZ_HTTP_INTERNAL: 'the request could not be completed',
 }

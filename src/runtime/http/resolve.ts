@@ -72,7 +72,17 @@ export interface TenantHttpOptions {
   /** The header carrying a caller's request id. Default `x-request-id`; `false` always generates one. */
   readonly requestIdHeader?: string | false
   readonly logger?: HttpLogger
+  /**
+   * The tenant's lifecycle status (see `sqlTenantStatus`, which reads `tenantize.tenant_status`): a
+   * `suspended` tenant is answered 403 `TZ_HTTP_TENANT_SUSPENDED` (after the membership check, so only its
+   * members learn it); an `importing` or `deleting` one 404, exactly like an unknown tenant; `active` or
+   * `undefined` (no status recorded) pass; any other value 403.
+   */
+  readonly tenantStatus?: TenantStatusLookup
 }
+
+/** `tenantStatus(tenantId)`: the tenant's lifecycle status, or `undefined` when none is recorded (active). */
+export type TenantStatusLookup = (tenantId: string) => Promise<string | undefined>
 
 /** The framework-independent core every adapter uses. */
 export interface TenantHttp {
@@ -102,7 +112,8 @@ function headerName(name: string, what: string): string {
  *
  * Order of checks (and answers): both a token and a key → 400; no credentials → 401; a bad, expired or
  * revoked credential → 401; an unknown slug → 404; a tenant id of the wrong type → 400; no tenant →
- * 403; not a member (or a key of another tenant) → 403. The handler never runs on any of them.
+ * 403; a tenant being imported or deleted (`tenantStatus`) → 404; not a member (or a key of another tenant) →
+ * 403; a suspended tenant → 403. The handler never runs on any of them.
  *
  * @throws {TypeError} for options that would let requests through unchecked (slug routing of users
  *   without `isMember`; the tenant header in production; no credential source at all).
@@ -208,6 +219,9 @@ export function createTenantHttp(options: TenantHttpOptions): TenantHttp {
     try {
       const { principal, token, keyTenant } = await authenticate(request)
       const { tenantId, source } = await selectTenant(request, token, keyTenant)
+      const status = options.tenantStatus === undefined ? undefined : await options.tenantStatus(tenantId)
+      // A tenant still being imported (or being deleted) does not exist for the app yet (or any more).
+      if (status === 'importing' || status === 'deleting') throw new HttpProblemError(HttpErrorCodes.NOT_FOUND, undefined, { reason: `tenant-${status}` })
       let finalPrincipal = principal
       if (principal.kind === 'api-key') {
         if (tenantId !== keyTenant) throw new HttpProblemError(HttpErrorCodes.NOT_A_MEMBER, undefined, { reason: 'key-of-another-tenant' })
@@ -216,6 +230,8 @@ export function createTenantHttp(options: TenantHttpOptions): TenantHttp {
         if (member === false) throw new HttpProblemError(HttpErrorCodes.NOT_A_MEMBER, undefined, { reason: 'not-a-member' })
         if (member !== true) finalPrincipal = Object.freeze({ ...principal, role: member.role })
       }
+      if (status === 'suspended') throw new HttpProblemError(HttpErrorCodes.TENANT_SUSPENDED, undefined, { reason: 'tenant-suspended' })
+      if (status !== undefined && status !== 'active') throw new HttpProblemError(HttpErrorCodes.TENANT_SUSPENDED, undefined, { reason: 'tenant-status-unknown' })
       return Object.freeze({ tenantId, principal: finalPrincipal, source, requestId })
     } catch (error) {
       const problem = error instanceof HttpProblemError ? error : new HttpProblemError(HttpErrorCodes.INTERNAL, undefined, { reason: 'resolver-failed', cause: error })
