@@ -249,7 +249,7 @@ test('problem documents: RFC 9457 members, 401 challenges, and the mapping of te
     message: 'missing permission a:b',
   })
   const statuses = Object.values(HttpErrorCodes).map((code) => new HttpProblemError(code).status)
-  assert.deepEqual(statuses, [401, 401, 401, 401, 400, 400, 403, 403, 403, 404, 500])
+  assert.deepEqual(statuses, [401, 401, 401, 401, 400, 400, 403, 403, 403, 403, 404, 500])
 })
 
 test('configuration mistakes are TypeErrors when the middleware is built', () => {
