@@ -45,7 +45,7 @@ test('init → plan → apply → status → rollback through the CLI', async ()
   const plan = await runCli(['plan', '--db', t.url, '--config', config])
   assert.equal(plan.code, 0, plan.stderr)
   assert.match(plan.stdout, /^Phase schema \(the application keeps working unchanged\)\n/)
-  assert.match(plan.stdout, /\n\d+ steps \(\d+ schema, \d+ enforce\), 0 manual\.\n$/)
+  assert.match(plan.stdout, /\n\d+ steps \(\d+ schema, \d+ enforce\), 0 manual\.\n\nData check: no problem found; apply can run every step\.\n$/)
 
   const fingerprint = await schemaFingerprint(t.url)
   const applied = await runCli(['apply', '--db', t.url, '--config', config, '--yes', '--json'])

@@ -115,7 +115,7 @@ test('defect 2: a permissive legacy policy is replaced (no OR around the tenant 
   const plan = await withClient(t.url, async (c) => planConversion(await introspect(c), config))
   const rls = plan.steps.find((s) => s.id === 'rls:public.items')!
   assert.match(rls.title, /replaces permissive policy legacy/)
-  assert.ok(rls.up.includes('DROP POLICY "legacy" ON "public"."items"'))
+  assert.ok(rls.up.includes('DROP POLICY IF EXISTS "legacy" ON "public"."items"'))
   assert.ok(!rls.up.some((u) => u.includes('not_archived')), 'a restrictive policy only narrows access: it stays')
   await apply({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
   await asRole(t.url, config.roles.app, '1', async (c) => {

@@ -1,16 +1,20 @@
 import type { Catalog, Column, ForeignKeyConstraint, Index, KeyOrCheckConstraint, Policy, Table } from '../catalog/types.js'
 import { ErrorCodes, TenantizeError, type Problem } from '../errors.js'
-import { identList, parseQualifiedName, qualifiedName, quoteIdent, quoteLiteral, roleName } from '../sql/quote.js'
+import { parseQualifiedName, qualifiedName, quoteIdent, quoteLiteral, roleName } from '../sql/quote.js'
+import { compile, lockOf, needsOwnTransaction, strongest } from './compile.js'
 import { splitKey, tableKeyOf, type TableConfig, type TenantizeConfig } from './config.js'
 import { objectName } from './names.js'
+import { literal, sqlText, type Operation, type PrivilegeObject, type Rel } from './operations.js'
 import { backfillRows, crossingRows, defaultTenantRow, foreignTenantRows, nullTenantRows } from './preconditions.js'
-import type { Backfill, LockLevel, ManualStep, Plan, Step } from './steps.js'
+import { LOCK_LEVELS, type Backfill, type LockLevel, type ManualStep, type Plan, type Step } from './steps.js'
 
 /** The helper every policy calls; STABLE, pinned search_path, fail-closed. */
 export const CURRENT_TENANT_FN = 'tenantize.current_tenant_id()'
+const HELPER: Rel = { schema: 'tenantize', name: 'current_tenant_id' }
 export const POLICY_NAME = 'tenant_isolation'
 const FILL_TRIGGER = 'tenantize_fill_tenant'
 const SQL_TYPE = { uuid: 'uuid', bigint: 'bigint', text: 'text' } as const
+const DATA = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] as const
 
 interface Ctx {
   readonly catalog: Catalog
@@ -18,7 +22,7 @@ interface Ctx {
   readonly steps: Step[]
   readonly manual: ManualStep[]
   readonly rootKey: string
-  readonly root: string
+  readonly root: Rel
   readonly rootId: string
   readonly idSql: string
   readonly deriveChildren: boolean
@@ -31,12 +35,17 @@ interface TenantTable {
   readonly key: string
   readonly cfg: TableConfig
   readonly table: Table | undefined
+  readonly rel: Rel
+  /** Quoted, qualified name (for SQL text the compiler does not build: backfill queries). */
   readonly sql: string
   readonly column: string
   /** The tenant column exists already (reused) — nothing to add, nothing to drop on rollback. */
   readonly existing: Column | undefined
   readonly rows: number
 }
+
+const relOf = (key: string): Rel => splitKey(key)
+const relSql = (r: Rel): string => qualifiedName(r.schema, r.name)
 
 /**
  * A name for a new constraint (per table) or index (per schema) that neither the database nor this plan
@@ -56,12 +65,28 @@ function freeName(ctx: Ctx, table: Table | RelationRefLike, kind: 'constraint' |
 }
 type RelationRefLike = { readonly oid: number; readonly schema: string; readonly name: string }
 
-function step(ctx: Ctx, s: Omit<Step, 'rows'> & { rows?: number }): void {
-  ctx.steps.push({ rows: 0, ...s })
+/** A step as the planner writes it: operations, compiled to SQL here, once, for every step. */
+interface StepSpec extends Omit<Step, 'rows' | 'up' | 'down' | 'lock' | 'transactional'> {
+  readonly up: readonly Operation[]
+  readonly down: readonly Operation[]
+  readonly rows?: number
+  /** Only for a backfill (no operations: `apply` runs its batches): the lock each batch takes. */
+  readonly lock?: LockLevel
+}
+
+/**
+ * Compile a step: SQL from the one compiler, the declared lock the strongest its statements take (at least
+ * `spec.lock`), and outside a transaction exactly when a statement cannot run in one.
+ */
+function step(ctx: Ctx, spec: StepSpec): void {
+  const computed = strongest(spec.up.map(lockOf))
+  const lock = spec.lock !== undefined && LOCK_LEVELS.indexOf(spec.lock) > LOCK_LEVELS.indexOf(computed) ? spec.lock : computed
+  const transactional = !spec.up.some(needsOwnTransaction) && !spec.down.some(needsOwnTransaction)
+  const { up, down, rows, lock: _lock, ...rest } = spec
+  ctx.steps.push({ ...rest, up: up.map(compile), down: down.map(compile), lock, transactional, rows: rows ?? 0 })
 }
 
 const policyExpr = (column: string): string => `(${quoteIdent(column)} = (SELECT ${CURRENT_TENANT_FN}))`
-
 /**
  * PURE: the ordered steps that take the database described by `catalog` to the tenant model of `config`.
  * Throws `TZ_CONFIG` listing every problem (unknown tables, wrong column types, missing keys) at once.
@@ -94,7 +119,7 @@ export function planConversion(catalog: Catalog, config: TenantizeConfig): Plan 
     steps: [],
     manual: [],
     rootKey,
-    root: qualifiedName(rootParts.schema, rootParts.name),
+    root: rootParts,
     rootId,
     idSql: SQL_TYPE[config.tenant.idType],
     deriveChildren: !config.tenant.create,
@@ -125,7 +150,7 @@ export function planConversion(catalog: Catalog, config: TenantizeConfig): Plan 
       if (backfillKey(table) === undefined) problems.push({ object: key, message: 'has no primary key (nor a NOT NULL unique key), so its tenant column cannot be backfilled in batches', fix: 'add a primary key, or classify it direct' })
       if (parentKey !== rootKey && config.tables[parentKey] === undefined) problems.push({ object: `tables.${key}.path.parent`, message: `${parentKey} is not in the config`, fix: 'add it or choose another path' })
     }
-    tenantTables.push({ key, cfg, table, sql: qualifiedName(schema, name), column, existing, rows: Math.max(0, Math.round(table.estimatedRows ?? 0)) })
+    tenantTables.push({ key, cfg, table, rel: { schema, name }, sql: qualifiedName(schema, name), column, existing, rows: Math.max(0, Math.round(table.estimatedRows ?? 0)) })
   }
   const app = catalog.role(config.roles.app)
   if (problems.length > 0) throw new TenantizeError(ErrorCodes.CONFIG, `cannot plan: ${problems.length} problem${problems.length === 1 ? '' : 's'}`, { problems })
@@ -174,9 +199,9 @@ export function planConversion(catalog: Catalog, config: TenantizeConfig): Plan 
     }
   }
   roleStep(ctx, app === undefined)
-  grantSteps(ctx, tenantTables, app === undefined)
+  grantSteps(ctx, tenantTables)
   if (config.tenant.create) {
-    rlsStep(ctx, { key: rootKey, cfg: { class: 'root', reason: '', alternatives: [], keepGlobalUnique: [], sharedReferences: [] }, table: undefined, sql: ctx.root, column: 'id', existing: undefined, rows: 1 })
+    rlsStep(ctx, { key: rootKey, cfg: { class: 'root', reason: '', alternatives: [], keepGlobalUnique: [], sharedReferences: [] }, table: undefined, rel: ctx.root, sql: relSql(ctx.root), column: 'id', existing: undefined, rows: 1 })
   }
   if (membership !== undefined) rlsStep(ctx, membership)
   for (const t of ordered) rlsStep(ctx, t)
@@ -196,39 +221,42 @@ function helpersStep(ctx: Ctx): void {
     table: null,
     title: `schema tenantize and the fail-closed helper ${CURRENT_TENANT_FN}`,
     up: [
-      'CREATE SCHEMA IF NOT EXISTS tenantize',
-      `CREATE FUNCTION ${CURRENT_TENANT_FN} RETURNS ${SQL_TYPE[idType]} LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog AS $tenantize$${body}$tenantize$`,
-      `COMMENT ON FUNCTION ${CURRENT_TENANT_FN} IS ${quoteLiteral(`The tenant of the current transaction from ${setting}; NULL when unset or empty (no rows), an error when malformed. Set it with set_config(${setting}, id, true).`)}`,
+      { op: 'createSchema', schema: 'tenantize' },
+      { op: 'createFunction', name: HELPER, args: '', returns: SQL_TYPE[idType], language: 'sql', attributes: 'STABLE PARALLEL SAFE SET search_path = pg_catalog', body },
+      { op: 'commentOnFunction', name: HELPER, args: '', comment: `The tenant of the current transaction from ${setting}; NULL when unset or empty (no rows), an error when malformed. Set it with set_config(${setting}, id, true).` },
     ],
-    down: [`DROP FUNCTION ${CURRENT_TENANT_FN}`],
-    lock: 'none',
+    down: [{ op: 'dropFunction', name: HELPER, args: '' }],
     lockHeld: 'brief',
-    transactional: true,
   })
 }
 
 function tenantTableStep(ctx: Ctx): void {
   const { idType, default: d } = ctx.config.tenant
   const idColumn = idType === 'uuid' ? 'uuid PRIMARY KEY DEFAULT gen_random_uuid()' : idType === 'bigint' ? 'bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY' : 'text PRIMARY KEY'
-  const up = [
-    `CREATE TABLE ${ctx.root} (
+  const up: Operation[] = [
+    {
+      op: 'createTable',
+      table: ctx.root,
+      references: [],
+      body: sqlText(`(
   "id" ${idColumn},
   "slug" text NOT NULL UNIQUE CHECK ("slug" ~ '^[a-z0-9][a-z0-9-]{0,62}$'),
   "name" text NOT NULL,
   "status" text NOT NULL DEFAULT 'active' CHECK ("status" IN ('active', 'suspended', 'importing')),
   "created_at" timestamptz NOT NULL DEFAULT now(),
   "updated_at" timestamptz NOT NULL DEFAULT now()
-)`,
-    `INSERT INTO ${ctx.root} ("id", "slug", "name") VALUES (${quoteLiteral(d.id)}, ${quoteLiteral(d.slug)}, ${quoteLiteral(d.name)})`,
+)`),
+    },
+    { op: 'insert', table: ctx.root, columns: ['id', 'slug', 'name'], values: [literal(d.id), literal(d.slug), literal(d.name)] },
   ]
-  if (idType === 'bigint') up.push(`SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence(${quoteLiteral(ctx.root)}, 'id'), ${quoteLiteral(d.id)}::bigint)`)
-  step(ctx, { id: `tenant-table:${ctx.rootKey}`, phase: 'schema', table: ctx.rootKey, title: `create the tenant table ${ctx.rootKey} with the default tenant "${d.slug}"`, up, down: [`DROP TABLE ${ctx.root}`], lock: 'none', lockHeld: 'brief', transactional: true, rows: 1 })
+  if (idType === 'bigint') up.push({ op: 'select', sql: sqlText(`SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence(${quoteLiteral(relSql(ctx.root))}, 'id'), ${quoteLiteral(d.id)}::bigint)`) })
+  step(ctx, { id: `tenant-table:${ctx.rootKey}`, phase: 'schema', table: ctx.rootKey, title: `create the tenant table ${ctx.rootKey} with the default tenant "${d.slug}"`, up, down: [{ op: 'dropTable', table: ctx.root }], lockHeld: 'brief', rows: 1 })
 }
 
 /** Add the tenant column (or reuse it), make it NOT NULL without a blocking scan, and reference the tenant table. */
 function columnSteps(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string, TenantTable>): void {
   const col = quoteIdent(t.column)
-  const fkName = quoteIdent(freeName(ctx, t.table!, 'constraint', t.table!.name, t.column, 'fkey'))
+  const fkName = freeName(ctx, t.table!, 'constraint', t.table!.name, t.column, 'fkey')
   const hasRootFk = t.table!.constraints.some((c) => c.type === 'foreign key' && tableKeyOf(c.references.table) === ctx.rootKey && c.columns.length === 1 && c.columns[0] === t.column)
   const derive = t.cfg.class === 'child' && ctx.deriveChildren
   let needsNotNull = false
@@ -238,11 +266,9 @@ function columnSteps(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string, Tenant
       phase: 'schema',
       table: t.key,
       title: `add ${t.column} with the default tenant as a constant default (no rewrite, no scan)`,
-      up: [`ALTER TABLE ${t.sql} ADD COLUMN ${col} ${ctx.idSql} NOT NULL DEFAULT ${quoteLiteral(ctx.config.tenant.default.id)}`],
-      down: [`ALTER TABLE ${t.sql} DROP COLUMN ${col}`],
-      lock: 'ACCESS EXCLUSIVE',
+      up: [{ op: 'addColumn', table: t.rel, column: t.column, type: ctx.idSql, notNull: true, default: literal(ctx.config.tenant.default.id) }],
+      down: [{ op: 'dropColumn', table: t.rel, column: t.column }],
       lockHeld: 'brief',
-      transactional: true,
       addsTenantColumn: { column: t.column, derived: false },
       preconditions: defaultTenantRow(ctx),
     })
@@ -250,10 +276,10 @@ function columnSteps(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string, Tenant
     reverseColumnSteps(ctx, t, byKey)
   } else if (t.existing === undefined && derive) {
     const path = t.cfg.path!
-    const parent = splitKey(path.parent)
-    const parentSql = qualifiedName(parent.schema, parent.name)
+    const parent = relOf(path.parent)
+    const parentSql = relSql(parent)
     const parentCol = quoteIdent(path.parent === ctx.rootKey ? ctx.rootId : (byKey.get(path.parent)?.column ?? ctx.config.tenant.column))
-    const fn = qualifiedName('tenantize', objectName('fill', t.table!.schema, t.table!.name))
+    const fn: Rel = { schema: 'tenantize', name: objectName('fill', t.table!.schema, t.table!.name) }
     const match = path.columns.map((c, i) => `p.${quoteIdent(path.parentColumns[i]!)} = NEW.${quoteIdent(c)}`).join(' AND ')
     step(ctx, {
       id: `add-column:${t.key}`,
@@ -261,21 +287,27 @@ function columnSteps(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string, Tenant
       table: t.key,
       title: `add ${t.column} (nullable, instant) and a trigger that fills it from ${path.parent} for rows written during the backfill`,
       up: [
-        `ALTER TABLE ${t.sql} ADD COLUMN ${col} ${ctx.idSql}`,
-        `CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog AS $tenantize$
+        { op: 'addColumn', table: t.rel, column: t.column, type: ctx.idSql, notNull: false },
+        {
+          op: 'createFunction',
+          name: fn,
+          args: '',
+          returns: 'trigger',
+          language: 'plpgsql',
+          attributes: 'SET search_path = pg_catalog',
+          body: `
 BEGIN
   IF NEW.${col} IS NULL THEN
     SELECT p.${parentCol} INTO NEW.${col} FROM ${parentSql} AS p WHERE ${match};
   END IF;
   RETURN NEW;
 END
-$tenantize$`,
-        `CREATE TRIGGER ${quoteIdent(FILL_TRIGGER)} BEFORE INSERT OR UPDATE ON ${t.sql} FOR EACH ROW EXECUTE FUNCTION ${fn}()`,
+`,
+        },
+        { op: 'createTrigger', table: t.rel, name: FILL_TRIGGER, timing: 'BEFORE', events: sqlText('INSERT OR UPDATE'), fn },
       ],
-      down: [`DROP TRIGGER ${quoteIdent(FILL_TRIGGER)} ON ${t.sql}`, `DROP FUNCTION ${fn}()`, `ALTER TABLE ${t.sql} DROP COLUMN ${col}`],
-      lock: 'ACCESS EXCLUSIVE',
+      down: [{ op: 'dropTrigger', table: t.rel, name: FILL_TRIGGER }, { op: 'dropFunction', name: fn, args: '' }, { op: 'dropColumn', table: t.rel, column: t.column }],
       lockHeld: 'brief',
-      transactional: true,
       addsTenantColumn: { column: t.column, derived: true },
     })
     step(ctx, {
@@ -287,7 +319,6 @@ $tenantize$`,
       down: [],
       lock: 'ROW EXCLUSIVE',
       lockHeld: 'per batch',
-      transactional: true,
       rows: t.rows,
       backfill: backfillOf(t, parentSql, parentCol, path.columns, path.parentColumns, ctx.config.batchSize, false),
       preconditions: backfillRows(ctx, t.key, path),
@@ -297,26 +328,60 @@ $tenantize$`,
     needsNotNull = true
   }
   if (needsNotNull) {
-    const check = quoteIdent(freeName(ctx, t.table!, 'constraint', t.table!.name, t.column, 'not_null'))
-    step(ctx, { id: `not-null-check:${t.key}`, phase: 'schema', table: t.key, title: `CHECK (${t.column} IS NOT NULL) NOT VALID: new rows only`, up: [`ALTER TABLE ${t.sql} ADD CONSTRAINT ${check} CHECK (${col} IS NOT NULL) NOT VALID`], down: [`ALTER TABLE ${t.sql} DROP CONSTRAINT IF EXISTS ${check}`], lock: 'ACCESS EXCLUSIVE', lockHeld: 'brief', transactional: true })
-    step(ctx, { id: `not-null-validate:${t.key}`, phase: 'schema', table: t.key, title: `validate the check (scans without blocking writes)`, up: [`ALTER TABLE ${t.sql} VALIDATE CONSTRAINT ${check}`], down: [], lock: 'SHARE UPDATE EXCLUSIVE', lockHeld: 'scan without blocking writes', transactional: true, rows: t.rows, preconditions: nullTenantRows(ctx, t.key, t.column) })
+    const check = freeName(ctx, t.table!, 'constraint', t.table!.name, t.column, 'not_null')
+    step(ctx, {
+      id: `not-null-check:${t.key}`,
+      phase: 'schema',
+      table: t.key,
+      title: `CHECK (${t.column} IS NOT NULL) NOT VALID: new rows only`,
+      up: [{ op: 'addCheck', table: t.rel, name: check, check: sqlText(`${col} IS NOT NULL`), notValid: true }],
+      down: [{ op: 'dropConstraint', table: t.rel, name: check, ifExists: true }],
+      lockHeld: 'brief',
+    })
+    step(ctx, {
+      id: `not-null-validate:${t.key}`,
+      phase: 'schema',
+      table: t.key,
+      title: `validate the check (scans without blocking writes)`,
+      up: [{ op: 'validateConstraint', table: t.rel, name: check }],
+      down: [],
+      lockHeld: 'scan without blocking writes',
+      rows: t.rows,
+      preconditions: nullTenantRows(ctx, t.key, t.column),
+    })
     step(ctx, {
       id: `not-null:${t.key}`,
       phase: 'schema',
       table: t.key,
       title: `SET NOT NULL (instant: the validated check proves it) and drop the check`,
-      up: [`ALTER TABLE ${t.sql} ALTER COLUMN ${col} SET NOT NULL`, `ALTER TABLE ${t.sql} DROP CONSTRAINT ${check}`],
-      down: [`ALTER TABLE ${t.sql} ALTER COLUMN ${col} DROP NOT NULL`],
-      lock: 'ACCESS EXCLUSIVE',
+      up: [{ op: 'setNotNull', table: t.rel, column: t.column }, { op: 'dropConstraint', table: t.rel, name: check, ifExists: false }],
+      down: [{ op: 'dropNotNull', table: t.rel, column: t.column }],
       lockHeld: 'brief',
-      transactional: true,
     })
   }
   if (!hasRootFk && t.table!.kind === 'partitioned') {
     ctx.manual.push({ object: t.key, reason: `no foreign key ${t.column} → ${ctx.rootKey}: PostgreSQL cannot add one NOT VALID on a partitioned table, and a validating one would block writes while it scans`, fix: `add it per partition (ADD CONSTRAINT … NOT VALID, then VALIDATE), then once on ${t.sql}; row-level security does not depend on it` })
   } else if (!hasRootFk) {
-    step(ctx, { id: `tenant-fk:${t.key}`, phase: 'schema', table: t.key, title: `foreign key ${t.column} → ${ctx.rootKey}, checked at commit (NOT VALID: new rows only)`, up: [`ALTER TABLE ${t.sql} ADD CONSTRAINT ${fkName} FOREIGN KEY (${col}) REFERENCES ${ctx.root} (${quoteIdent(ctx.rootId)}) DEFERRABLE INITIALLY DEFERRED NOT VALID`], down: [`ALTER TABLE ${t.sql} DROP CONSTRAINT ${fkName}`], lock: 'SHARE ROW EXCLUSIVE', lockHeld: 'brief', transactional: true })
-    step(ctx, { id: `tenant-fk-validate:${t.key}`, phase: 'schema', table: t.key, title: 'validate the foreign key (scans without blocking writes)', up: [`ALTER TABLE ${t.sql} VALIDATE CONSTRAINT ${fkName}`], down: [], lock: 'SHARE UPDATE EXCLUSIVE', lockHeld: 'scan without blocking writes', transactional: true, rows: t.rows, preconditions: foreignTenantRows(ctx, t.key, t.column) })
+    step(ctx, {
+      id: `tenant-fk:${t.key}`,
+      phase: 'schema',
+      table: t.key,
+      title: `foreign key ${t.column} → ${ctx.rootKey}, checked at commit (NOT VALID: new rows only)`,
+      up: [{ op: 'addForeignKey', table: t.rel, name: fkName, columns: [t.column], references: ctx.root, refColumns: [ctx.rootId], deferred: true, notValid: true }],
+      down: [{ op: 'dropConstraint', table: t.rel, name: fkName, ifExists: true }],
+      lockHeld: 'brief',
+    })
+    step(ctx, {
+      id: `tenant-fk-validate:${t.key}`,
+      phase: 'schema',
+      table: t.key,
+      title: 'validate the foreign key (scans without blocking writes)',
+      up: [{ op: 'validateConstraint', table: t.rel, name: fkName }],
+      down: [],
+      lockHeld: 'scan without blocking writes',
+      rows: t.rows,
+      preconditions: foreignTenantRows(ctx, t.key, t.column),
+    })
   }
 }
 
@@ -329,11 +394,10 @@ $tenantize$`,
 function reverseColumnSteps(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string, TenantTable>): void {
   const path = t.cfg.path!
   const col = quoteIdent(t.column)
-  const parent = splitKey(path.parent)
-  const parentSql = qualifiedName(parent.schema, parent.name)
+  const parent = relOf(path.parent)
   const parentTenant = path.parent === ctx.rootKey ? ctx.rootId : (byKey.get(path.parent)?.column ?? ctx.config.tenant.column)
-  const fn = qualifiedName('tenantize', objectName('fill_from', parent.name, t.table!.schema, t.table!.name))
-  const trigger = quoteIdent(objectName('tenantize_fill', t.table!.schema, t.table!.name))
+  const fn: Rel = { schema: 'tenantize', name: objectName('fill_from', parent.name, t.table!.schema, t.table!.name) }
+  const trigger = objectName('tenantize_fill', t.table!.schema, t.table!.name)
   const match = path.columns.map((c, i) => `c.${quoteIdent(c)} = NEW.${quoteIdent(path.parentColumns[i]!)}`).join(' AND ')
   const watched = [...new Set([...path.parentColumns, parentTenant])]
   step(ctx, {
@@ -342,20 +406,26 @@ function reverseColumnSteps(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string,
     table: t.key,
     title: `add ${t.column} with the default tenant as a constant default (no rewrite, no scan), and a trigger on ${path.parent} that gives each row it references its tenant`,
     up: [
-      `ALTER TABLE ${t.sql} ADD COLUMN ${col} ${ctx.idSql} NOT NULL DEFAULT ${quoteLiteral(ctx.config.tenant.default.id)}`,
-      `CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog AS $tenantize$
+      { op: 'addColumn', table: t.rel, column: t.column, type: ctx.idSql, notNull: true, default: literal(ctx.config.tenant.default.id) },
+      {
+        op: 'createFunction',
+        name: fn,
+        args: '',
+        returns: 'trigger',
+        language: 'plpgsql',
+        attributes: 'SET search_path = pg_catalog',
+        body: `
 BEGIN
   UPDATE ${t.sql} AS c SET ${col} = NEW.${quoteIdent(parentTenant)}
    WHERE ${match} AND c.${col} IS DISTINCT FROM NEW.${quoteIdent(parentTenant)};
   RETURN NULL;
 END
-$tenantize$`,
-      `CREATE TRIGGER ${trigger} AFTER INSERT OR UPDATE OF ${identList(watched)} ON ${parentSql} FOR EACH ROW EXECUTE FUNCTION ${fn}()`,
+`,
+      },
+      { op: 'createTrigger', table: parent, name: trigger, timing: 'AFTER', events: sqlText(`INSERT OR UPDATE OF ${watched.map(quoteIdent).join(', ')}`), fn },
     ],
-    down: [`DROP TRIGGER ${trigger} ON ${parentSql}`, `DROP FUNCTION ${fn}()`, `ALTER TABLE ${t.sql} DROP COLUMN ${col}`],
-    lock: 'ACCESS EXCLUSIVE',
+    down: [{ op: 'dropTrigger', table: parent, name: trigger }, { op: 'dropFunction', name: fn, args: '' }, { op: 'dropColumn', table: t.rel, column: t.column }],
     lockHeld: 'brief',
-    transactional: true,
     addsTenantColumn: { column: t.column, derived: true },
     preconditions: defaultTenantRow(ctx),
   })
@@ -368,13 +438,11 @@ $tenantize$`,
     down: [],
     lock: 'ROW EXCLUSIVE',
     lockHeld: 'per batch',
-    transactional: true,
     rows: t.rows,
-    backfill: backfillOf(t, parentSql, quoteIdent(parentTenant), path.columns, path.parentColumns, ctx.config.batchSize, true),
+    backfill: backfillOf(t, relSql(parent), quoteIdent(parentTenant), path.columns, path.parentColumns, ctx.config.batchSize, true),
     preconditions: backfillRows(ctx, t.key, path),
   })
 }
-
 /** The key a backfill pages by: the primary key, else a NOT NULL unique key without expressions or predicate. */
 export function backfillKey(table: Table): readonly string[] | undefined {
   const pk = table.constraints.find((c) => c.type === 'primary key')
@@ -456,7 +524,6 @@ function compositeKeySteps(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string, 
       ctx.manual.push({ object: `${t.key} ${fk.name}`, reason: `can point at another tenant's row of ${parentKey}; the composite foreign key is not added automatically for partitioned tables`, fix: `add (${t.column}, ${fk.columns.join(', ')}) → ${parentKey} (${tenantColumnOf(parentKey)}, ${fk.references.columns.join(', ')}) by hand once the unique key includes the partition key` })
       continue
     }
-    const parentSql = parentEntry.sql
     const parentCols = [tenantColumnOf(parentKey), ...fk.references.columns]
     const existingUnique = parentTable.indexes.some((i) => i.unique && i.valid && i.predicate === null && !i.hasExpressions && i.columns.length === parentCols.length && i.columns.every((c, n) => c === parentCols[n]))
     const stepId = `tenant-key:${parentKey}:${parentCols.join(',')}`
@@ -467,36 +534,39 @@ function compositeKeySteps(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string, 
         phase: 'schema',
         table: parentKey,
         title: `unique (${parentCols.join(', ')}) for composite foreign keys, built concurrently`,
-        up: [`CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS ${quoteIdent(uniqueName)} ON ${parentSql} (${identList(parentCols)})`],
-        down: [`DROP INDEX CONCURRENTLY IF EXISTS ${qualifiedName(parentTable.schema, uniqueName)}`],
-        lock: 'SHARE UPDATE EXCLUSIVE',
+        up: [{ op: 'createIndex', table: parentEntry.rel, name: uniqueName, columns: parentCols, unique: true, concurrently: true, only: false }],
+        down: [{ op: 'dropIndex', index: { schema: parentTable.schema, name: uniqueName }, concurrently: true, ifExists: true }],
         lockHeld: 'scan without blocking writes',
-        transactional: false,
         rows: parentEntry.rows,
       })
     }
-    const name = quoteIdent(freeName(ctx, t.table!, 'constraint', t.table!.name, t.column, ...fk.columns, 'tenant_fkey'))
-    const up: string[] = []
+    const name = freeName(ctx, t.table!, 'constraint', t.table!.name, t.column, ...fk.columns, 'tenant_fkey')
+    const up: Operation[] = []
     if (ctx.deriveChildren) {
       const join = fk.columns.map((c, i) => `p.${quoteIdent(fk.references.columns[i]!)} = c.${quoteIdent(c)}`).join(' AND ')
-      up.push(`DO $tenantize$
-DECLARE
-  n bigint;
-BEGIN
-  SELECT count(*) INTO n FROM ${t.sql} AS c JOIN ${parentSql} AS p ON ${join}
-   WHERE c.${quoteIdent(t.column)} IS DISTINCT FROM p.${quoteIdent(tenantColumnOf(parentKey))};
-  IF n > 0 THEN
-    RAISE EXCEPTION '% row(s) of ${t.key.replaceAll("'", "''")} reference a ${parentKey.replaceAll("'", "''")} row of another tenant through ${fk.name.replaceAll("'", "''")}', n
-      USING HINT = 'fix those rows (or choose this foreign key as the tenant path in the config), then run apply again';
-  END IF;
-END
-$tenantize$`)
+      up.push({
+        op: 'raiseIfRows',
+        from: sqlText(`FROM ${t.sql} AS c JOIN ${parentEntry.sql} AS p ON ${join}
+   WHERE c.${quoteIdent(t.column)} IS DISTINCT FROM p.${quoteIdent(tenantColumnOf(parentKey))}`),
+        message: `row(s) of ${t.key} reference a ${parentKey} row of another tenant through ${fk.name}`,
+        hint: 'fix those rows (or choose this foreign key as the tenant path in the config), then run apply again',
+      })
     }
     // Checked at commit: the original key keeps doing its cascades and SET NULLs, and by commit time the
     // twin only has to find every surviving row in the same tenant as its parent.
-    up.push(`ALTER TABLE ${t.sql} ADD CONSTRAINT ${name} FOREIGN KEY (${identList([t.column, ...fk.columns])}) REFERENCES ${parentSql} (${identList(parentCols)}) DEFERRABLE INITIALLY DEFERRED NOT VALID`)
-    step(ctx, { id: `composite-fk:${t.key}:${fk.name}`, phase: 'schema', table: t.key, title: `foreign key (${t.column}, ${fk.columns.join(', ')}) → ${parentKey} (${parentCols.join(', ')}), checked at commit, NOT VALID${ctx.deriveChildren ? ', after checking no row crosses tenants' : ''}`, up, down: [`ALTER TABLE ${t.sql} DROP CONSTRAINT ${name}`], lock: 'SHARE ROW EXCLUSIVE', lockHeld: 'brief', transactional: true, rows: ctx.deriveChildren ? t.rows : 0, preconditions: crossingRows(ctx, t.key, fk) })
-    step(ctx, { id: `composite-fk-validate:${t.key}:${fk.name}`, phase: 'schema', table: t.key, title: 'validate the composite foreign key (scans without blocking writes)', up: [`ALTER TABLE ${t.sql} VALIDATE CONSTRAINT ${name}`], down: [], lock: 'SHARE UPDATE EXCLUSIVE', lockHeld: 'scan without blocking writes', transactional: true, rows: t.rows })
+    up.push({ op: 'addForeignKey', table: t.rel, name, columns: [t.column, ...fk.columns], references: parentEntry.rel, refColumns: parentCols, deferred: true, notValid: true })
+    step(ctx, {
+      id: `composite-fk:${t.key}:${fk.name}`,
+      phase: 'schema',
+      table: t.key,
+      title: `foreign key (${t.column}, ${fk.columns.join(', ')}) → ${parentKey} (${parentCols.join(', ')}), checked at commit, NOT VALID${ctx.deriveChildren ? ', after checking no row crosses tenants' : ''}`,
+      up,
+      down: [{ op: 'dropConstraint', table: t.rel, name, ifExists: true }],
+      lockHeld: 'brief',
+      rows: ctx.deriveChildren ? t.rows : 0,
+      preconditions: crossingRows(ctx, t.key, fk),
+    })
+    step(ctx, { id: `composite-fk-validate:${t.key}:${fk.name}`, phase: 'schema', table: t.key, title: 'validate the composite foreign key (scans without blocking writes)', up: [{ op: 'validateConstraint', table: t.rel, name }], down: [], lockHeld: 'scan without blocking writes', rows: t.rows })
   }
 }
 
@@ -521,11 +591,21 @@ function uniqueRewriteSteps(ctx: Ctx, t: TenantTable): void {
   }
 }
 
-function uniqueIndexSql(index: Index, name: string, table: string, columns: readonly string[]): string {
-  const nnd = index.nullsNotDistinct ? ' NULLS NOT DISTINCT' : ''
-  const include = index.includeColumns.length > 0 ? ` INCLUDE (${identList(index.includeColumns)})` : ''
-  const where = index.predicate === null ? '' : ` WHERE ${index.predicate}`
-  return `CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS ${quoteIdent(name)} ON ${table} USING ${index.method} (${identList(columns)})${include}${nnd}${where}`
+/** The unique index `index` again under `name` on `columns`: same method, INCLUDE, NULLS NOT DISTINCT and predicate. */
+function uniqueIndexOp(index: Index, name: string, table: Rel, columns: readonly string[]): Operation {
+  return {
+    op: 'createIndex',
+    table,
+    name,
+    columns,
+    unique: true,
+    concurrently: true,
+    only: false,
+    method: index.method,
+    include: index.includeColumns,
+    nullsNotDistinct: index.nullsNotDistinct,
+    ...(index.predicate === null ? {} : { where: sqlText(index.predicate) }),
+  }
 }
 
 function rewriteUnique(ctx: Ctx, t: TenantTable, index: Index, constraint: KeyOrCheckConstraint | undefined): void {
@@ -533,20 +613,18 @@ function rewriteUnique(ctx: Ctx, t: TenantTable, index: Index, constraint: KeyOr
   const columns = index.columns as string[]
   const scoped = freeName(ctx, t.table!, 'relation', index.name, 'tenant')
   const global = freeName(ctx, t.table!, 'relation', index.name, 'global')
-  const swap = (from: string): string[] =>
+  const swap = (from: string): Operation[] =>
     constraint === undefined
-      ? [`DROP INDEX CONCURRENTLY ${qualifiedName(schema, index.name)}`, `ALTER INDEX ${qualifiedName(schema, from)} RENAME TO ${quoteIdent(index.name)}`]
-      : [`ALTER TABLE ${t.sql} DROP CONSTRAINT ${quoteIdent(constraint.name)}, ADD CONSTRAINT ${quoteIdent(constraint.name)} UNIQUE USING INDEX ${quoteIdent(from)}${constraint.deferrable ? ` DEFERRABLE INITIALLY ${constraint.initiallyDeferred ? 'DEFERRED' : 'IMMEDIATE'}` : ''}`]
+      ? [{ op: 'dropIndex', index: { schema, name: index.name }, concurrently: true, ifExists: false }, { op: 'renameIndex', index: { schema, name: from }, to: index.name }]
+      : [{ op: 'swapUniqueConstraint', table: t.rel, name: constraint.name, index: from, deferrable: !constraint.deferrable ? 'no' : constraint.initiallyDeferred ? 'deferred' : 'immediate' }]
   step(ctx, {
     id: `tenant-unique:${t.key}:${index.name}`,
     phase: 'schema',
     table: t.key,
     title: `make ${constraint === undefined ? 'unique index' : 'unique constraint'} ${index.name} (${columns.join(', ')}) tenant-scoped: (${[t.column, ...columns].join(', ')})`,
-    up: [uniqueIndexSql(index, scoped, t.sql, [t.column, ...columns]), ...swap(scoped)],
-    down: [uniqueIndexSql(index, global, t.sql, columns), ...swap(global)],
-    lock: 'ACCESS EXCLUSIVE',
+    up: [uniqueIndexOp(index, scoped, t.rel, [t.column, ...columns]), ...swap(scoped)],
+    down: [uniqueIndexOp(index, global, t.rel, columns), ...swap(global)],
     lockHeld: 'brief',
-    transactional: false,
     rows: t.rows,
   })
 }
@@ -559,23 +637,32 @@ function tenantIndexStep(ctx: Ctx, t: TenantTable): void {
   if (ctx.steps.some((s) => s.id.startsWith(`tenant-key:${t.key}:${t.column},`) || s.id.startsWith(`tenant-unique:${t.key}:`))) return
   const name = freeName(ctx, table, 'relation', table.name, t.column, 'idx')
   if (table.kind === 'partitioned') {
-    const up = [`CREATE INDEX IF NOT EXISTS ${quoteIdent(name)} ON ONLY ${t.sql} (${quoteIdent(t.column)})`]
+    const up: Operation[] = [{ op: 'createIndex', table: t.rel, name, columns: [t.column], unique: false, concurrently: false, only: true }]
     for (const p of table.partitions) {
       const pname = freeName(ctx, p, 'relation', p.name, t.column, 'idx')
-      up.push(`CREATE INDEX CONCURRENTLY IF NOT EXISTS ${quoteIdent(pname)} ON ${qualifiedName(p.schema, p.name)} (${quoteIdent(t.column)})`)
-      up.push(`ALTER INDEX ${qualifiedName(table.schema, name)} ATTACH PARTITION ${qualifiedName(p.schema, pname)}`)
+      up.push({ op: 'createIndex', table: p, name: pname, columns: [t.column], unique: false, concurrently: true, only: false })
+      up.push({ op: 'attachIndex', index: { schema: table.schema, name }, partitionIndex: { schema: p.schema, name: pname } })
     }
-    step(ctx, { id: `tenant-index:${t.key}`, phase: 'schema', table: t.key, title: `index leading with ${t.column}: on the parent only, then each partition concurrently and attached`, up, down: [`DROP INDEX IF EXISTS ${qualifiedName(table.schema, name)}`], lock: 'SHARE UPDATE EXCLUSIVE', lockHeld: 'scan without blocking writes', transactional: false, rows: t.rows })
+    step(ctx, { id: `tenant-index:${t.key}`, phase: 'schema', table: t.key, title: `index leading with ${t.column}: on the parent only (brief), then each partition concurrently and attached`, up, down: [{ op: 'dropIndex', index: { schema: table.schema, name }, concurrently: false, ifExists: true }], lockHeld: 'scan without blocking writes', rows: t.rows })
     return
   }
-  step(ctx, { id: `tenant-index:${t.key}`, phase: 'schema', table: t.key, title: `index leading with ${t.column}, built concurrently`, up: [`CREATE INDEX CONCURRENTLY IF NOT EXISTS ${quoteIdent(name)} ON ${t.sql} (${quoteIdent(t.column)})`], down: [`DROP INDEX CONCURRENTLY IF EXISTS ${qualifiedName(table.schema, name)}`], lock: 'SHARE UPDATE EXCLUSIVE', lockHeld: 'scan without blocking writes', transactional: false, rows: t.rows })
+  step(ctx, {
+    id: `tenant-index:${t.key}`,
+    phase: 'schema',
+    table: t.key,
+    title: `index leading with ${t.column}, built concurrently`,
+    up: [{ op: 'createIndex', table: t.rel, name, columns: [t.column], unique: false, concurrently: true, only: false }],
+    down: [{ op: 'dropIndex', index: { schema: table.schema, name }, concurrently: true, ifExists: true }],
+    lockHeld: 'scan without blocking writes',
+    rows: t.rows,
+  })
 }
 
 /** The membership table (user ↔ tenant ↔ role) beside a new tenant table; every existing user joins the default tenant. */
 function membershipStep(ctx: Ctx, problems: Problem[]): TenantTable | undefined {
   const m = ctx.config.tenant.membership
   if (m === null || !ctx.config.tenant.create) return undefined
-  const users = splitKey(m.users)
+  const users = relOf(m.users)
   const usersTable = ctx.catalog.table(users.schema, users.name)
   const pk = usersTable?.constraints.find((c) => c.type === 'primary key')
   if (usersTable === undefined || pk === undefined || pk.columns.length !== 1) {
@@ -584,120 +671,112 @@ function membershipStep(ctx: Ctx, problems: Problem[]): TenantTable | undefined 
   }
   const userKey = pk.columns[0]!
   const userType = usersTable.columns.find((c) => c.name === userKey)!.type
-  const { schema, name } = splitKey(m.table)
-  const sql = qualifiedName(schema, name)
-  const usersSql = qualifiedName(users.schema, users.name)
+  const rel = relOf(m.table)
   step(ctx, {
     id: `membership:${m.table}`,
     phase: 'schema',
     table: m.table,
     title: `membership table ${m.table} (user ↔ tenant ↔ role); every existing user joins the default tenant`,
     up: [
-      `CREATE TABLE ${sql} (
-  "org_id" ${ctx.idSql} NOT NULL REFERENCES ${ctx.root} ("id") ON DELETE CASCADE,
-  "user_id" ${userType} NOT NULL REFERENCES ${usersSql} (${quoteIdent(userKey)}) ON DELETE CASCADE,
+      {
+        op: 'createTable',
+        table: rel,
+        references: [ctx.root, users],
+        body: sqlText(`(
+  "org_id" ${ctx.idSql} NOT NULL REFERENCES ${relSql(ctx.root)} ("id") ON DELETE CASCADE,
+  "user_id" ${userType} NOT NULL REFERENCES ${relSql(users)} (${quoteIdent(userKey)}) ON DELETE CASCADE,
   "role" text NOT NULL DEFAULT 'member' CHECK ("role" IN ('owner', 'admin', 'member', 'viewer')),
   "created_at" timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY ("org_id", "user_id")
-)`,
-      `CREATE INDEX ${quoteIdent(objectName(name, 'user_id', 'idx'))} ON ${sql} ("user_id")`,
-      `INSERT INTO ${sql} ("org_id", "user_id") SELECT ${quoteLiteral(ctx.config.tenant.default.id)}, ${quoteIdent(userKey)} FROM ${usersSql}`,
+)`),
+      },
+      { op: 'createIndex', table: rel, name: objectName(rel.name, 'user_id', 'idx'), columns: ['user_id'], unique: false, concurrently: false, only: false },
+      { op: 'insertSelect', table: rel, columns: ['org_id', 'user_id'], select: sqlText(`SELECT ${quoteLiteral(ctx.config.tenant.default.id)}, ${quoteIdent(userKey)} FROM ${relSql(users)}`) },
     ],
-    down: [`DROP TABLE ${sql}`],
-    lock: 'SHARE ROW EXCLUSIVE',
+    down: [{ op: 'dropTable', table: rel }],
     lockHeld: 'brief',
-    transactional: true,
     rows: Math.max(0, Math.round(usersTable.estimatedRows ?? 0)),
   })
-  return { key: m.table, cfg: { class: 'direct', reason: '', alternatives: [], keepGlobalUnique: [], sharedReferences: [] }, table: undefined, sql, column: 'org_id', existing: { name: 'org_id' } as Column, rows: 0 }
+  return { key: m.table, cfg: { class: 'direct', reason: '', alternatives: [], keepGlobalUnique: [], sharedReferences: [] }, table: undefined, rel, sql: relSql(rel), column: 'org_id', existing: { name: 'org_id' } as Column, rows: 0 }
 }
 
 function statusViewStep(ctx: Ctx, tables: readonly TenantTable[]): void {
   const rows = Object.entries(ctx.config.tables).map(([key, cfg]) => {
-    const { schema, name } = splitKey(key)
     const column = tables.find((t) => t.key === key)?.column ?? null
-    return `(${quoteLiteral(key)}, ${quoteLiteral(qualifiedName(schema, name))}, ${quoteLiteral(cfg.class)}, ${column === null ? 'NULL' : quoteLiteral(column)})`
+    return `(${quoteLiteral(key)}, ${quoteLiteral(relSql(relOf(key)))}, ${quoteLiteral(cfg.class)}, ${column === null ? 'NULL' : quoteLiteral(column)})`
   })
-  if (ctx.config.tenant.create) rows.unshift(`(${quoteLiteral(ctx.rootKey)}, ${quoteLiteral(ctx.root)}, 'root', 'id')`)
+  if (ctx.config.tenant.create) rows.unshift(`(${quoteLiteral(ctx.rootKey)}, ${quoteLiteral(relSql(ctx.root))}, 'root', 'id')`)
   const m = ctx.config.tenant.membership
-  if (m !== null && ctx.config.tenant.create) {
-    const { schema, name } = splitKey(m.table)
-    rows.push(`(${quoteLiteral(m.table)}, ${quoteLiteral(qualifiedName(schema, name))}, 'membership', 'org_id')`)
-  }
+  if (m !== null && ctx.config.tenant.create) rows.push(`(${quoteLiteral(m.table)}, ${quoteLiteral(relSql(relOf(m.table)))}, 'membership', 'org_id')`)
   if (rows.length === 0) return
+  const view: Rel = { schema: 'tenantize', name: 'status' }
   step(ctx, {
     id: 'status-view',
     phase: 'schema',
     table: null,
     title: 'view tenantize.status: each table\'s class, tenant column, NOT NULL, RLS enabled/forced, policy and index',
     up: [
-      `CREATE VIEW tenantize.status AS
-SELECT t.table_name, t.class, t.tenant_column,
+      {
+        op: 'createView',
+        view,
+        query: sqlText(`SELECT t.table_name, t.class, t.tenant_column,
        a.attnotnull AS tenant_not_null,
        c.relrowsecurity AS rls_enabled,
        c.relforcerowsecurity AS rls_forced,
        EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = c.oid AND p.polname = ${quoteLiteral(POLICY_NAME)}) AS policy_present,
-       EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indkey[0] = a.attnum) AS tenant_index_present
+       EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indkey[0] = a.attnum AND i.indisvalid) AS tenant_index_present
   FROM (VALUES ${rows.join(',\n               ')}) AS t(table_name, regname, class, tenant_column)
   LEFT JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(t.regname)
-  LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attname = t.tenant_column AND NOT a.attisdropped`,
+  LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attname = t.tenant_column AND NOT a.attisdropped`),
+      },
     ],
-    down: ['DROP VIEW tenantize.status'],
-    lock: 'none',
+    down: [{ op: 'dropView', view }],
     lockHeld: 'brief',
-    transactional: true,
   })
 }
 
 function roleStep(ctx: Ctx, create: boolean): void {
   if (!create) return
-  const app = roleName(ctx.config.roles.app)
-  step(ctx, { id: 'app-role', phase: 'enforce', table: null, title: `create the app role ${ctx.config.roles.app} (NOLOGIN, NOSUPERUSER, NOBYPASSRLS: grant it to your login role)`, up: [`CREATE ROLE ${app} NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE`], down: [`DROP ROLE ${app}`], lock: 'none', lockHeld: 'brief', transactional: true })
+  const role = ctx.config.roles.app
+  step(ctx, { id: 'app-role', phase: 'enforce', table: null, title: `create the app role ${role} (NOLOGIN, NOSUPERUSER, NOBYPASSRLS: grant it to your login role)`, up: [{ op: 'createRole', role }], down: [{ op: 'dropRole', role }], lockHeld: 'brief' })
 }
 
-function grantSteps(ctx: Ctx, tables: readonly TenantTable[], roleIsNew: boolean): void {
-  const appName = ctx.config.roles.app
-  const app = roleName(appName)
-  const up: string[] = []
-  const down: string[] = []
+function grantSteps(ctx: Ctx, tables: readonly TenantTable[]): void {
+  const role = ctx.config.roles.app
+  const up: Operation[] = []
+  const down: Operation[] = []
   const schemas = new Set<string>(['tenantize'])
-  const grant = (object: string, privileges: readonly string[], kind: 'TABLE' | 'SEQUENCE', have: readonly string[]): void => {
+  const grant = (on: PrivilegeObject, privileges: readonly string[], have: readonly string[]): void => {
     const missing = privileges.filter((p) => !have.includes(p))
     if (missing.length === 0) return
-    up.push(`GRANT ${missing.join(', ')} ON ${kind} ${object} TO ${app}`)
-    down.unshift(`REVOKE ${missing.join(', ')} ON ${kind} ${object} FROM ${app}`)
+    up.push({ op: 'grant', privileges: missing, on, role })
+    down.unshift({ op: 'revoke', privileges: missing, on, role })
   }
-  const held = (grants: readonly { grantee: string; privilege: string }[]): string[] => grants.filter((g) => g.grantee === appName).map((g) => g.privilege)
+  const held = (grants: readonly { grantee: string; privilege: string }[]): string[] => grants.filter((g) => g.grantee === role).map((g) => g.privilege)
   for (const t of tables) {
     schemas.add(t.table!.schema)
-    grant(t.sql, ['SELECT', 'INSERT', 'UPDATE', 'DELETE'], 'TABLE', held(t.table!.grants))
+    grant({ kind: 'table', rel: t.rel }, DATA, held(t.table!.grants))
   }
   if (ctx.config.tenant.create) {
-    schemas.add(splitKey(ctx.rootKey).schema)
-    up.push(`GRANT SELECT, UPDATE ON TABLE ${ctx.root} TO ${app}`)
-    down.unshift(`REVOKE SELECT, UPDATE ON TABLE ${ctx.root} FROM ${app}`)
+    schemas.add(ctx.root.schema)
+    grant({ kind: 'table', rel: ctx.root }, ['SELECT', 'UPDATE'], [])
     const m = ctx.config.tenant.membership
     if (m !== null) {
-      const { schema, name } = splitKey(m.table)
-      schemas.add(schema)
-      up.push(`GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE ${qualifiedName(schema, name)} TO ${app}`)
-      down.unshift(`REVOKE SELECT, INSERT, UPDATE, DELETE ON TABLE ${qualifiedName(schema, name)} FROM ${app}`)
+      schemas.add(relOf(m.table).schema)
+      grant({ kind: 'table', rel: relOf(m.table) }, DATA, [])
     }
   }
   for (const [key, cfg] of Object.entries(ctx.config.tables)) {
     if (cfg.class !== 'global') continue
-    const { schema, name } = splitKey(key)
-    const table = ctx.catalog.table(schema, name)
+    const rel = relOf(key)
+    const table = ctx.catalog.table(rel.schema, rel.name)
     if (table === undefined) continue
-    schemas.add(schema)
-    grant(qualifiedName(schema, name), ['SELECT'], 'TABLE', held(table.grants))
+    schemas.add(rel.schema)
+    grant({ kind: 'table', rel }, ['SELECT'], held(table.grants))
   }
   // Partitions too: the app role reads them through the parent, and a partition it may not touch directly is a finding of its own.
   for (const t of tables) {
-    for (const p of t.table!.partitions) {
-      const part = ctx.catalog.tableByOid(p.oid)
-      grant(qualifiedName(p.schema, p.name), ['SELECT', 'INSERT', 'UPDATE', 'DELETE'], 'TABLE', held(part?.grants ?? []))
-    }
+    for (const p of t.table!.partitions) grant({ kind: 'table', rel: p }, DATA, held(ctx.catalog.tableByOid(p.oid)?.grants ?? []))
   }
   const tenantOids = new Set(tables.flatMap((t) => [t.table!.oid, ...t.table!.partitions.map((p) => p.oid)]))
   // Sequences the app draws from: owned by a tenant table, or named in a column default (`DEFAULT nextval('x_seq')`
@@ -717,111 +796,118 @@ function grantSteps(ctx: Ctx, tables: readonly TenantTable[], roleIsNew: boolean
   }
   for (const s of ctx.catalog.sequences) {
     if (!(s.ownedBy !== null && tenantOids.has(s.ownedBy.table.oid)) && !drawn.has(`${s.schema}.${s.name}`)) continue
-    grant(qualifiedName(s.schema, s.name), ['USAGE', 'SELECT'], 'SEQUENCE', held(s.grants))
+    grant({ kind: 'sequence', rel: s }, ['USAGE', 'SELECT'], held(s.grants))
   }
   // USAGE only where the role does not have it yet (itself or through PUBLIC), and rollback revokes exactly that:
   // afterwards the role's privileges are what they were (a role the plan created is dropped).
   const hasUsage = (name: string): boolean => {
     const schema = ctx.catalog.schemas.find((s) => s.name === name)
-    return schema !== undefined && name !== 'tenantize' && (schema.usage.includes(appName) || schema.usage.includes('PUBLIC') || schema.owner === appName)
+    return schema !== undefined && name !== 'tenantize' && (schema.usage.includes(role) || schema.usage.includes('PUBLIC') || schema.owner === role)
   }
   const schemaList = [...schemas].filter((s) => !hasUsage(s)).sort()
-  up.unshift(`GRANT EXECUTE ON FUNCTION ${CURRENT_TENANT_FN} TO ${app}`)
-  if (schemaList.length > 0) up.unshift(`GRANT USAGE ON SCHEMA ${schemaList.map(quoteIdent).join(', ')} TO ${app}`)
-  down.push(`REVOKE EXECUTE ON FUNCTION ${CURRENT_TENANT_FN} FROM ${app}`)
-  if (schemaList.length > 0) down.push(`REVOKE USAGE ON SCHEMA ${schemaList.map(quoteIdent).join(', ')} FROM ${app}`)
-  void roleIsNew
-  step(ctx, { id: 'grants', phase: 'enforce', table: null, title: `privileges for ${appName}: data on tenant tables, SELECT on global tables — never TRUNCATE, REFERENCES or TRIGGER`, up, down, lock: 'none', lockHeld: 'brief', transactional: true })
+  const helper: PrivilegeObject = { kind: 'function', signature: sqlText(CURRENT_TENANT_FN) }
+  up.unshift({ op: 'grant', privileges: ['EXECUTE'], on: helper, role })
+  down.push({ op: 'revoke', privileges: ['EXECUTE'], on: helper, role })
+  if (schemaList.length > 0) {
+    up.unshift({ op: 'grant', privileges: ['USAGE'], on: { kind: 'schema', names: schemaList }, role })
+    down.push({ op: 'revoke', privileges: ['USAGE'], on: { kind: 'schema', names: schemaList }, role })
+  }
+  step(ctx, { id: 'grants', phase: 'enforce', table: null, title: `privileges for ${role}: data on tenant tables, SELECT on global tables — never TRUNCATE, REFERENCES or TRIGGER`, up, down, lockHeld: 'brief' })
 }
 
 /** ENABLE + FORCE row-level security and one policy per table (and per partition, so partitions cannot be read around it). */
 function rlsStep(ctx: Ctx, t: TenantTable): void {
   const table = t.table
-  const app = roleName(ctx.config.roles.app)
-  const expr = policyExpr(t.column)
-  const targets: { sql: string; rls: boolean; force: boolean; policies: readonly Policy[] }[] = []
+  const role = ctx.config.roles.app
+  const expr = sqlText(policyExpr(t.column))
+  const targets: { rel: Rel; rls: boolean; force: boolean; policies: readonly Policy[] }[] = []
   if (table === undefined) {
-    targets.push({ sql: t.sql, rls: false, force: false, policies: [] })
+    targets.push({ rel: t.rel, rls: false, force: false, policies: [] })
   } else {
-    targets.push({ sql: t.sql, rls: table.rowSecurity, force: table.forceRowSecurity, policies: table.policies })
+    targets.push({ rel: t.rel, rls: table.rowSecurity, force: table.forceRowSecurity, policies: table.policies })
     for (const p of table.partitions) {
       const part = ctx.catalog.tableByOid(p.oid)
-      targets.push({ sql: qualifiedName(p.schema, p.name), rls: part?.rowSecurity ?? false, force: part?.forceRowSecurity ?? false, policies: part?.policies ?? [] })
+      targets.push({ rel: p, rls: part?.rowSecurity ?? false, force: part?.forceRowSecurity ?? false, policies: part?.policies ?? [] })
     }
   }
-  const up: string[] = []
-  const down: string[] = []
+  const up: Operation[] = []
+  const down: Operation[] = []
+  const restore: Operation[] = []
   const addedWithConstantDefault = t.existing === undefined && !(t.cfg.class === 'child' && ctx.deriveChildren && t.cfg.path?.reverse !== true) && t.cfg.class !== 'root'
   if (addedWithConstantDefault) {
-    up.push(`ALTER TABLE ${t.sql} ALTER COLUMN ${quoteIdent(t.column)} SET DEFAULT ${CURRENT_TENANT_FN}`)
-    down.push(`ALTER TABLE ${t.sql} ALTER COLUMN ${quoteIdent(t.column)} SET DEFAULT ${quoteLiteral(ctx.config.tenant.default.id)}`)
+    up.push({ op: 'setDefault', table: t.rel, column: t.column, default: sqlText(CURRENT_TENANT_FN) })
+    down.push({ op: 'setDefault', table: t.rel, column: t.column, default: literal(ctx.config.tenant.default.id) })
   }
   // Permissive policies already there would be OR-ed with the tenant policy: each is a way around it. They are
-  // replaced, and rollback puts them back verbatim. Restrictive ones only narrow access and stay.
+  // replaced, and rollback puts them back verbatim (after dropping the tenant policy). Restrictive ones only narrow access and stay.
   const replaced: string[] = []
   for (const target of targets) {
     for (const p of target.policies) {
       if (p.mode !== 'permissive' || p.name === POLICY_NAME) continue
       replaced.push(p.name)
-      up.push(`DROP POLICY ${quoteIdent(p.name)} ON ${target.sql}`)
-      down.push(createPolicySql(p, target.sql))
+      up.push({ op: 'dropPolicy', table: target.rel, name: p.name })
+      restore.push(restorePolicy(p, target.rel))
     }
   }
   for (const target of targets) {
-    up.push(`ALTER TABLE ${target.sql} ENABLE ROW LEVEL SECURITY`, `ALTER TABLE ${target.sql} FORCE ROW LEVEL SECURITY`)
-    up.push(`CREATE POLICY ${quoteIdent(POLICY_NAME)} ON ${target.sql} AS PERMISSIVE FOR ALL TO ${app} USING ${expr} WITH CHECK ${expr}`)
-    down.push(`DROP POLICY ${quoteIdent(POLICY_NAME)} ON ${target.sql}`)
-    if (!target.force) down.push(`ALTER TABLE ${target.sql} NO FORCE ROW LEVEL SECURITY`)
-    if (!target.rls) down.push(`ALTER TABLE ${target.sql} DISABLE ROW LEVEL SECURITY`)
+    up.push({ op: 'rowSecurity', table: target.rel, action: 'ENABLE' }, { op: 'rowSecurity', table: target.rel, action: 'FORCE' })
+    up.push({ op: 'createPolicy', table: target.rel, name: POLICY_NAME, mode: 'PERMISSIVE', command: 'ALL', roles: [role], using: expr, withCheck: expr })
+    down.push({ op: 'dropPolicy', table: target.rel, name: POLICY_NAME })
+    if (!target.force) down.push({ op: 'rowSecurity', table: target.rel, action: 'NO FORCE' })
+    if (!target.rls) down.push({ op: 'rowSecurity', table: target.rel, action: 'DISABLE' })
   }
-  const lock: LockLevel = 'ACCESS EXCLUSIVE'
-  // Rollback: drop the tenant policy first, then restore the replaced ones.
-  const restore = down.filter((d) => d.startsWith('CREATE POLICY '))
-  const rest = down.filter((d) => !d.startsWith('CREATE POLICY '))
   const replacing = replaced.length === 0 ? '' : `; replaces permissive ${replaced.length === 1 ? 'policy' : 'policies'} ${[...new Set(replaced)].join(', ')} (OR-ed with the tenant policy, a way around it; rollback restores ${replaced.length === 1 ? 'it' : 'them'})`
-  step(ctx, { id: `rls:${t.key}`, phase: 'enforce', table: t.key, title: `row-level security ENABLE + FORCE and policy ${POLICY_NAME} TO ${ctx.config.roles.app}${targets.length > 1 ? ` (also on ${targets.length - 1} partition(s))` : ''}${addedWithConstantDefault ? '; new rows default to the context tenant' : ''}${replacing}`, up, down: [...rest, ...restore], lock, lockHeld: 'brief', transactional: true })
+  step(ctx, { id: `rls:${t.key}`, phase: 'enforce', table: t.key, title: `row-level security ENABLE + FORCE and policy ${POLICY_NAME} TO ${role}${targets.length > 1 ? ` (also on ${targets.length - 1} partition(s))` : ''}${addedWithConstantDefault ? '; new rows default to the context tenant' : ''}${replacing}`, up, down: [...down, ...restore], lockHeld: 'brief' })
 }
 
 /** A policy as it was: for rollback. Expressions are the catalog's deparsed text (schema-qualified). */
-function createPolicySql(p: Policy, table: string): string {
-  const roles = p.roles.map((r) => (r === 'public' ? 'PUBLIC' : roleName(r))).join(', ')
-  const using = p.using === null ? '' : ` USING (${p.using})`
-  const check = p.withCheck === null ? '' : ` WITH CHECK (${p.withCheck})`
-  return `CREATE POLICY ${quoteIdent(p.name)} ON ${table} AS ${p.mode === 'permissive' ? 'PERMISSIVE' : 'RESTRICTIVE'} FOR ${p.command.toUpperCase()} TO ${roles}${using}${check}`
+function restorePolicy(p: Policy, table: Rel): Operation {
+  return {
+    op: 'createPolicy',
+    table,
+    name: p.name,
+    mode: p.mode === 'permissive' ? 'PERMISSIVE' : 'RESTRICTIVE',
+    command: p.command.toUpperCase(),
+    roles: p.roles,
+    using: p.using === null ? null : sqlText(`(${p.using})`),
+    withCheck: p.withCheck === null ? null : sqlText(`(${p.withCheck})`),
+  }
 }
 
 /** Sub-tenant scopes: a helper per scope and a RESTRICTIVE policy on each of its tables. */
 function scopeSteps(ctx: Ctx, byKey: ReadonlyMap<string, TenantTable>): void {
-  const app = roleName(ctx.config.roles.app)
+  const role = ctx.config.roles.app
   for (const scope of ctx.config.scopes) {
-    const fn = `tenantize.${quoteIdent(`current_${scope.name}_id`)}()`
+    const fn: Rel = { schema: 'tenantize', name: `current_${scope.name}_id` }
+    const call = `${relSql(fn)}()`
     const value = `NULLIF(pg_catalog.current_setting(${quoteLiteral(scope.setting)}, true), '')`
-    const up = [
-      `CREATE FUNCTION ${fn} RETURNS ${SQL_TYPE[scope.idType]} LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog AS $tenantize$SELECT ${scope.idType === 'text' ? value : `${value}::${SQL_TYPE[scope.idType]}`}$tenantize$`,
-      `GRANT EXECUTE ON FUNCTION ${fn} TO ${app}`,
+    const up: Operation[] = [
+      { op: 'createFunction', name: fn, args: '', returns: SQL_TYPE[scope.idType], language: 'sql', attributes: 'STABLE PARALLEL SAFE SET search_path = pg_catalog', body: `SELECT ${scope.idType === 'text' ? value : `${value}::${SQL_TYPE[scope.idType]}`}` },
+      { op: 'grant', privileges: ['EXECUTE'], on: { kind: 'function', signature: sqlText(call) }, role },
     ]
-    const down: string[] = []
-    const policy = quoteIdent(objectName('tenant_scope', scope.name))
+    const down: Operation[] = []
+    const policy = objectName('tenant_scope', scope.name)
     for (const [key, column] of Object.entries(scope.tables).sort(([a], [b]) => a.localeCompare(b))) {
       const t = byKey.get(key)
       if (t === undefined) continue
-      const expr = `((SELECT ${fn}) IS NULL OR ${quoteIdent(column)} = (SELECT ${fn}))`
-      up.push(`CREATE POLICY ${policy} ON ${t.sql} AS RESTRICTIVE FOR ALL TO ${app} USING ${expr} WITH CHECK ${expr}`)
-      down.unshift(`DROP POLICY ${policy} ON ${t.sql}`)
+      const expr = sqlText(`((SELECT ${call}) IS NULL OR ${quoteIdent(column)} = (SELECT ${call}))`)
+      up.push({ op: 'createPolicy', table: t.rel, name: policy, mode: 'RESTRICTIVE', command: 'ALL', roles: [role], using: expr, withCheck: expr })
+      down.unshift({ op: 'dropPolicy', table: t.rel, name: policy })
     }
-    down.push(`DROP FUNCTION ${fn}`)
-    step(ctx, { id: `scope:${scope.name}`, phase: 'enforce', table: null, title: `sub-tenant scope ${scope.name}: RESTRICTIVE policies from ${scope.setting} on ${Object.keys(scope.tables).length} table(s)`, up, down, lock: 'ACCESS EXCLUSIVE', lockHeld: 'brief', transactional: true })
+    down.push({ op: 'dropFunction', name: fn, args: '' })
+    step(ctx, { id: `scope:${scope.name}`, phase: 'enforce', table: null, title: `sub-tenant scope ${scope.name}: RESTRICTIVE policies from ${scope.setting} on ${Object.keys(scope.tables).length} table(s)`, up, down, lockHeld: 'brief' })
   }
 }
 
 function viewSteps(ctx: Ctx, tables: readonly TenantTable[]): void {
   const tenantOids = new Set(tables.map((t) => t.table!.oid))
+  const role = ctx.config.roles.app
   for (const view of ctx.catalog.views) {
     const reads = view.dependsOn.filter((d) => tenantOids.has(d.oid))
     if (reads.length === 0 || view.extension !== null) continue
-    const v = qualifiedName(view.schema, view.name)
+    const v = relSql(view)
     if (view.kind === 'materialized view') {
-      ctx.manual.push({ object: `${view.schema}.${view.name}`, reason: `materialized view over tenant table(s) ${reads.map((r) => `${r.schema}.${r.name}`).join(', ')}: its stored rows are not filtered by row-level security`, fix: `REVOKE ALL ON ${v} FROM ${roleName(ctx.config.roles.app)}; serve it per tenant through a view with security_invoker, or add ${ctx.config.tenant.column} and filter` })
+      ctx.manual.push({ object: `${view.schema}.${view.name}`, reason: `materialized view over tenant table(s) ${reads.map((r) => `${r.schema}.${r.name}`).join(', ')}: its stored rows are not filtered by row-level security`, fix: `REVOKE ALL ON ${v} FROM ${roleName(role)}; serve it per tenant through a view with security_invoker, or add ${ctx.config.tenant.column} and filter` })
       continue
     }
     if (view.securityInvoker) continue
@@ -829,22 +915,19 @@ function viewSteps(ctx: Ctx, tables: readonly TenantTable[]): void {
       ctx.manual.push({ object: `${view.schema}.${view.name}`, reason: 'a view runs with its owner\'s rights, so it reads around row-level security; security_invoker needs PostgreSQL 15', fix: 'upgrade to PostgreSQL 15+, or revoke the app role\'s access to the view' })
       continue
     }
-    const app = roleName(ctx.config.roles.app)
-    const granted = view.grants.some((g) => g.grantee === ctx.config.roles.app && g.privilege === 'SELECT')
+    const granted = view.grants.some((g) => g.grantee === role && g.privilege === 'SELECT')
+    const on: PrivilegeObject = { kind: 'table', rel: view }
     step(ctx, {
       id: `view:${view.schema}.${view.name}`,
       phase: 'enforce',
       table: `${view.schema}.${view.name}`,
-      title: `security_invoker = true: the view applies the caller's row-level security${granted ? '' : `; SELECT for ${ctx.config.roles.app}`}`,
-      up: [`ALTER VIEW ${v} SET (security_invoker = true)`, ...(granted ? [] : [`GRANT SELECT ON ${v} TO ${app}`])],
-      down: [...(granted ? [] : [`REVOKE SELECT ON ${v} FROM ${app}`]), `ALTER VIEW ${v} RESET (security_invoker)`],
-      lock: 'ACCESS EXCLUSIVE',
+      title: `security_invoker = true: the view applies the caller's row-level security${granted ? '' : `; SELECT for ${role}`}`,
+      up: [{ op: 'viewSecurityInvoker', view, on: true }, ...(granted ? [] : [{ op: 'grant', privileges: ['SELECT'], on, role } as const])],
+      down: [...(granted ? [] : [{ op: 'revoke', privileges: ['SELECT'], on, role } as const]), { op: 'viewSecurityInvoker', view, on: false }],
       lockHeld: 'brief',
-      transactional: true,
     })
   }
 }
-
 /** SECURITY DEFINER code over tenant tables runs with its owner's rights and sees every tenant. */
 function manualChecks(ctx: Ctx, tables: readonly TenantTable[]): void {
   const names = tables.map((t) => t.table!).map((t) => ({ key: tableKeyOf(t), re: new RegExp(`\\b${t.name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\b`, 'i') }))
