@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { quoteIdent as q } from '../src/sql/index.js'
 import type { Finding } from '../src/verify/types.js'
 import { testDatabase } from './helpers/db.js'
-import { createVerifyFixture, fixtureClient, lintAfter } from './helpers/verify-fixture.js'
+import { createVerifyFixture, fixtureClient, inRolledBack, lintAfter } from './helpers/verify-fixture.js'
 
 // Permissive policies that let rows past the tenant predicate (issue #11): another setting read beside
 // the tenant policy, a switch such as app.bypass = 'on', an OR branch without the tenant comparison —
@@ -122,4 +122,27 @@ test('other rules\' fixes of a policy comparing the tenant with another setting 
   assert.doesNotMatch(errors[0]!.fix, /tenantize/)
   // The same strict read in a policy beside the tenant policy is a bypass: only the error, whose fix drops it.
   assert.deepEqual(await findings(`CREATE POLICY legacy ON app.invoices USING (org_id = ${strict});`, 'policy-context-errors-when-missing'), [])
+})
+
+test('tenant table inference: when every tenant column references a legacy table whose key no policy compares, the table whose policies do is the tenant table, and each such foreign key is an error', async () => {
+  const repoint = ['projects', 'tasks', 'invoices', 'events']
+    .map((t) => `ALTER TABLE app.${t} DROP CONSTRAINT ${t}_org_id_fkey; ALTER TABLE app.${t} ADD CONSTRAINT ${t}_org_id_fkey FOREIGN KEY (org_id) REFERENCES app.legacy_orgs (id);`)
+    .join('\n')
+  const { model, findings: all } = await lintAfter(client, `CREATE TABLE app.legacy_orgs (id uuid PRIMARY KEY);\n${repoint}`, { appRole: fx.app })
+  assert.deepEqual([model.root?.name, model.rootSource], ['organizations', 'policies'])
+  // 6 tables: the two partitions of app.events carry the foreign key too.
+  assert.ok(model.notes.some((n) => n.startsWith('the tenant column\'s foreign keys point at app.legacy_orgs (6 tables), whose key no policy compares with the context; app.organizations is taken as the tenant table')), model.notes.join('\n'))
+  const wrong = all.filter((f) => f.rule === 'tenant-column-fk-wrong-table')
+  assert.deepEqual(wrong.map((f) => f.table).sort(), ['app.events', 'app.invoices', 'app.projects', 'app.tasks'])
+  const fixOf = (table: string): string => wrong.find((f) => f.table === table)?.fix ?? ''
+  assert.ok(wrong.every((f) => f.severity === 'error'))
+  assert.equal(fixOf('app.invoices'), 'ALTER TABLE "app"."invoices" ADD CONSTRAINT "invoices_org_id_tenant_fkey" FOREIGN KEY ("org_id") REFERENCES "app"."organizations" ("id") NOT VALID;\n-- fails on rows whose "org_id" names no tenant: fix those rows first\nALTER TABLE "app"."invoices" VALIDATE CONSTRAINT "invoices_org_id_tenant_fkey";\nALTER TABLE "app"."invoices" DROP CONSTRAINT "invoices_org_id_fkey";')
+  // A partitioned table cannot take a NOT VALID foreign key.
+  assert.match(fixOf('app.events'), /^-- .*\nALTER TABLE "app"\."events" ADD CONSTRAINT "events_org_id_tenant_fkey" FOREIGN KEY \("org_id"\) REFERENCES "app"\."organizations" \("id"\);\nALTER TABLE "app"\."events" DROP CONSTRAINT "events_org_id_fkey";$/)
+  // Pasted in that order, each fix works: the new key first, then the old one goes.
+  await inRolledBack(client, `CREATE TABLE app.legacy_orgs (id uuid PRIMARY KEY);\n${repoint}\n${wrong.map((f) => f.fix).join('\n')}`, async () => undefined)
+  // Unchanged, the foreign keys and the policies agree.
+  const clean = await lintAfter(client, 'CREATE TABLE app.legacy_orgs (id uuid PRIMARY KEY);', { appRole: fx.app })
+  assert.deepEqual([clean.model.root?.name, clean.model.rootSource], ['organizations', 'foreign keys'])
+  assert.deepEqual(clean.findings.filter((f) => f.rule === 'tenant-column-fk-wrong-table'), [])
 })

@@ -171,6 +171,14 @@ export function buildModel(catalog: Catalog, options: ModelOptions = {}): Tenant
     }
     if (rootKey === null) root = null
   }
+  // Tables whose own policies compare their single-column key with the context: the tenant table says so itself.
+  const policyRoots: [Table, string][] = []
+  for (const t of candidates) {
+    if (tenantColumn !== null && t.columns.some((c) => c.name === tenantColumn)) continue
+    const cols = new Set(t.policies.flatMap((p) => expressions(p).flatMap((e) => analyzeExpression(e, scopeFor(null)).columnsComparedToContext)))
+    const key = [...cols].find((c) => isSingleKey(t, c))
+    if (key !== undefined) policyRoots.push([t, key])
+  }
   if (root === null && tenantColumn !== null) {
     const targets = new Map<string, number>()
     const keyOf = new Map<string, string>()
@@ -183,25 +191,26 @@ export function buildModel(catalog: Catalog, options: ModelOptions = {}): Tenant
         keyOf.set(k, c.references.columns[0]!)
       }
     }
-    const best = mostCommon(targets)
-    if (best !== null) {
+    // Foreign keys decide, unless they point elsewhere than every table whose policies compare its key with the
+    // context (a legacy organisations table): then the policies do, and the note says so.
+    const byPolicy = new Set(policyRoots.map(([t]) => tableKey(t)))
+    const best = mostCommon(targets, [...byPolicy])
+    if (best !== null && (byPolicy.size === 0 || byPolicy.has(best[0]))) {
       root = candidates.find((t) => tableKey(t) === best[0]) ?? null
       rootKey = keyOf.get(best[0]) ?? null
       rootSource = 'foreign keys'
+    } else if (best !== null) {
+      const [t, key] = policyRoots[0]!
+      root = t
+      rootKey = key
+      rootSource = 'policies'
+      const elsewhere = [...targets].map(([k, n]) => `${k} (${plural(n, 'table')})`).join(', ')
+      notes.push(`the tenant column's foreign keys point at ${elsewhere}, whose key no policy compares with the context; ${tableKey(t)} is taken as the tenant table because its policies compare "${key}" with it (set tenant.table in the config to choose another)`)
     }
   }
-  if (root === null) {
-    for (const t of candidates) {
-      if (tenantColumn !== null && t.columns.some((c) => c.name === tenantColumn)) continue
-      const cols = new Set(t.policies.flatMap((p) => expressions(p).flatMap((e) => analyzeExpression(e, scopeFor(null)).columnsComparedToContext)))
-      const key = [...cols].find((c) => isSingleKey(t, c))
-      if (key !== undefined) {
-        root = t
-        rootKey = key
-        rootSource = 'policies'
-        break
-      }
-    }
+  if (root === null && policyRoots.length > 0) {
+    ;[root, rootKey] = policyRoots[0]!
+    rootSource = 'policies'
   }
   if (root === null) {
     for (const name of ROOT_NAMES) {

@@ -76,12 +76,12 @@ export const integrityRules: readonly LintRule[] = [
             continue
           }
           const name = `${m.table.name}_${tc}_tenant_fkey`.slice(0, 63)
-          yield onConstraint(
-            m,
-            c.name,
-            message,
-            `ALTER TABLE ${tableSql(m.table)} ADD CONSTRAINT ${quoteIdent(name)} FOREIGN KEY (${quoteIdent(tc)}) REFERENCES ${tableSql(model.root)} (${quoteIdent(model.rootKey)}) NOT VALID;\n-- fails on rows whose ${quoteIdent(tc)} names no tenant: fix those rows first\nALTER TABLE ${tableSql(m.table)} VALIDATE CONSTRAINT ${quoteIdent(name)};\nALTER TABLE ${tableSql(m.table)} DROP CONSTRAINT ${quoteIdent(c.name)};`,
-          )
+          const add = `ALTER TABLE ${tableSql(m.table)} ADD CONSTRAINT ${quoteIdent(name)} FOREIGN KEY (${quoteIdent(tc)}) REFERENCES ${tableSql(model.root)} (${quoteIdent(model.rootKey)})`
+          // A partitioned table cannot take a NOT VALID foreign key: it is checked as it is added.
+          const create = m.table.partitioned
+            ? `-- fails on rows whose ${quoteIdent(tc)} names no tenant (fix those rows first); checks every partition while it holds its lock\n${add};`
+            : `${add} NOT VALID;\n-- fails on rows whose ${quoteIdent(tc)} names no tenant: fix those rows first\nALTER TABLE ${tableSql(m.table)} VALIDATE CONSTRAINT ${quoteIdent(name)};`
+          yield onConstraint(m, c.name, message, `${create}\nALTER TABLE ${tableSql(m.table)} DROP CONSTRAINT ${quoteIdent(c.name)};`)
         }
       }
     },
@@ -193,7 +193,10 @@ export const integrityRules: readonly LintRule[] = [
           const cols = [m.tenantColumn!, ...c.columns.filter((x) => x !== m.tenantColumn)]
           const refs = [parent.tenantColumn, ...c.references.columns.filter((_, i) => c.columns[i] !== m.tenantColumn)]
           const name = `${c.name}_tenant`.slice(0, 63)
-          yield onConstraint(m, c.name, `foreign key ${quoteIdent(c.name)} ${display(m.table)}(${c.columns.join(', ')}) → ${display(c.references.table)}(${c.references.columns.join(', ')}) can point at another tenant's row`, `-- needs a unique index on ${tableSql(c.references.table)} (${identList(refs)})\nALTER TABLE ${tableSql(m.table)} ADD CONSTRAINT ${quoteIdent(name)} FOREIGN KEY (${identList(cols)}) REFERENCES ${tableSql(c.references.table)} (${identList(refs)}) NOT VALID;\nALTER TABLE ${tableSql(m.table)} VALIDATE CONSTRAINT ${quoteIdent(name)};\nALTER TABLE ${tableSql(m.table)} DROP CONSTRAINT ${quoteIdent(c.name)};`)
+          const add = `ALTER TABLE ${tableSql(m.table)} ADD CONSTRAINT ${quoteIdent(name)} FOREIGN KEY (${identList(cols)}) REFERENCES ${tableSql(c.references.table)} (${identList(refs)})`
+          // A partitioned table cannot take a NOT VALID foreign key: it is checked as it is added.
+          const create = m.table.partitioned ? `${add};` : `${add} NOT VALID;\nALTER TABLE ${tableSql(m.table)} VALIDATE CONSTRAINT ${quoteIdent(name)};`
+          yield onConstraint(m, c.name, `foreign key ${quoteIdent(c.name)} ${display(m.table)}(${c.columns.join(', ')}) → ${display(c.references.table)}(${c.references.columns.join(', ')}) can point at another tenant's row`, `-- needs a unique index on ${tableSql(c.references.table)} (${identList(refs)})\n${create}\nALTER TABLE ${tableSql(m.table)} DROP CONSTRAINT ${quoteIdent(c.name)};`)
         }
       }
     },
