@@ -6,6 +6,7 @@ import { registerConvert } from './commands/convert.js'
 import { registerDemo } from './commands/demo.js'
 import { registerInspect } from './commands/inspect.js'
 import { registerMigrate } from './commands/migrate.js'
+import { registerTenant } from './commands/tenant.js'
 import { registerVerify } from './commands/verify.js'
 import { SIGNAL_EXIT } from './interrupt.js'
 import { line, processIO, type CliIO } from './io.js'
@@ -38,6 +39,7 @@ The database URL comes from --db or DATABASE_URL; its password is never printed.
   registerVerify(program, io, setExit)
   registerMigrate(program, io, setExit)
   registerInspect(program, io, setExit)
+  registerTenant(program, io, setExit)
   registerAdd(program, io, setExit)
   registerDemo(program, io, setExit)
   for (const cmd of program.commands) {
