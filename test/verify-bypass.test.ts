@@ -146,3 +146,13 @@ test('tenant table inference: when every tenant column references a legacy table
   assert.deepEqual([clean.model.root?.name, clean.model.rootSource], ['organizations', 'foreign keys'])
   assert.deepEqual(clean.findings.filter((f) => f.rule === 'tenant-column-fk-wrong-table'), [])
 })
+
+test('the bypass fixes paste as they are, and afterwards no bypass is left', async () => {
+  const broken = `${handTenanted}\nCREATE POLICY support ON app.invoices FOR SELECT TO ${q(fx.app)} USING (current_setting('app.bypass', true) = 'on');`
+  const before = (await lintAfter(client, broken, { appRole: fx.app })).findings.filter((f) => f.rule === RULE)
+  assert.equal(before.length, TABLES.length + 1)
+  const after = await lintAfter(client, `${broken}\n${before.map((f) => f.fix).join('\n')}`, { appRole: fx.app })
+  assert.deepEqual(after.findings.filter((f) => f.rule === RULE || f.rule === 'policy-with-check-without-tenant-filter').map((f) => f.message), [])
+  // Still the tenant setting the policies compared with: the fixes kept it.
+  assert.equal(after.model.setting, 'app.tenant')
+})
