@@ -285,3 +285,19 @@ test('a foreign key declared a shared reference stays single-column: rows may po
   assert.deepEqual(await t.sql(`SELECT reviewer_id::int FROM tasks`), [{ reviewer_id: 2 }])
   await rollback({ databaseUrl: t.url, config: shared, phase: 'all', timeouts: fast })
 })
+
+test('a failing plan step advises to fix the cause and run apply again (not to edit a migration file)', async () => {
+  const t = await db.another('step_advice')
+  await t.sql(`CREATE TABLE notes (id int PRIMARY KEY, body text);
+    CREATE FUNCTION no_alter() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'no ALTER TABLE today'; END $$;
+    CREATE EVENT TRIGGER no_alter ON ddl_command_start WHEN TAG IN ('ALTER TABLE') EXECUTE FUNCTION no_alter();`)
+  const { config } = await init(t)
+  const error = await apply({ databaseUrl: t.url, config, phase: 'schema', timeouts: fast }).then(() => undefined, (e: unknown) => e)
+  assert.ok(error instanceof TenantizeError)
+  assert.match(error.message, /no ALTER TABLE today/)
+  assert.match(error.fix ?? '', /^fix what the error names \(the data, a lock held elsewhere, a privilege, or the config\), then run tenantize apply again: it resumes at this step; its transaction was rolled back/)
+  assert.match(error.object ?? '', /^plan step add-column:public\.notes/)
+  await t.sql(`DROP EVENT TRIGGER no_alter`)
+  await apply({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
+  await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
+})

@@ -42,6 +42,9 @@ function stepUnit(step: Step, index: number, direction: 'up' | 'down', options: 
     noTransaction: !step.transactional,
     statements: sql.map((text) => ({ text, line: 1, relations: relationOf(step) })),
     downSql: step.down,
+    advice: direction === 'up'
+      ? 'fix what the error names (the data, a lock held elsewhere, a privilege, or the config), then run tenantize apply again: it resumes at this step'
+      : 'fix what the error names, then run tenantize rollback again: it resumes at this step',
     ...(direction === 'up' && step.backfill !== undefined && options !== undefined ? { custom: (ctx: UnitContext) => backfill(ctx, name, step, options) } : {}),
   }
 }

@@ -121,6 +121,8 @@ export interface Unit {
   readonly custom?: (ctx: UnitContext) => Promise<void>
   /** Kept in the ledger with the applied row, so the unit can be reversed without its source. */
   readonly downSql?: readonly string[]
+  /** What to do when a statement fails, instead of the advice for a migration file (a plan step is not edited by hand). */
+  readonly advice?: string
 }
 
 async function fileUnits(migrations: readonly Migration[], direction: Direction): Promise<Unit[]> {
@@ -239,7 +241,7 @@ async function runOne(client: pg.Client, monitor: pg.Client, pid: number, p: Uni
       })
     } catch (error) {
       if (error instanceof TenantizeError || current === undefined) throw error
-      throw statementError(error, p.source, current, 'correct the migration and run again; its transaction was rolled back, so none of it was applied')
+      throw statementError(error, p.source, current, `${p.advice ?? 'correct the migration and run again'}; its transaction was rolled back, so none of it was applied`)
     }
   } else {
     const ops = await indexPlan(p)
@@ -261,7 +263,7 @@ async function runOne(client: pg.Client, monitor: pg.Client, pid: number, p: Uni
         if (error instanceof TenantizeError && (error.code === ErrorCodes.INTERRUPTED || error.code === ErrorCodes.INVALID_INDEX)) throw error
         const leftovers = await invalidIndexes(client).catch(() => [])
         const before = i === 0 ? 'no statement of this file was applied' : `the ${i} statement(s) before line ${s.line} stayed applied (this file runs outside a transaction)`
-        const base = error instanceof TenantizeError ? error : statementError(error, p.source, s, `correct the statement and run again; ${before}, so keep the file safe to re-run (IF NOT EXISTS)`)
+        const base = error instanceof TenantizeError ? error : statementError(error, p.source, s, p.advice === undefined ? `correct the statement and run again; ${before}, so keep the file safe to re-run (IF NOT EXISTS)` : `${p.advice}; ${before} (the step is safe to re-run)`)
         if (leftovers.length === 0) throw base
         throw new TenantizeError(base.code, `${base.message}; ${before}`, {
           ...(base.object === undefined ? {} : { object: base.object }),
