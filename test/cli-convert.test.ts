@@ -64,10 +64,12 @@ test('init → plan → apply → status → rollback through the CLI', async ()
   assert.equal(broken.code, 1)
   await t.sql('ALTER TABLE notes ENABLE ROW LEVEL SECURITY')
 
-  const back = await runCli(['rollback', '--db', t.url, '--config', config, '--yes'])
+  assert.equal((await runCli(['rollback', '--db', t.url, '--config', config, '--yes', '--phase', 'enforce', '--purge'])).code, 2, '--purge needs --phase all')
+  const back = await runCli(['rollback', '--db', t.url, '--config', config, '--yes', '--purge'])
   assert.equal(back.code, 0, back.stderr)
   assert.match(back.stdout, /Done: \d+ migration\(s\) down/)
   assert.equal(await schemaFingerprint(t.url), fingerprint)
+  assert.deepEqual(await t.sql(`SELECT to_regnamespace('tenantize') IS NULL AS gone`), [{ gone: true }], '--purge leaves nothing of Tenantize')
 })
 
 test('plan --format sql writes migration files that tenantize migrate runs up and down', async () => {

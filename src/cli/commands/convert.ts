@@ -238,8 +238,10 @@ function registerRollback(program: Command, io: CliIO, setExit: (code: number) =
   runFlags(program.command('rollback').description('reverse applied steps, newest first; --phase enforce is the emergency RLS-off path; refuses to merge tenants unless --merge-tenants'))
     .option('--phase <phase>', 'enforce (RLS, policies, grants only) or all', 'all')
     .option('--merge-tenants', 'roll back even though rows belong to several tenants (they end up in one database, unseparated)')
+    .option('--purge', 'with --phase all: also drop the schema tenantize (ledger, event log, frozen plan) once every step is reversed')
     .action(async (raw: unknown) => {
-      const o = parseOptions(runSchema.extend({ phase: z.enum(['enforce', 'all']).default('all'), mergeTenants: z.boolean().default(false) }), raw)
+      const o = parseOptions(runSchema.extend({ phase: z.enum(['enforce', 'all']).default('all'), mergeTenants: z.boolean().default(false), purge: z.boolean().default(false) }), raw)
+      if (o.purge && o.phase !== 'all') throw new TenantizeError(ErrorCodes.USAGE, '--purge needs --phase all', { object: '--purge', fix: 'leave --phase out (all is the default), or drop --purge' })
       const config = await readConfigFile(o.config)
       const databaseUrl = resolveDatabaseUrl(o.db, io.env)
       if (!o.dryRun && !o.yes && !(await confirm(io, `Roll back phase ${o.phase} of the conversion?`))) {
@@ -248,7 +250,7 @@ function registerRollback(program: Command, io: CliIO, setExit: (code: number) =
         return
       }
       await withInterrupts(io, 'rollback', (signal) =>
-        rollback({ databaseUrl, config, phase: o.phase, mergeTenants: o.mergeTenants, ...runnerFlags(o, io, signal, `tenantize rollback${o.phase === 'all' ? '' : ` --phase ${o.phase}`}${o.mergeTenants ? ' --merge-tenants' : ''}`) }),
+        rollback({ databaseUrl, config, phase: o.phase, mergeTenants: o.mergeTenants, purge: o.purge, ...runnerFlags(o, io, signal, `tenantize rollback${o.phase === 'all' ? '' : ` --phase ${o.phase}`}${o.mergeTenants ? ' --merge-tenants' : ''}`) }),
       )
       setExit(0)
     })
