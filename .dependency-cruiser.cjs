@@ -48,6 +48,13 @@ module.exports = {
       to: { path: '^src/tenants/' },
     },
     {
+      name: 'datacheck-reads-below-apply',
+      severity: 'error',
+      comment: 'The data check gathers facts for plan and apply: it may use plan (its preconditions), catalog, sql, db, never the runner, verify, runtime or apply.',
+      from: { path: '^src/datacheck/' },
+      to: { path: '^src/(migrate|verify|runtime|apply|tenants)/' },
+    },
+    {
       name: 'runtime-stays-light',
       severity: 'error',
       comment: 'Apps import tenantize/runtime: it must not pull in the CLI, planner, runner or heavy packages.',
