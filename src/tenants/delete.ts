@@ -166,9 +166,6 @@ export async function deleteTenant(options: DeleteTenantOptions): Promise<Delete
     if (tenant.id === model.config.tenant.default.id) {
       throw new TenantizeError(ErrorCodes.USAGE, 'is the default tenant, which owns the rows the single-tenant app wrote', { object: `tenant ${tenant.slug ?? tenant.id}`, fix: 'delete another tenant; to undo the conversion, use tenantize rollback' })
     }
-    if (tenant.status === 'importing') {
-      throw new TenantizeError(ErrorCodes.USAGE, 'is being imported', { object: `tenant ${tenant.slug ?? tenant.id}`, fix: 'run tenantize tenant import again to finish it, or pass the tenant to tenantize tenant import --abort' })
-    }
     const tables = await countRows(client, model, tenant.id, model.childrenFirst)
     const shared = await sharedRows(client, model, tenant.id)
     const blocking: Problem[] = shared

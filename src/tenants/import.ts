@@ -1,0 +1,382 @@
+import { createHash } from 'node:crypto'
+import type pg from 'pg'
+import { introspect } from '../catalog/index.js'
+import type { Catalog, Column, Table } from '../catalog/types.js'
+import { connect } from '../db/connect.js'
+import { ErrorCodes, TenantizeError, type Problem } from '../errors.js'
+import { runUnits, sleep, type RunnerOptions, type UnitContext } from '../migrate/index.js'
+import { splitKey, tableKeyOf } from '../plan/config.js'
+import { qualifiedName, quoteIdent, quoteLiteral } from '../sql/quote.js'
+import { insertTenant, validateSlug } from './create.js'
+import { TENANTS_SCOPE } from './delete.js'
+import { tenantIdType, type TenantModel, type TenantTable } from './model.js'
+import { transaction, withModel, type TenantOptions } from './session.js'
+import { ensureTenantTables, findTenant, readTenants, writeStatus, type TenantRow } from './store.js'
+
+/** One difference between the source database and the (pre-conversion) schema of the target, and what the import does about it. */
+export interface DriftItem {
+  readonly table: string
+  readonly column?: string
+  readonly kind: 'missing-table' | 'extra-table' | 'missing-column' | 'extra-column' | 'type'
+  readonly source?: string
+  readonly target?: string
+  /** What happens to the rows. */
+  readonly effect: string
+  /** The import refuses to start because of it. */
+  readonly blocking: boolean
+}
+
+/** How a table's rows are copied. */
+interface ImportTable {
+  readonly t: TenantTable
+  readonly source: Table
+  /** Target columns filled from the source (tenant column, generated columns and columns the source lacks left out). */
+  readonly columns: readonly Column[]
+  /** The single-column primary key that gets new values where it collides, with how new values are made. */
+  readonly key: { readonly column: string; readonly generator: 'sequence' | 'uuid' | 'none' } | undefined
+  /** Source key columns to page by (primary key), or none: by ctid. */
+  readonly pageBy: readonly Column[]
+  /** A foreign key of the table to itself or in a cycle: its rows go in in one statement. */
+  readonly selfReferencing: boolean
+}
+
+export interface ImportPlan {
+  readonly drift: readonly DriftItem[]
+  readonly tables: readonly ImportTable[]
+}
+
+const GENERATED_KINDS = new Set(['always', 'by default'])
+
+/**
+ * PURE: compare the source's tables with the target's tenant tables as they were before the conversion
+ * (the tenant column it added left out) and decide, per table, which columns are copied and which key is remapped.
+ */
+export function planImport(source: Catalog, model: TenantModel): ImportPlan {
+  const drift: DriftItem[] = []
+  const tables: ImportTable[] = []
+  const order = [...model.childrenFirst].reverse()
+  for (const key of order) {
+    const t = model.table(key)!
+    if (t.role === 'membership' || t.role === 'attached' || (t.role === 'root' && model.ownsTenantTable)) continue
+    const { schema, name } = splitKey(key)
+    const src = source.table(schema, name)
+    if (src === undefined) {
+      drift.push({ table: key, kind: 'missing-table', effect: 'not in the source: no rows are imported into it', blocking: false })
+      continue
+    }
+    const columns: Column[] = []
+    for (const c of t.table.columns) {
+      if (c.name === t.column && t.role !== 'root') continue
+      if (c.generated !== null) continue
+      const s = src.columns.find((x) => x.name === c.name)
+      if (s === undefined) {
+        const fillable = c.nullable || c.default !== null || (c.identity !== null && GENERATED_KINDS.has(c.identity))
+        drift.push({ table: key, column: c.name, kind: 'missing-column', target: c.type, effect: fillable ? (c.default !== null || c.identity !== null ? 'not in the source: takes the column default' : 'not in the source: NULL') : 'not in the source, NOT NULL without a default: no row could be inserted', blocking: !fillable })
+        continue
+      }
+      if (s.type !== c.type) drift.push({ table: key, column: c.name, kind: 'type', source: s.type, target: c.type, effect: `values are cast to ${c.type}; a value that does not fit stops the import at its batch`, blocking: false })
+      columns.push(c)
+    }
+    for (const s of src.columns) {
+      if (!t.table.columns.some((c) => c.name === s.name) && s.generated === null) drift.push({ table: key, column: s.name, kind: 'extra-column', source: s.type, effect: 'not in the target: its values are not imported', blocking: false })
+    }
+    const pk = t.table.constraints.find((c) => c.type === 'primary key')
+    const pkColumn = pk !== undefined && pk.columns.length === 1 && pk.columns[0] !== t.column ? t.table.columns.find((c) => c.name === pk.columns[0]) : t.role === 'root' ? t.table.columns.find((c) => c.name === t.column) : undefined
+    const keyCol = pkColumn !== undefined && columns.includes(pkColumn) ? pkColumn : undefined
+    const generator = keyCol === undefined ? 'none' : keyCol.identity !== null || /^nextval\(/.test(keyCol.default ?? '') ? 'sequence' : keyCol.type === 'uuid' ? 'uuid' : 'none'
+    const srcPk = src.constraints.find((c) => c.type === 'primary key')
+    const pageBy = srcPk === undefined ? [] : srcPk.columns.map((n) => src.columns.find((c) => c.name === n)!)
+    const selfReferencing = model.edges.some((e) => e.from === key && e.to === key && !e.fk.columns.includes(t.column))
+    tables.push({ t, source: src, columns, key: keyCol === undefined ? undefined : { column: keyCol.name, generator }, pageBy, selfReferencing })
+  }
+  const known = new Set([...Object.keys(model.config.tables), ...model.tables.map((t) => t.key)])
+  for (const s of source.tables) {
+    const key = tableKeyOf(s)
+    if (!known.has(key) && s.kind !== 'partition') drift.push({ table: key, kind: 'extra-table', effect: 'not in the configuration: not imported', blocking: false })
+  }
+  return { drift, tables }
+}
+
+export interface ImportTenantOptions extends TenantOptions, Omit<RunnerOptions, 'databaseUrl' | 'dryRun' | 'backupFile'> {
+  /** The single-tenant source database (same schema as the target before its conversion). It should not change during the import. */
+  readonly from: string
+  readonly slug: string
+  readonly name: string
+  /** The new tenant's id (default: the tenant table's default). */
+  readonly id?: string
+  /** Report the drift and the rows per table; move nothing. */
+  readonly dryRun?: boolean
+  readonly batchSize?: number
+  readonly batchPauseMs?: number
+}
+
+export interface ImportTenantResult {
+  readonly tenant: TenantRow | undefined
+  readonly drift: readonly DriftItem[]
+  /** Rows per table in the source, and how many keys got a new value. */
+  readonly tables: readonly { readonly table: string; readonly rows: number; readonly remapped: number }[]
+  readonly dryRun: boolean
+}
+
+/** Text of a key list, for `WHERE (k) > (…)`: each parameter cast back to the column's type in SQL. */
+function keyset(columns: readonly Column[], alias: string, offset: number): { after: string; order: string; select: string } {
+  const cols = columns.map((c) => `${alias}.${quoteIdent(c.name)}`)
+  return {
+    after: `(${cols.join(', ')}) > (${columns.map((c, i) => `$${offset + i}::${c.type}`).join(', ')})`,
+    order: cols.join(', '),
+    select: cols.map((c, i) => `${c}::text AS k${i}`).join(', '),
+  }
+}
+
+type Progress = { last: (string | null)[] | null; done: number }
+
+async function readProgress(client: pg.Client, step: string): Promise<Progress> {
+  const row = (await client.query<{ last_key: { last: (string | null)[] | null } | null; rows_done: string }>('SELECT last_key, rows_done FROM tenantize.backfill_progress WHERE scope = $1 AND step = $2', [TENANTS_SCOPE, step])).rows[0]
+  return { last: row?.last_key?.last ?? null, done: Number(row?.rows_done ?? 0) }
+}
+
+async function saveProgress(client: pg.Client, step: string, p: Progress): Promise<void> {
+  await client.query(
+    `INSERT INTO tenantize.backfill_progress (scope, step, last_key, rows_done) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (scope, step) DO UPDATE SET last_key = EXCLUDED.last_key, rows_done = EXCLUDED.rows_done, updated_at = clock_timestamp()`,
+    [TENANTS_SCOPE, step, JSON.stringify({ last: p.last }), p.done],
+  )
+}
+
+/** Copy one source table into `tenantize.import_rows` as jsonb, in keyset batches; resumes after the last committed batch. */
+async function stage(ctx: UnitContext, source: pg.Client, it: ImportTable, tenantId: string, size: number, pause: number, tick: (n: number) => void): Promise<void> {
+  const client = ctx.client
+  const step = `import:${tenantId}:stage:${it.t.key}`
+  const progress = await readProgress(client, step)
+  if (progress.last !== null && progress.last.length === 0) return
+  const src = qualifiedName(it.source.schema, it.source.name)
+  const byKey = it.pageBy.length > 0
+  const ks = byKey ? keyset(it.pageBy, 'x', 1) : { after: 'x.ctid > $1::tid', order: 'x.ctid', select: 'x.ctid::text AS k0' }
+  const width = byKey ? it.pageBy.length : 1
+  for (;;) {
+    const params: unknown[] = progress.last === null ? [] : [...progress.last]
+    const where = progress.last === null ? '' : `WHERE ${ks.after}`
+    const { rows } = await source.query<Record<string, string>>(`SELECT pg_catalog.to_jsonb(x)::text AS data, ${ks.select} FROM ${src} AS x ${where} ORDER BY ${ks.order} LIMIT ${Number(size)}`, params)
+    if (rows.length === 0) break
+    const last = Array.from({ length: width }, (_, i) => rows.at(-1)![`k${i}`] ?? null)
+    await ctx.retrying(`${it.t.key} import`, () =>
+      transaction(client, async () => {
+        await client.query(
+          `INSERT INTO tenantize.import_rows (tenant, "table", seq, data) SELECT $1, $2, $3::bigint + u.ord, u.d::jsonb FROM unnest($4::text[]) WITH ORDINALITY AS u(d, ord)`,
+          [tenantId, it.t.key, progress.done, rows.map((r) => r['data'])],
+        )
+        await saveProgress(client, step, { last, done: progress.done + rows.length })
+      }),
+    )
+    progress.last = last
+    progress.done += rows.length
+    tick(rows.length)
+    if (rows.length < size) break
+    if (pause > 0) await sleep(pause)
+  }
+  // An empty key list marks the table as staged completely.
+  await saveProgress(client, step, { last: [], done: progress.done })
+}
+
+/** Give every staged key its value in the target: kept unless it collides (or lies beyond the target's sequence), else a new one. */
+async function mapKeys(client: pg.Client, model: TenantModel, it: ImportTable, tenantId: string, forcedRootId: string | undefined): Promise<number> {
+  const key = it.key!
+  const col = quoteIdent(key.column)
+  const type = it.t.table.columns.find((c) => c.name === key.column)!.type
+  const seq = key.generator === 'sequence' ? `pg_catalog.pg_get_serial_sequence(${quoteLiteral(it.t.sql)}, ${quoteLiteral(key.column)})` : undefined
+  const collides = `EXISTS (SELECT 1 FROM ${it.t.sql} AS t WHERE t.${col} = s.old::${type})`
+  let keep = `NOT ${collides}`
+  let fresh = 'NULL::text'
+  if (seq !== undefined) {
+    keep = `NOT ${collides} AND s.old::numeric <= lim.v`
+    fresh = `pg_catalog.nextval(${seq})::text`
+  } else if (key.generator === 'uuid') fresh = 'pg_catalog.gen_random_uuid()::text'
+  const values: unknown[] = [tenantId, it.t.key]
+  if (it.t.role === 'root' && forcedRootId !== undefined) {
+    values.push(forcedRootId)
+    keep = 'false'
+    fresh = '$3::text'
+  }
+  if (key.generator === 'none' && keep !== 'false') {
+    const { rows } = await client.query<{ n: string }>(
+      `SELECT count(DISTINCT r.data ->> ${quoteLiteral(key.column)})::text AS n FROM tenantize.import_rows r
+        WHERE r.tenant = $1 AND r."table" = $2 AND EXISTS (SELECT 1 FROM ${it.t.sql} AS t WHERE t.${col} = (r.data ->> ${quoteLiteral(key.column)})::${type})`,
+      [tenantId, it.t.key],
+    )
+    const n = Number(rows[0]?.n ?? 0)
+    if (n > 0) {
+      throw new TenantizeError(ErrorCodes.PREFLIGHT, `${n} key(s) collide with rows already in the target, and ${key.column} has no sequence or uuid default to draw new values from`, {
+        object: `${it.t.key}.${key.column}`,
+        fix: 'give the column a default (a sequence, or gen_random_uuid() for uuid keys), or change the colliding keys in the source; then run the import again (it resumes)',
+      })
+    }
+  }
+  await client.query(
+    `WITH lim AS MATERIALIZED (SELECT ${seq === undefined ? '0' : `coalesce(pg_catalog.pg_sequence_last_value(${seq}::regclass), 0)`}::numeric AS v)
+     INSERT INTO tenantize.id_map (tenant, "table", old_id, new_id)
+     SELECT $1, $2, s.old, CASE WHEN ${keep} THEN s.old ELSE ${fresh} END
+       FROM (SELECT DISTINCT r.data ->> ${quoteLiteral(key.column)} AS old FROM tenantize.import_rows r WHERE r.tenant = $1 AND r."table" = $2 AND r.data ->> ${quoteLiteral(key.column)} IS NOT NULL ORDER BY 1) AS s, lim
+         WHERE NOT EXISTS (SELECT 1 FROM tenantize.id_map m WHERE m.tenant = $1 AND m."table" = $2 AND m.old_id = s.old)`,
+    values,
+  )
+  const remapped = (await client.query<{ n: string }>(`SELECT count(*) FILTER (WHERE m.old_id <> m.new_id)::text AS n FROM tenantize.id_map m WHERE m.tenant = $1 AND m."table" = $2`, [tenantId, it.t.key])).rows[0]
+  return Number(remapped?.n ?? 0)
+}
+
+/** The SQL expression for a column of a staged row (alias b, jsonb in b."tenantize data"): mapped through the id map where it is a remapped key or references one. */
+function columnExpr(model: TenantModel, it: ImportTable, c: Column, remapped: ReadonlyMap<string, string>, tenantParam: string): string {
+  const raw = `b."tenantize data" ->> ${quoteLiteral(c.name)}`
+  const through = (table: string, type: string): string =>
+    `CASE WHEN ${raw} IS NULL THEN NULL ELSE coalesce((SELECT m.new_id FROM tenantize.id_map m WHERE m.tenant = $1 AND m."table" = ${quoteLiteral(table)} AND m.old_id = ${raw}), ${raw})::${type} END`
+  if (it.t.role === 'root' && c.name === it.t.column) return `${tenantParam}::${c.type}`
+  if (it.key !== undefined && c.name === it.key.column) return through(it.t.key, c.type)
+  for (const e of model.edges) {
+    if (e.from !== it.t.key || e.fk.columns.includes(it.t.column)) continue
+    const i = e.fk.columns.indexOf(c.name)
+    if (i < 0) continue
+    const target = remapped.get(e.to)
+    if (target !== undefined && target === e.fk.references.columns[i]) return through(e.to, c.type)
+  }
+  return `b.${quoteIdent(c.name)}`
+}
+
+/** Insert one table's staged rows in batches (parents were inserted before), resumable by staged sequence number. */
+async function insertRows(ctx: UnitContext, model: TenantModel, it: ImportTable, tenantId: string, newTenant: string, remapped: ReadonlyMap<string, string>, size: number, pause: number, tick: (n: number) => void): Promise<void> {
+  const client = ctx.client
+  const step = `import:${tenantId}:insert:${it.t.key}`
+  const progress = await readProgress(client, step)
+  const names = it.columns.map((c) => quoteIdent(c.name))
+  const exprs = it.columns.map((c) => columnExpr(model, it, c, remapped, '$3'))
+  if (it.t.role !== 'root') {
+    names.push(quoteIdent(it.t.column))
+    exprs.push(`$3::${tenantIdType(model.config)}`)
+  }
+  const limit = it.selfReferencing ? 'ALL' : String(Number(size))
+  const sql = `WITH b AS (
+  SELECT r.seq AS "tenantize seq", r.data AS "tenantize data", x.* FROM tenantize.import_rows r, pg_catalog.jsonb_populate_record(NULL::${it.t.sql}, r.data) AS x
+   WHERE r.tenant = $1 AND r."table" = $2 AND r.seq > $4::bigint ORDER BY r.seq LIMIT ${limit}
+), ins AS (
+  INSERT INTO ${it.t.sql} (${names.join(', ')}) OVERRIDING SYSTEM VALUE
+  SELECT ${exprs.join(', ')} FROM b ORDER BY b."tenantize seq"
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM ins)::int AS n, (SELECT max("tenantize seq") FROM b)::text AS last`
+  for (;;) {
+    let n = 0
+    let last: string | null = null
+    await ctx.retrying(`${it.t.key} import`, () =>
+      transaction(client, async () => {
+        const row = (await client.query<{ n: number; last: string | null }>(sql, [tenantId, it.t.key, newTenant, progress.last?.[0] ?? '0'])).rows[0]!
+        n = row.n
+        last = row.last
+        if (last !== null) await saveProgress(client, step, { last: [last], done: progress.done + n })
+      }),
+    )
+    if (last === null) break
+    progress.last = [last]
+    progress.done += n
+    tick(n)
+    if (pause > 0) await sleep(pause)
+  }
+}
+
+async function countSource(source: pg.Client, it: ImportTable): Promise<number> {
+  return Number((await source.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${qualifiedName(it.source.schema, it.source.name)}`)).rows[0]?.n ?? 0)
+}
+
+/**
+ * Import every row of another database with the same (pre-conversion) schema as a new tenant. The drift
+ * between the two schemas is reported before any row moves (blocking drift refuses). The tenant is
+ * created `importing` (the middleware answers 404 for it), rows are copied into the target in batches
+ * (`tenantize.import_rows`), each key that collides gets a new value from the target's sequence or
+ * gen_random_uuid() (`tenantize.id_map`, old → new as text), every column referencing it is rewritten
+ * through the foreign-key graph, and rows are inserted parents first in batches. Runs through the
+ * migration runner (lock, ledger scope `tenants`); running it again after a crash resumes it. Keys never
+ * pass through JavaScript values: they travel as text and are cast back in SQL.
+ */
+export async function importTenant(options: ImportTenantOptions): Promise<ImportTenantResult> {
+  validateSlug(options.slug)
+  const source = await connect(options.from, { applicationName: 'tenantize tenant import (source)' })
+  try {
+    const sourceCatalog = await introspect(source)
+    const prepared = await withModel(options, 'import', async (client, model) => {
+      const plan = planImport(sourceCatalog, model)
+      const counts = new Map<string, number>()
+      for (const it of plan.tables) counts.set(it.t.key, await countSource(source, it))
+      const roots = plan.tables.find((it) => it.t.role === 'root')
+      const problems: Problem[] = plan.drift.filter((d) => d.blocking).map((d) => ({ object: `${d.table}${d.column === undefined ? '' : `.${d.column}`}`, message: d.effect, fix: 'give the column a default in the target, or add it to the source' }))
+      if (roots !== undefined && counts.get(roots.t.key) !== 1) problems.push({ object: roots.t.key, message: `the source holds ${counts.get(roots.t.key)} tenant row(s); a single-tenant source holds one`, fix: 'import from a database with exactly one row in the tenant table' })
+      const existing = model.slugColumn === null ? [] : await readTenants(client, model, `r.${quoteIdent(model.slugColumn)}::text = $1`, [options.slug])
+      if (existing.length > 0 && existing[0]!.status !== 'importing') problems.push({ object: `slug ${options.slug}`, message: 'a tenant with this slug exists already', fix: 'choose another slug' })
+      if (problems.length > 0 && options.dryRun !== true) throw new TenantizeError(ErrorCodes.PREFLIGHT, `the source cannot be imported: ${problems.length} problem(s); nothing was changed`, { object: 'tenant import', problems })
+      return { model, plan, counts, resume: existing[0] }
+    })
+    const { model, plan, counts } = prepared
+    const tables = plan.tables.map((it) => ({ table: it.t.key, rows: counts.get(it.t.key) ?? 0, remapped: 0 }))
+    if (options.dryRun === true) return { tenant: prepared.resume, drift: plan.drift, tables, dryRun: true }
+
+    // The tenant row first (status importing): the app cannot see it until the import completes.
+    let tenant = prepared.resume
+    if (tenant === undefined && model.ownsTenantTable) {
+      tenant = await withModel(options, 'import', (client, m) => insertTenant(client, m, { slug: options.slug, name: options.name, status: 'importing', ...(options.id === undefined ? {} : { id: options.id }) }))
+    }
+    // Without a tenant table of Tenantize's, the source's own tenant row becomes the new tenant: its key is the tenant id.
+    const label = tenant?.id ?? `${options.slug}`
+    const name = `import:${label}`
+    const size = options.batchSize ?? model.config.batchSize
+    const pause = options.batchPauseMs ?? 10
+    const total = tables.reduce((a, t) => a + t.rows, 0) * 2
+    let done = 0
+    const started = performance.now()
+    const remappedCounts = new Map<string, number>()
+    let finalTenant: TenantRow | undefined
+    await runUnits('up', { ...options, scope: TENANTS_SCOPE }, async () => [
+      {
+        name,
+        version: String(Date.now()),
+        checksum: createHash('sha256').update(name).digest('hex'),
+        source: `tenant import ${options.slug}`,
+        noTransaction: true,
+        statements: [],
+        custom: async (ctx: UnitContext) => {
+          const client = ctx.client
+          await ensureTenantTables(client)
+          const tick = (n: number): void => {
+            done += n
+            const seconds = (performance.now() - started) / 1000
+            const rate = seconds > 0 ? done / seconds : 0
+            ctx.emit({ event: 'progress', migration: name, done, total, rowsPerSecond: rate, etaSeconds: rate > 0 ? Math.max(0, total - done) / rate : null })
+          }
+          for (const it of plan.tables) await stage(ctx, source, it, label, size, pause, tick)
+          // Keys: tables parents first, so the tenant table's row (own tenant table) is mapped before its id is needed.
+          const remapped = new Map<string, string>()
+          await transaction(client, async () => {
+            for (const it of plan.tables) {
+              if (it.key === undefined) continue
+              remapped.set(it.t.key, it.key.column)
+              remappedCounts.set(it.t.key, await mapKeys(client, model, it, label, it.t.role === 'root' ? options.id : undefined))
+            }
+          })
+          let newTenant = tenant?.id
+          if (newTenant === undefined) {
+            const root = plan.tables.find((it) => it.t.role === 'root')!
+            newTenant = (await client.query<{ id: string }>(`SELECT new_id AS id FROM tenantize.id_map WHERE tenant = $1 AND "table" = $2`, [label, root.t.key])).rows[0]!.id
+          }
+          // Invisible to the app until the last row is in (with the app's own tenant table, its row is imported like any other).
+          await transaction(client, () => writeStatus(client, model, newTenant, 'importing'))
+          for (const it of plan.tables) await insertRows(ctx, model, it, label, newTenant, remapped, size, pause, tick)
+          await transaction(client, async () => {
+            if (label !== newTenant) await client.query('UPDATE tenantize.id_map SET tenant = $2 WHERE tenant = $1', [label, newTenant])
+            await writeStatus(client, model, newTenant, 'active')
+            await client.query('DELETE FROM tenantize.import_rows WHERE tenant = $1', [label])
+            await client.query(`DELETE FROM tenantize.backfill_progress WHERE scope = $1 AND step LIKE $2`, [TENANTS_SCOPE, `import:${label}:%`])
+          })
+          finalTenant = await findTenant(client, model, newTenant)
+        },
+      },
+    ])
+    return { tenant: finalTenant, drift: plan.drift, tables: tables.map((t) => ({ ...t, remapped: remappedCounts.get(t.table) ?? 0 })), dryRun: false }
+  } finally {
+    await source.end().catch(() => undefined)
+  }
+}
