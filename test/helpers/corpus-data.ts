@@ -488,12 +488,13 @@ export class CorpusData {
     return row
   }
 
-  /** The INSERT statement (text and values) for row `i` with the table's current choices. */
-  statementFor(key: string, i: number): { text: string; values: Value[] } {
+  /** The INSERT statement (text and values) for row `i` with the table's current choices; `fixed` columns set as given. */
+  statementFor(key: string, i: number, fixed: Readonly<Record<string, string>> = {}): { text: string; values: Value[] } {
     const plan = this.plans.get(key)
     if (plan === undefined) throw new Error(`corpus-data: ${key} was not filled`)
     const row = this.rowFor(plan, plan.state.choice, i, plan.state.salt)
     if (typeof row === 'string') throw new Error(`corpus-data: ${key}: ${row}`)
+    for (const [column, value] of Object.entries(fixed)) if (plan.table.columns.some((c) => c.name === column)) row.set(column, value)
     return this.insertSql(plan, row)
   }
 

@@ -10,11 +10,11 @@ import { access, readFile } from 'node:fs/promises'
 import { after, type TestContext } from 'node:test'
 import pg from 'pg'
 import { apply, conversionStatus, rollback } from '../../src/apply/index.js'
-import { introspect } from '../../src/catalog/index.js'
+import { introspect, type Catalog } from '../../src/catalog/index.js'
 import { proposeConfig } from '../../src/plan/classify.js'
 import { parseConfig, splitKey, type TenantizeConfig } from '../../src/plan/config.js'
 import type { Plan } from '../../src/plan/steps.js'
-import { qualifiedName, quoteIdent, roleName } from '../../src/sql/quote.js'
+import { qualifiedName, quoteIdent, quoteLiteral, roleName } from '../../src/sql/quote.js'
 import { exitCodeFor, verify } from '../../src/verify/index.js'
 import type { VerifyReport } from '../../src/verify/types.js'
 import { asRole, dataChecksums, schemaFingerprint } from './conversion.js'
@@ -117,6 +117,9 @@ export async function corpusConversion(t: TestContext, db: TestDatabase, name: s
         const catalog = await introspect(c)
         await c.query('BEGIN')
         ;({ result: fill, data } = await CorpusData.fill(c, catalog, { rows: options.rows ?? 3 }))
+        // data.sql: what the schema's app guarantees that no constraint declares (e.g. tenant ids that name a tenant).
+        const dataFile = corpusFile(name, 'data.sql')
+        if (await exists(dataFile)) await c.query(await readFile(dataFile, 'utf8'))
         await c.query('COMMIT')
         await c.query('ANALYZE')
       })
@@ -129,10 +132,28 @@ export async function corpusConversion(t: TestContext, db: TestDatabase, name: s
 
     await phase('init', async () => {
       const committed = corpusFile(name, 'tenantize.config.json')
+      const initFile = corpusFile(name, 'init.json')
+      // init.json: the options a person passes to init (an existing tenant table and its column).
+      // Its `tables`: what the person changed in the proposal, per table (merged over init's entry).
+      const init = (await exists(initFile)) ? (JSON.parse(await readFile(initFile, 'utf8')) as { tenantTable?: string; tenantColumn?: string; tables?: Record<string, Record<string, unknown>> }) : {}
       const raw = (await exists(committed))
         ? (JSON.parse(await readFile(committed, 'utf8')) as Record<string, unknown>)
-        : (await withClient(db.url, async (c) => proposeConfig(await introspect(c), { defaultTenantId: DEFAULT_TENANT, appRole: role }))).config
-      const withRole = { ...(raw as { roles?: Record<string, unknown> }), roles: { ...(raw as { roles?: Record<string, unknown> }).roles, app: role } }
+        : (await withClient(db.url, async (c) => {
+            const catalog = await introspect(c)
+            if (init.tenantTable === undefined) return proposeConfig(catalog, { defaultTenantId: DEFAULT_TENANT, appRole: role })
+            // An existing tenant table: its first row (by id) is the default tenant.
+            const rootKey = rootKeyOf(catalog, init.tenantTable)
+            const [first] = (await c.query<{ id: string }>(`SELECT ${quoteIdent(rootKey.id)}::text AS id FROM ${qualifiedName(rootKey.schema, rootKey.name)} ORDER BY 1 LIMIT 1`)).rows
+            assert.ok(first !== undefined, `the tenant table ${init.tenantTable} has rows`)
+            return proposeConfig(catalog, { defaultTenantId: first.id, appRole: role, tenantTable: splitKey(init.tenantTable), ...(init.tenantColumn === undefined ? {} : { tenantColumn: init.tenantColumn }) })
+          })).config
+      const proposed = raw as { roles?: Record<string, unknown>; tables?: Record<string, Record<string, unknown>> }
+      const tablesChosen = { ...proposed.tables }
+      for (const [key, change] of Object.entries(init.tables ?? {})) {
+        // A null in the change removes that field of the proposal (e.g. a child's path when it becomes direct).
+        tablesChosen[key] = Object.fromEntries(Object.entries({ ...tablesChosen[key], ...change }).filter(([, v]) => v !== null))
+      }
+      const withRole = { ...proposed, tables: tablesChosen, roles: { ...proposed.roles, app: role } }
       config = parseConfig(withRole, `corpus/${name}/tenantize.config.json`)
       for (const c of Object.values(config.tables)) summary.classes[c.class] = (summary.classes[c.class] ?? 0) + 1
       const classified = new Set(Object.keys(config.tables))
@@ -152,6 +173,8 @@ export async function corpusConversion(t: TestContext, db: TestDatabase, name: s
         .filter(([, c]) => c.class === 'child' || c.class === 'direct')
         .sort(([ka, a], [kb, b]) => Number(b.class === 'child') - Number(a.class === 'child') || ka.localeCompare(kb))
       const picked: { key: string; pk: readonly string[] }[] = []
+      // An app of the old kind that already keeps a tenant column (an existing tenant table) writes its tenant's id there.
+      const oldAppFixed = (key: string): Record<string, string> => (config!.tenant.create ? {} : { [config!.tables[key]?.column ?? config!.tenant.column]: config!.tenant.default.id })
       await withClient(db.url, async (c) => {
         const catalog = await introspect(c)
         for (const [key] of candidates) {
@@ -159,7 +182,7 @@ export async function corpusConversion(t: TestContext, db: TestDatabase, name: s
           const table = catalog.table(splitKey(key).schema, splitKey(key).name)
           const pk = table?.constraints.find((k) => k.type === 'primary key')?.columns
           if (pk === undefined || table?.kind === 'partitioned') continue
-          const { text, values } = data!.statementFor(key, 100)
+          const { text, values } = data!.statementFor(key, 100, oldAppFixed(key))
           await c.query('BEGIN')
           const ok = await c.query(text, values).then(() => true, () => false)
           await c.query('ROLLBACK')
@@ -170,7 +193,7 @@ export async function corpusConversion(t: TestContext, db: TestDatabase, name: s
       writers = picked.map((p) => ({ ...p, rows: [] }))
       const writer = recordingWriter(db.url, (i) => {
         const w = writers[i % writers.length]!
-        const statement = data!.statementFor(w.key, 1000 + i)
+        const statement = data!.statementFor(w.key, 1000 + i, oldAppFixed(w.key))
         return { table: i % writers.length, text: statement.text.replace(/ RETURNING \*$/, ` RETURNING ${w.pk.map((c) => `${quoteIdent(c)}::text`).join(', ')}`), values: statement.values }
       })
       let failed: unknown
@@ -221,8 +244,11 @@ export async function corpusConversion(t: TestContext, db: TestDatabase, name: s
     }, { gate: false })
 
     await phase('a second tenant writes its rows as the app role', async () => {
-      const root = splitKey(config!.tenant.table)
-      await db.sql(`INSERT INTO ${qualifiedName(root.schema, root.name)} (id, slug, name) VALUES ($1, 'corpus-second', 'Second tenant')`, [SECOND_TENANT])
+      const root = await withClient(db.url, async (c) => rootKeyOf(await introspect(c), config!.tenant.table))
+      const rootSql = qualifiedName(root.schema, root.name)
+      if (config!.tenant.create) await db.sql(`INSERT INTO ${rootSql} (id, slug, name) VALUES ($1, 'corpus-second', 'Second tenant')`, [SECOND_TENANT])
+      // An existing tenant table: the second tenant is a copy of the default tenant's row under a new id.
+      else await db.sql(`INSERT INTO ${rootSql} SELECT (jsonb_populate_record(NULL::${rootSql}, to_jsonb(r) || jsonb_build_object(${quoteLiteral(root.id)}, $1::text))).* FROM ${rootSql} r WHERE ${quoteIdent(root.id)}::text = $2`, [SECOND_TENANT, config!.tenant.default.id])
       const keys = tenantTables.map((x) => x.key).filter((k) => k !== config!.tenant.table)
       const result = await withClient(db.url, async (c) => {
         const catalog = await introspect(c)
@@ -266,8 +292,8 @@ export async function corpusConversion(t: TestContext, db: TestDatabase, name: s
         const column = tenantTables.find((x) => x.key === key)!.column
         await db.sql(`DELETE FROM ${qualifiedName(splitKey(key).schema, splitKey(key).name)} WHERE ${quoteIdent(column)}::text = $1`, [SECOND_TENANT])
       }
-      const root = splitKey(config!.tenant.table)
-      await db.sql(`DELETE FROM ${qualifiedName(root.schema, root.name)} WHERE id::text = $1`, [SECOND_TENANT])
+      const root = await withClient(db.url, async (c) => rootKeyOf(await introspect(c), config!.tenant.table))
+      await db.sql(`DELETE FROM ${qualifiedName(root.schema, root.name)} WHERE ${quoteIdent(root.id)}::text = $1`, [SECOND_TENANT])
       const manualDown = corpusFile(name, 'manual.down.sql')
       if (await exists(manualDown)) await db.sql(await readFile(manualDown, 'utf8'))
       await rollback({ databaseUrl: db.url, config: config!, phase: 'all', timeouts: fast })
@@ -292,6 +318,13 @@ export async function corpusConversion(t: TestContext, db: TestDatabase, name: s
     console.log(line)
     t.diagnostic(line)
   }
+}
+
+/** The tenant table and its id column (its single-column primary key; `id` for a table init creates). */
+function rootKeyOf(catalog: Catalog, key: string): { schema: string; name: string; id: string } {
+  const { schema, name } = splitKey(key)
+  const pk = catalog.table(schema, name)?.constraints.find((c) => c.type === 'primary key')?.columns
+  return { schema, name, id: pk?.length === 1 ? pk[0]! : 'id' }
 }
 
 /**
