@@ -7,7 +7,12 @@ import type { MigrateEvent } from '../src/migrate/index.js'
 import { createTenant, deleteTenant, listTenants, resumeTenant, showTenant, suspendTenant, TENANTS_SCOPE } from '../src/tenants/index.js'
 import pg from 'pg'
 import { createTenantHttp, HttpProblemError, sqlTenantStatus, type HttpRequestLike } from '../src/runtime/http/index.js'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after } from 'node:test'
 import { dataChecksums } from './helpers/conversion.js'
+import { runCli } from './helpers/migrations.js'
 import { testDatabase, type TestDatabase } from './helpers/db.js'
 import { exampleConfig, fast, loadExample } from './helpers/examples.js'
 
@@ -158,5 +163,28 @@ test('tenant lifecycle on the converted energy-billing example: create, list, sh
     const runs = await db.sql<{ event: string }>(`SELECT event FROM tenantize.migration_events WHERE scope = $1 ORDER BY id`, [TENANTS_SCOPE])
     assert.deepEqual(runs.map((r) => r.event), ['start', 'fail', 'start', 'finish'], 'the crashed run and the one that finished')
     await assert.rejects(deleteTenant({ ...base, tenant: helios }), /no tenant with this id or slug/)
+  })
+  await t.test('the CLI: create prints the id, show --json, delete refuses the default tenant (exit 2, one line), a dry run counts', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tz-tenants-'))
+    after(() => rm(dir, { recursive: true, force: true }))
+    const file = join(dir, 'tenantize.config.json')
+    await writeFile(file, JSON.stringify(config))
+    const flags = ['--db', db.url, '--config', file]
+    const created = await runCli(['tenant', 'create', '--slug', 'cli-co', '--name', 'CLI Co', ...flags])
+    assert.equal(created.code, 0, created.stderr)
+    const id = created.stdout.trim()
+    assert.match(id, /^[0-9a-f-]{36}$/)
+    const shown = await runCli(['tenant', 'show', 'cli-co', '--exact', '--json', ...flags])
+    assert.equal(shown.code, 0, shown.stderr)
+    assert.deepEqual((JSON.parse(shown.stdout) as { id: string; rows: number }), { ...(JSON.parse(shown.stdout) as object), id, rows: 1 })
+    const refused = await runCli(['tenant', 'delete', 'eis-power', ...flags])
+    assert.equal(refused.code, 2)
+    assert.match(refused.stderr, /^TZ_USAGE tenant eis-power: is the default tenant/)
+    const dry = await runCli(['tenant', 'delete', 'cli-co', '--dry-run', ...flags])
+    assert.equal(dry.code, 0, dry.stderr)
+    assert.match(dry.stdout, /^Would delete tenant cli-co: 1 row\(s\)/)
+    const deleted = await runCli(['tenant', 'delete', id, '--lock-timeout', '500ms', ...flags])
+    assert.equal(deleted.code, 0, deleted.stderr)
+    assert.deepEqual(await db.sql(`SELECT count(*)::int AS n FROM organizations WHERE slug = 'cli-co'`), [{ n: 0 }])
   })
 })

@@ -2,7 +2,7 @@ import type { Command } from 'commander'
 import { z } from 'zod'
 import { resolveDatabaseUrl } from '../../db/url.js'
 import { ErrorCodes, TenantizeError } from '../../errors.js'
-import { createTenant, deleteTenant, listTenants, resumeTenant, showTenant, suspendTenant, type TenantRow, type TenantUsage } from '../../tenants/index.js'
+import { createTenant, deleteTenant, importTenant, listTenants, resumeTenant, showTenant, suspendTenant, type TenantRow, type TenantUsage } from '../../tenants/index.js'
 import { DEFAULT_CONFIG_FILE, readConfigFile } from '../config-file.js'
 import { line, table, type CliIO } from '../io.js'
 import { duration, parseOptions, positiveInt } from '../options.js'
@@ -32,6 +32,7 @@ const runSchema = {
   retries: positiveInt.default(10),
 }
 const deleteSchema = z.object({ ...runSchema, allowShared: z.boolean().default(false) })
+const importSchema = z.object({ ...runSchema, from: z.string().min(1), slug: z.string().min(1), name: z.string().min(1).optional(), id: z.string().min(1).optional() })
 
 async function base(o: { db?: string | undefined; config: string }, io: CliIO): Promise<{ databaseUrl: string; config: Awaited<ReturnType<typeof readConfigFile>> }> {
   const config = await readConfigFile(o.config)
@@ -89,7 +90,7 @@ function withRunner(cmd: Command): Command {
     .option('--retries <n>', 'tries in all when a statement hits lock_timeout', '10')
 }
 
-/** `tenantize tenant create|list|show|suspend|resume|delete`. */
+/** `tenantize tenant create|list|show|suspend|resume|delete|import`. */
 export function registerTenant(program: Command, io: CliIO, setExit: (code: number) => void): void {
   const tenant = program.command('tenant').description('tenant lifecycle on a converted database: create, list, show, suspend, resume, delete, export and import tenants')
 
@@ -152,6 +153,23 @@ export function registerTenant(program: Command, io: CliIO, setExit: (code: numb
       }
       if (result.dryRun && result.shared.length > 0 && !o.allowShared) {
         throw new TenantizeError(ErrorCodes.PREFLIGHT, 'rows of shared tables reference this tenant\'s rows: delete would refuse', { object: `tenant ${who(result.tenant)}`, fix: 'delete or re-point those rows, or pass --allow-shared' })
+      }
+      setExit(0)
+    })
+
+  withRunner(tenant.command('import').description('copy every row of another database with the same (pre-conversion) schema in as a new tenant: drift reported first, colliding ids remapped (tenantize.id_map), in batches, resumable; invisible to the app until complete'))
+    .requiredOption('--from <url>', 'the single-tenant source database')
+    .requiredOption('--slug <slug>', 'the new tenant\'s slug')
+    .option('--name <name>', 'the new tenant\'s name (default: the slug)')
+    .option('--id <id>', 'the new tenant\'s id (default: the tenant table\'s default)')
+    .action(async (raw: unknown) => {
+      const o = parseOptions(importSchema, raw)
+      const result = await importTenant({ ...(await base(o, io)), ...runnerFlags(o), from: o.from, slug: o.slug, name: o.name ?? o.slug, dryRun: o.dryRun, ...(o.id === undefined ? {} : { id: o.id }), onEvent: eventRenderer(io, o.json) })
+      if (o.json) line(io.stdout, JSON.stringify(result))
+      else {
+        for (const d of result.drift) line(io.stdout, `${d.blocking ? '✖' : '⚠'} ${d.kind} ${d.table}${d.column === undefined ? '' : `.${d.column}`}${d.source === undefined && d.target === undefined ? '' : ` (${d.source ?? '–'} → ${d.target ?? '–'})`}: ${d.effect}`)
+        line(io.stdout, `${result.dryRun ? 'Would import' : 'Imported'} ${result.tables.reduce((a, t) => a + t.rows, 0)} row(s)${result.tenant === undefined ? '' : ` as tenant ${who(result.tenant)} (${result.tenant.id})`}`)
+        for (const l of table(['table', 'rows', 'new ids'], result.tables.map((t) => [t.table, String(t.rows), result.dryRun ? '' : String(t.remapped)]))) line(io.stdout, `  ${l}`)
       }
       setExit(0)
     })
