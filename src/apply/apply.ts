@@ -3,7 +3,7 @@ import { introspect } from '../catalog/index.js'
 import { assertDataReady } from '../datacheck/index.js'
 import { withClient } from '../db/connect.js'
 import { ErrorCodes, TenantizeError } from '../errors.js'
-import { readLedger, runUnits, sleep, type RunnerOptions, type MigrateResult, type Unit, type UnitContext } from '../migrate/index.js'
+import { crashPoint, readLedger, runUnits, sleep, type RunnerOptions, type MigrateResult, type Unit, type UnitContext } from '../migrate/index.js'
 import type { TenantizeConfig } from '../plan/config.js'
 import { splitKey } from '../plan/config.js'
 import { planConversion } from '../plan/plan.js'
@@ -90,6 +90,7 @@ async function backfill(ctx: UnitContext, name: string, step: Step, options: App
              ON CONFLICT (scope, step) DO UPDATE SET last_key = EXCLUDED.last_key, rows_done = EXCLUDED.rows_done, updated_at = clock_timestamp()`,
             [APPLY_SCOPE, name, JSON.stringify({ last: key, upper: upperRow, text: true }), done + Number(row['updated'])],
           )
+          crashPoint('batch')
         }
         await client.query('COMMIT')
       } catch (error) {

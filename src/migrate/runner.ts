@@ -3,6 +3,7 @@ import type pg from 'pg'
 import { connect } from '../db/connect.js'
 import { ErrorCodes, TenantizeError, fromPgServerError, isPgServerError } from '../errors.js'
 import { backupDatabase } from './backup.js'
+import { crashPoint } from './crash.js'
 import {
   DEFAULT_TIMEOUTS,
   applyTimeouts,
@@ -230,6 +231,7 @@ async function runOne(client: pg.Client, monitor: pg.Client, pid: number, p: Uni
             if (i > 0) stopIfAsked(`in ${name} after statement ${i} of ${p.statements.length}, whose transaction was rolled back`)
             current = s
             await client.query(s.text)
+            crashPoint('statement')
           }
           current = undefined
           await finishLedger()
@@ -259,6 +261,7 @@ async function runOne(client: pg.Client, monitor: pg.Client, pid: number, p: Uni
           }
           await client.query(s.text)
         })
+        crashPoint('statement')
       } catch (error) {
         if (error instanceof TenantizeError && (error.code === ErrorCodes.INTERRUPTED || error.code === ErrorCodes.INVALID_INDEX)) throw error
         const leftovers = await invalidIndexes(client).catch(() => [])
@@ -350,7 +353,9 @@ async function runUnitsOrThrow(direction: Direction, options: RunUnitsOptions, s
         await assertLockHeld(client)
         emit({ event: 'start', direction, migration: name, index: i + 1, total: units.length, noTransaction: p.noTransaction })
         await recordEvent(client, { scope, migration: name, direction, event: 'start', runner: runnerName() })
+        crashPoint('unit-start')
         const durationMs = await runOne(client, monitor, pid, p, direction, policy, scope, emit, signal)
+        crashPoint('unit-end')
         await recordEvent(client, { scope, migration: name, direction, event: 'finish', durationMs: Math.round(durationMs), runner: runnerName() })
         emit({ event: 'finish', direction, migration: name, index: i + 1, total: units.length, durationMs })
         done.push(name)
