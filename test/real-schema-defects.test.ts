@@ -5,7 +5,7 @@
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
 import pg from 'pg'
-import { apply, initConfig, rollback } from '../src/apply/index.js'
+import { apply, initConfig, readiness, resetReadiness, rollback } from '../src/apply/index.js'
 import { introspect } from '../src/catalog/index.js'
 import { TenantizeError } from '../src/errors.js'
 import { parseConfig, type TenantizeConfig } from '../src/plan/config.js'
@@ -54,7 +54,9 @@ test('defect 1: a table the tenant table points at takes the tenant of the row t
   // The old app keeps inserting settings and orgs during the schema phase: the trigger on orgs hands the new settings row its tenant.
   await apply({ databaseUrl: t.url, config, phase: 'schema', timeouts: fast })
   await t.sql(`INSERT INTO settings VALUES (40, 's3'); INSERT INTO orgs VALUES (3, 40);`)
-  await apply({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
+  // Those writes had no tenant context: enforce refuses until told they are over.
+  await assert.rejects(apply({ databaseUrl: t.url, config, phase: 'all', timeouts: fast }), /still get writes without a tenant context/)
+  await apply({ databaseUrl: t.url, config, phase: 'all', timeouts: fast, ignoreReadiness: true })
   assert.deepEqual(await t.sql(`SELECT id::int, org_id::int FROM settings ORDER BY id`), [{ id: 10, org_id: 1 }, { id: 20, org_id: 2 }, { id: 30, org_id: 1 }, { id: 40, org_id: 3 }])
 
   const app = config.roles.app
@@ -299,5 +301,35 @@ test('a failing plan step advises to fix the cause and run apply again (not to e
   assert.match(error.object ?? '', /^plan step add-column:public\.notes/)
   await t.sql(`DROP EVENT TRIGGER no_alter`)
   await apply({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
+  await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
+})
+
+test('cut-over readiness: writes without tenant context are counted per table; enforce refuses while they go on; canary enforcement table by table', async () => {
+  const t = await db.another('readiness')
+  await t.sql(`CREATE TABLE notes (id serial PRIMARY KEY, body text); CREATE TABLE tags (id serial PRIMARY KEY, name text)`)
+  const { config } = await init(t)
+  await apply({ databaseUrl: t.url, config, phase: 'schema', timeouts: fast })
+  const id = config.tenant.default.id
+  // The old app writes without context; the new one (on tags only) with it.
+  await t.sql(`INSERT INTO notes (body) VALUES ('a'); INSERT INTO notes (body) SELECT 'b' FROM generate_series(1, 50); UPDATE notes SET body = 'c' WHERE id = 1`)
+  await t.sql(`BEGIN; SELECT set_config('tenantize.tenant_id', $1, true); INSERT INTO tags (name) VALUES ('x'); COMMIT`.replace('$1', `'${id}'`))
+  assert.deepEqual(await readiness(t.url), [
+    { table: 'public.notes', withContext: 0, withoutContext: 3 },
+    { table: 'public.tags', withContext: 1, withoutContext: 0 },
+  ], 'counted per statement, not per row')
+  const refused = await apply({ databaseUrl: t.url, config, phase: 'enforce', timeouts: fast }).then(() => undefined, (e: unknown) => e)
+  assert.ok(refused instanceof TenantizeError)
+  assert.match(refused.message, /1 table\(s\) still get writes without a tenant context/)
+  assert.ok(refused.problems.some((p) => p.object === 'public.notes' && /3 write statement\(s\) without a tenant context, 0 with one/.test(p.message)))
+  assert.deepEqual(await t.sql(`SELECT relname, relrowsecurity FROM pg_class WHERE relname IN ('notes', 'tags') ORDER BY 1`), [{ relname: 'notes', relrowsecurity: false }, { relname: 'tags', relrowsecurity: false }], 'nothing was enforced')
+  // Canary: tags first.
+  await apply({ databaseUrl: t.url, config, phase: 'enforce', tables: ['public.tags'], timeouts: fast })
+  assert.deepEqual(await t.sql(`SELECT relname, relrowsecurity FROM pg_class WHERE relname IN ('notes', 'tags') ORDER BY 1`), [{ relname: 'notes', relrowsecurity: false }, { relname: 'tags', relrowsecurity: true }])
+  await assert.rejects(apply({ databaseUrl: t.url, config, phase: 'enforce', tables: ['public.nope'], timeouts: fast }), /public\.nope is not a table the plan enforces/)
+  // The app is fixed; a new window stays at zero; notes can be enforced.
+  await resetReadiness(t.url)
+  assert.deepEqual((await readiness(t.url)).find((r) => r.table === 'public.notes'), { table: 'public.notes', withContext: 0, withoutContext: 0 })
+  await apply({ databaseUrl: t.url, config, phase: 'enforce', timeouts: fast })
+  assert.deepEqual(await t.sql(`SELECT count(*)::int AS n FROM pg_trigger WHERE tgname = 'tenantize_readiness'`), [{ n: 0 }], 'the counters stop at enforce')
   await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
 })

@@ -23,6 +23,10 @@ export interface ApplyOptions extends RunnerOptions {
   readonly batchSize?: number
   /** Pause between backfill batches, ms (default 10). */
   readonly batchPauseMs?: number
+  /** Enforce only these tables (`schema.table` keys): a canary cut-over. The other enforce steps run with the first. */
+  readonly tables?: readonly string[]
+  /** Enforce although writes without a tenant context were counted (see {@link readiness}): they will fail from now on. */
+  readonly ignoreReadiness?: boolean
 }
 
 const relationOf = (step: Step): string[] => {
@@ -146,6 +150,59 @@ async function loadPlan(client: pg.Client, config: TenantizeConfig, inTransactio
   return { plan: planConversion(catalog, config), applied, frozen: false }
 }
 
+/** With `tables`, the enforce steps of other tables are left for a later run (schema steps always run). */
+function onlyTables(steps: { step: Step; index: number }[], plan: Plan, tables: readonly string[] | undefined): { step: Step; index: number }[] {
+  if (tables === undefined) return steps
+  const known = new Set(plan.steps.filter((s) => s.id.startsWith('rls:')).map((s) => s.table))
+  const unknown = tables.filter((t) => !known.has(t))
+  if (unknown.length > 0) {
+    throw new TenantizeError(ErrorCodes.USAGE, `${unknown.join(', ')} ${unknown.length === 1 ? 'is not a table' : 'are not tables'} the plan enforces; nothing was changed`, { object: '--tables', fix: `name tables as schema.table, from: ${[...known].join(', ')}` })
+  }
+  return steps.filter(({ step }) => step.phase === 'schema' || !(step.id.startsWith('rls:') || step.id.startsWith('view:')) || tables.includes(step.table ?? ''))
+}
+
+export interface TableReadiness {
+  readonly table: string
+  /** Write statements counted with a tenant context since the schema phase (or the last reset). */
+  readonly withContext: number
+  /** Write statements without one: after enforce, each of them fails. */
+  readonly withoutContext: number
+}
+
+async function readReadiness(client: pg.ClientBase): Promise<TableReadiness[] | undefined> {
+  const exists = (await client.query<{ ok: boolean }>(`SELECT pg_catalog.to_regclass('tenantize.readiness') IS NOT NULL AS ok`)).rows[0]?.ok === true
+  if (!exists) return undefined
+  const { rows } = await client.query<{ table_name: string; with_context: string; without_context: string }>('SELECT table_name, with_context, without_context FROM tenantize.readiness ORDER BY table_name COLLATE "C"')
+  return rows.map((r) => ({ table: r.table_name, withContext: Number(r.with_context), withoutContext: Number(r.without_context) }))
+}
+
+/** Per tenant table, the write statements counted with and without a tenant context (empty before the schema phase). Reads only. */
+export async function readiness(databaseUrl: string): Promise<TableReadiness[]> {
+  return withClient(databaseUrl, async (client) => (await readReadiness(client)) ?? [])
+}
+
+/** Start a new readiness window: every count back to zero (e.g. once the app that sets the context is deployed). */
+export async function resetReadiness(databaseUrl: string): Promise<void> {
+  await withClient(databaseUrl, async (client) => {
+    await client.query(`SELECT pg_catalog.setval(pg_catalog.format('%I.%I', s.schemaname, s.sequencename)::pg_catalog.regclass, 1, false)
+                          FROM pg_catalog.pg_sequences s
+                         WHERE s.schemaname = 'tenantize' AND s.sequencename LIKE 'ctx\\_%'`)
+  })
+}
+
+/** Enforce refuses while the tables it would enforce still get writes without a tenant context: each would fail once RLS is on. */
+async function assertReady(client: pg.ClientBase, pending: readonly Step[]): Promise<void> {
+  const enforcing = new Set(pending.filter((s) => s.id.startsWith('rls:')).map((s) => s.table))
+  if (enforcing.size === 0) return
+  const counts = await readReadiness(client)
+  const blocking = (counts ?? []).filter((r) => enforcing.has(r.table) && r.withoutContext > 0)
+  if (blocking.length === 0) return
+  throw new TenantizeError(ErrorCodes.PREFLIGHT, `${blocking.length} table(s) still get writes without a tenant context: each would fail once row-level security is on; nothing was changed`, {
+    object: 'apply --phase enforce',
+    problems: blocking.map((r) => ({ object: r.table, message: `${r.withoutContext} write statement(s) without a tenant context, ${r.withContext} with one, since the schema phase or the last reset`, fix: 'deploy the app with tenant context (withTenant) for this table, reset the window (tenantize status --readiness --reset) and watch it stay at 0; or enforce other tables first (--tables), or --force' })),
+  })
+}
+
 function phaseSteps(plan: Plan, phase: Phase | 'all'): { step: Step; index: number }[] {
   return plan.steps.map((step, index) => ({ step, index })).filter(({ step }) => phase === 'all' || step.phase === phase)
 }
@@ -160,7 +217,7 @@ export async function apply(options: ApplyOptions): Promise<MigrateResult & { pl
     await assertConfigMatchesCatalog(client, options.config)
     const loaded = await loadPlan(client, options.config, options.dryRun === true)
     chosen = loaded.plan
-    const wanted = phaseSteps(loaded.plan, options.phase)
+    const wanted = onlyTables(phaseSteps(loaded.plan, options.phase), loaded.plan, options.tables)
     if (options.phase === 'enforce') {
       const pendingSchema = phaseSteps(loaded.plan, 'schema').filter(({ step, index }) => !loaded.applied.has(unitName(index, step)))
       if (pendingSchema.length > 0) {
@@ -174,6 +231,7 @@ export async function apply(options: ApplyOptions): Promise<MigrateResult & { pl
       })
     }
     const pending = wanted.filter(({ step, index }) => !loaded.applied.has(unitName(index, step)))
+    if (options.ignoreReadiness !== true) await assertReady(client, pending.map(({ step }) => step))
     // Facts before steps: what the data shows now refuses the run before anything changed, not half-way.
     await assertDataReady(client, loaded.plan, { steps: pending.map(({ step }) => step), inTransaction: options.dryRun === true })
     if (!loaded.frozen && options.dryRun !== true) await saveFrozenPlan(client, options.config, loaded.plan)
@@ -253,6 +311,29 @@ export interface TableStatus {
 export interface ConversionStatus {
   readonly steps: readonly { readonly name: string; readonly phase: Phase; readonly title: string; readonly applied: boolean }[]
   readonly tables: readonly TableStatus[]
+  /** No converted table lacks what its applied phases give it (`tenantize status` exits 1 otherwise). */
+  readonly healthy: boolean
+  /** What is missing, one entry per table and protection, e.g. `{ table: 'public.notes', problem: 'row-level security is not forced' }`. */
+  readonly problems: readonly { readonly table: string; readonly problem: string }[]
+}
+
+/**
+ * PURE: what a converted table lacks. A tenant column must be NOT NULL; once the schema phase is complete
+ * the tenant index must be valid; once any enforce step ran, RLS must be enabled and forced with a policy.
+ */
+export function statusProblems(steps: ConversionStatus['steps'], tables: readonly TableStatus[]): { table: string; problem: string }[] {
+  const enforced = steps.some((s) => s.phase === 'enforce' && s.applied)
+  const schemaDone = steps.length > 0 && steps.every((s) => s.phase !== 'schema' || s.applied)
+  const out: { table: string; problem: string }[] = []
+  for (const t of tables) {
+    if (t.class === 'global' || t.class === 'excluded') continue
+    if (t.tenantNotNull === false) out.push({ table: t.table, problem: 'the tenant column allows NULL' })
+    if (schemaDone && t.tenantIndexPresent === false) out.push({ table: t.table, problem: 'no valid index leads with the tenant column' })
+    if (enforced && t.rlsEnabled === false) out.push({ table: t.table, problem: 'row-level security is off' })
+    if (enforced && t.rlsForced === false) out.push({ table: t.table, problem: 'row-level security is not forced' })
+    if (enforced && t.policyPresent === false) out.push({ table: t.table, problem: 'the tenant policy is missing' })
+  }
+  return out
 }
 
 /** The tables (config keys) with a valid, ready index leading with their tenant column. */
@@ -283,7 +364,8 @@ export async function conversionStatus(databaseUrl: string): Promise<ConversionS
       // An INVALID index (a concurrent build cut short) serves no query: it is not present.
       tenantIndexPresent: r.tenant_index_present === true ? validIndex.has(r.table_name) : r.tenant_index_present,
     }))
-    return { steps, tables }
+    const problems = statusProblems(steps, tables)
+    return { steps, tables, healthy: problems.length === 0, problems }
   })
 }
 

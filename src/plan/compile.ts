@@ -85,7 +85,11 @@ export function compile(o: Operation): string {
     case 'attachIndex':
       return `ALTER INDEX ${rel(o.index)} ATTACH PARTITION ${rel(o.partitionIndex)}`
     case 'createTrigger':
-      return `CREATE TRIGGER ${quoteIdent(o.name)} ${o.timing} ${o.events.sql} ON ${rel(o.table)} FOR EACH ROW EXECUTE FUNCTION ${rel(o.fn)}()`
+      return `CREATE TRIGGER ${quoteIdent(o.name)} ${o.timing} ${o.events.sql} ON ${rel(o.table)} FOR EACH ${o.level ?? 'ROW'} EXECUTE FUNCTION ${rel(o.fn)}(${(o.args ?? []).map(value).join(', ')})`
+    case 'createSequence':
+      return `CREATE SEQUENCE IF NOT EXISTS ${rel(o.sequence)}`
+    case 'dropSequence':
+      return `DROP SEQUENCE IF EXISTS ${rel(o.sequence)}`
     case 'dropTrigger':
       return `DROP TRIGGER IF EXISTS ${quoteIdent(o.name)} ON ${rel(o.table)}`
     case 'createView':
@@ -130,6 +134,8 @@ $tenantize$`
 export function lockOf(o: Operation): LockLevel {
   switch (o.op) {
     case 'createSchema':
+    case 'createSequence':
+    case 'dropSequence':
     case 'createFunction':
     case 'dropFunction':
     case 'commentOnFunction':

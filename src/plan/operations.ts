@@ -70,7 +70,9 @@ export type Operation =
   | { readonly op: 'dropIndex'; readonly index: Rel; readonly concurrently: boolean; readonly ifExists: boolean }
   | { readonly op: 'renameIndex'; readonly index: Rel; readonly to: string }
   | { readonly op: 'attachIndex'; readonly index: Rel; readonly partitionIndex: Rel }
-  | { readonly op: 'createTrigger'; readonly table: Rel; readonly name: string; readonly timing: 'BEFORE' | 'AFTER'; readonly events: SqlText; readonly fn: Rel }
+  | { readonly op: 'createTrigger'; readonly table: Rel; readonly name: string; readonly timing: 'BEFORE' | 'AFTER'; readonly events: SqlText; readonly fn: Rel; readonly level?: 'ROW' | 'STATEMENT'; readonly args?: readonly Literal[] }
+  | { readonly op: 'createSequence'; readonly sequence: Rel }
+  | { readonly op: 'dropSequence'; readonly sequence: Rel }
   | { readonly op: 'dropTrigger'; readonly table: Rel; readonly name: string }
   | { readonly op: 'createView'; readonly view: Rel; readonly query: SqlText }
   | { readonly op: 'dropView'; readonly view: Rel }

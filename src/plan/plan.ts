@@ -180,6 +180,7 @@ export function planConversion(catalog: Catalog, config: TenantizeConfig): Plan 
   for (const t of ordered) uniqueRewriteSteps(ctx, t)
   for (const t of ordered) tenantIndexStep(ctx, t)
   statusViewStep(ctx, tenantTables)
+  const readiness = readinessSteps(ctx, ordered.filter((t) => t.cfg.class !== 'root'))
 
   // Enforce phase.
   const enforceBlockers: ManualStep[] = []
@@ -204,7 +205,7 @@ export function planConversion(catalog: Catalog, config: TenantizeConfig): Plan 
     rlsStep(ctx, { key: rootKey, cfg: { class: 'root', reason: '', alternatives: [], keepGlobalUnique: [], sharedReferences: [] }, table: undefined, rel: ctx.root, sql: relSql(ctx.root), column: 'id', existing: undefined, rows: 1 })
   }
   if (membership !== undefined) rlsStep(ctx, membership)
-  for (const t of ordered) rlsStep(ctx, t)
+  for (const t of ordered) rlsStep(ctx, t, readiness.get(t.key))
   scopeSteps(ctx, byKey)
   viewSteps(ctx, tenantTables)
   manualChecks(ctx, tenantTables)
@@ -735,6 +736,89 @@ function statusViewStep(ctx: Ctx, tables: readonly TenantTable[]): void {
   })
 }
 
+export const READINESS_TRIGGER = 'tenantize_readiness'
+const READINESS_FN: Rel = { schema: 'tenantize', name: 'count_context' }
+const READINESS_VIEW: Rel = { schema: 'tenantize', name: 'readiness' }
+
+/**
+ * Cut-over readiness: from the schema phase on, every write statement on a tenant table is counted, with
+ * and without a tenant context, in two sequences per table (non-transactional, no row to contend for, one
+ * statement-level trigger call per statement). `tenantize.readiness` shows the counts; enforce refuses
+ * while writes without context go on. Returns each table's trigger, which its enforce step drops.
+ */
+function readinessSteps(ctx: Ctx, tables: readonly TenantTable[]): Map<string, Operation> {
+  const triggers = new Map<string, Operation>()
+  if (tables.length === 0) return triggers
+  const setting = quoteLiteral(ctx.config.tenant.setting)
+  step(ctx, {
+    id: 'readiness-counter',
+    phase: 'schema',
+    table: null,
+    title: 'count write statements with and without a tenant context per table (cut-over readiness)',
+    up: [
+      {
+        op: 'createFunction',
+        name: READINESS_FN,
+        args: '',
+        returns: 'trigger',
+        language: 'plpgsql',
+        attributes: 'SECURITY DEFINER SET search_path = pg_catalog',
+        body: `
+BEGIN
+  IF NULLIF(pg_catalog.current_setting(${setting}, true), '') IS NULL THEN
+    PERFORM pg_catalog.nextval(TG_ARGV[0]::pg_catalog.regclass);
+  ELSE
+    PERFORM pg_catalog.nextval(TG_ARGV[1]::pg_catalog.regclass);
+  END IF;
+  RETURN NULL;
+END
+`,
+      },
+    ],
+    down: [{ op: 'dropFunction', name: READINESS_FN, args: '' }],
+    lockHeld: 'brief',
+  })
+  const rows: string[] = []
+  for (const t of tables) {
+    const tenantize: RelationRefLike = { oid: 0, schema: 'tenantize', name: '' }
+    const without: Rel = { schema: 'tenantize', name: freeName(ctx, tenantize, 'relation', 'ctx', t.rel.schema, t.rel.name, 'without') }
+    const withCtx: Rel = { schema: 'tenantize', name: freeName(ctx, tenantize, 'relation', 'ctx', t.rel.schema, t.rel.name, 'with') }
+    const trigger: Operation = { op: 'createTrigger', table: t.rel, name: READINESS_TRIGGER, timing: 'AFTER', events: sqlText('INSERT OR UPDATE OR DELETE'), fn: READINESS_FN, level: 'STATEMENT', args: [literal(relSql(without)), literal(relSql(withCtx))] }
+    triggers.set(t.key, trigger)
+    rows.push(`(${quoteLiteral(t.key)}, ${quoteLiteral(without.name)}, ${quoteLiteral(withCtx.name)})`)
+    step(ctx, {
+      id: `readiness:${t.key}`,
+      phase: 'schema',
+      table: t.key,
+      title: 'count its write statements with and without a tenant context (a statement-level trigger)',
+      up: [{ op: 'createSequence', sequence: without }, { op: 'createSequence', sequence: withCtx }, trigger],
+      down: [{ op: 'dropTrigger', table: t.rel, name: READINESS_TRIGGER }, { op: 'dropSequence', sequence: withCtx }, { op: 'dropSequence', sequence: without }],
+      lockHeld: 'brief',
+    })
+  }
+  step(ctx, {
+    id: 'readiness-view',
+    phase: 'schema',
+    table: null,
+    title: 'view tenantize.readiness: write statements per table with and without a tenant context',
+    up: [
+      {
+        op: 'createView',
+        view: READINESS_VIEW,
+        query: sqlText(`SELECT t.table_name,
+       COALESCE(w.last_value, 0) AS with_context,
+       COALESCE(wo.last_value, 0) AS without_context
+  FROM (VALUES ${rows.join(',\n               ')}) AS t(table_name, without_seq, with_seq)
+  LEFT JOIN pg_catalog.pg_sequences wo ON wo.schemaname = 'tenantize' AND wo.sequencename = t.without_seq
+  LEFT JOIN pg_catalog.pg_sequences w ON w.schemaname = 'tenantize' AND w.sequencename = t.with_seq`),
+      },
+    ],
+    down: [{ op: 'dropView', view: READINESS_VIEW }],
+    lockHeld: 'brief',
+  })
+  return triggers
+}
+
 function roleStep(ctx: Ctx, create: boolean): void {
   if (!create) return
   const role = ctx.config.roles.app
@@ -816,7 +900,7 @@ function grantSteps(ctx: Ctx, tables: readonly TenantTable[]): void {
 }
 
 /** ENABLE + FORCE row-level security and one policy per table (and per partition, so partitions cannot be read around it). */
-function rlsStep(ctx: Ctx, t: TenantTable): void {
+function rlsStep(ctx: Ctx, t: TenantTable, counter?: Operation): void {
   const table = t.table
   const role = ctx.config.roles.app
   const expr = sqlText(policyExpr(t.column))
@@ -855,6 +939,11 @@ function rlsStep(ctx: Ctx, t: TenantTable): void {
     down.push({ op: 'dropPolicy', table: target.rel, name: POLICY_NAME })
     if (!target.force) down.push({ op: 'rowSecurity', table: target.rel, action: 'NO FORCE' })
     if (!target.rls) down.push({ op: 'rowSecurity', table: target.rel, action: 'DISABLE' })
+  }
+  // Once row-level security is on, a write without context fails: counting them is over for this table.
+  if (counter !== undefined && counter.op === 'createTrigger') {
+    up.push({ op: 'dropTrigger', table: counter.table, name: counter.name })
+    restore.push(counter)
   }
   const replacing = replaced.length === 0 ? '' : `; replaces permissive ${replaced.length === 1 ? 'policy' : 'policies'} ${[...new Set(replaced)].join(', ')} (OR-ed with the tenant policy, a way around it; rollback restores ${replaced.length === 1 ? 'it' : 'them'})`
   step(ctx, { id: `rls:${t.key}`, phase: 'enforce', table: t.key, title: `row-level security ENABLE + FORCE and policy ${POLICY_NAME} TO ${role}${targets.length > 1 ? ` (also on ${targets.length - 1} partition(s))` : ''}${addedWithConstantDefault ? '; new rows default to the context tenant' : ''}${replacing}`, up, down: [...down, ...restore], lockHeld: 'brief' })
