@@ -128,10 +128,10 @@ test('server: version, database, user and the settings as the session sees them'
 
 test('schemas: user schemas only, tenantize included, awkward names intact', () => {
   assert.deepEqual(withoutOids(catalog.schemas), [
-    { name: 'Odd "Schema" ü', owner: me },
-    { name: 'app', owner: me },
-    { name: 'public', owner: 'pg_database_owner' },
-    { name: 'tenantize', owner: me },
+    { name: 'Odd "Schema" ü', owner: me, usage: [me] },
+    { name: 'app', owner: me, usage: [me] },
+    { name: 'public', owner: 'pg_database_owner', usage: ['PUBLIC', 'pg_database_owner'] },
+    { name: 'tenantize', owner: me, usage: [me] },
   ])
 })
 

@@ -57,8 +57,9 @@ const viewOption = (name: string, type: 'bool' | 'text'): string =>
 
 export const SCHEMAS_QUERY = `
 SELECT n.oid, n.nspname AS name, pg_catalog.pg_get_userbyid(n.nspowner) AS owner,
-       ARRAY(SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
-               FROM pg_catalog.aclexplode(coalesce(n.nspacl, pg_catalog.acldefault('n', n.nspowner))) a WHERE a.privilege_type = 'USAGE' ORDER BY 1) AS usage
+       ARRAY(SELECT g.name FROM (SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END AS name
+               FROM pg_catalog.aclexplode(coalesce(n.nspacl, pg_catalog.acldefault('n', n.nspowner))) a WHERE a.privilege_type = 'USAGE') AS g
+              ORDER BY g.name COLLATE "C") AS usage
   FROM pg_catalog.pg_namespace n
  WHERE ${USER_SCHEMA}
  ORDER BY n.nspname`
