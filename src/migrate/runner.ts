@@ -242,7 +242,8 @@ async function runOne(client: pg.Client, monitor: pg.Client, pid: number, p: Uni
         }
       })
     } catch (error) {
-      if (error instanceof TenantizeError || current === undefined) throw error
+      // A lost connection is not the statement's fault: runUnits says so, with the fix that fits.
+      if (error instanceof TenantizeError || current === undefined || connectionLost(error)) throw error
       throw statementError(error, p.source, current, `${p.advice ?? 'correct the migration and run again'}; its transaction was rolled back, so none of it was applied`)
     }
   } else {
@@ -263,7 +264,7 @@ async function runOne(client: pg.Client, monitor: pg.Client, pid: number, p: Uni
         })
         crashPoint('statement')
       } catch (error) {
-        if (error instanceof TenantizeError && (error.code === ErrorCodes.INTERRUPTED || error.code === ErrorCodes.INVALID_INDEX)) throw error
+        if ((error instanceof TenantizeError && (error.code === ErrorCodes.INTERRUPTED || error.code === ErrorCodes.INVALID_INDEX)) || connectionLost(error)) throw error
         const leftovers = await invalidIndexes(client).catch(() => [])
         const before = i === 0 ? 'no statement of this file was applied' : `the ${i} statement(s) before line ${s.line} stayed applied (this file runs outside a transaction)`
         const base = error instanceof TenantizeError ? error : statementError(error, p.source, s, p.advice === undefined ? `correct the statement and run again; ${before}, so keep the file safe to re-run (IF NOT EXISTS)` : `${p.advice}; ${before} (the step is safe to re-run)`)
@@ -301,8 +302,23 @@ export async function runUnits(direction: Direction, options: RunUnitsOptions, s
     return await runUnitsOrThrow(direction, options, select)
   } catch (error) {
     // No PostgreSQL error leaves the runner without a code, an object and a fix.
-    throw isPgServerError(error) ? fromPgServerError(error) : error
+    if (isPgServerError(error)) throw fromPgServerError(error)
+    if (connectionLost(error)) {
+      throw new TenantizeError(ErrorCodes.CONNECTION, `the connection to the server was lost: ${(error as Error).message}`, {
+        object: 'database connection',
+        fix: `check that the server is up again (it may have crashed or restarted), then ${options.resumeHint ?? 'run the same command again'}: it resumes where it stopped (finished steps and backfill batches are kept in the ledger)`,
+        cause: error,
+      })
+    }
+    throw error
   }
+}
+
+/** The server went away mid-run (crash, immediate shutdown, network): node-postgres says so without a SQLSTATE. */
+function connectionLost(error: unknown): boolean {
+  if (!(error instanceof Error) || error instanceof TenantizeError) return false
+  const code = (error as { code?: unknown }).code
+  return /^Connection terminated|not queryable|^read ECONNRESET/.test(error.message) || (typeof code === 'string' && ['ECONNRESET', 'EPIPE', 'ECONNREFUSED', 'ETIMEDOUT'].includes(code))
 }
 
 async function runUnitsOrThrow(direction: Direction, options: RunUnitsOptions, select: (client: pg.Client) => Promise<Unit[]>): Promise<MigrateResult> {

