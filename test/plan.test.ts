@@ -106,7 +106,7 @@ test('config errors: every problem at once, each naming its key', () => {
     }
   }
   const schema = configJsonSchema() as { properties: Record<string, unknown> }
-  assert.deepEqual(Object.keys(schema.properties).sort(), ['$schema', 'batchSize', 'lockTimeout', 'roles', 'scopes', 'tables', 'target', 'tenant', 'version'])
+  assert.deepEqual(Object.keys(schema.properties).sort(), ['$schema', 'batchSize', 'lockTimeout', 'roles', 'scopes', 'tables', 'target', 'tenant', 'verify', 'version'])
 })
 
 test('planning errors: unknown table, tenant column of the wrong type, child without primary key in derive mode — all listed', async () => {

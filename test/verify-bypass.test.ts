@@ -105,7 +105,7 @@ test('setting inference: with two settings compared with the tenant column, the 
   assert.match(mismatch[0]!.fix, /run verify with --setting app\.tenant instead/)
   // Given as an option, the setting is the user's word: the rewrite is real SQL.
   const given = (await lintAfter(client, minority, { appRole: fx.app, setting: 'tenantize.tenant_id' })).findings.filter((f) => f.rule === 'policy-context-setting-mismatch')
-  assert.match(given[0]?.fix ?? '', /^DROP POLICY "tenant_isolation" ON "app"\."invoices";\nCREATE POLICY/)
+  assert.match(given[0]?.fix ?? '', /^BEGIN;\nCREATE POLICY "tenant_isolation_new" ON "app"\."invoices" .*\nDROP POLICY "tenant_isolation" ON "app"\."invoices";\nALTER POLICY "tenant_isolation_new" ON "app"\."invoices" RENAME TO "tenant_isolation";\nCOMMIT;$/s)
 })
 
 test('setting inference on the fixture: one setting, compared everywhere, and no note about others', async () => {

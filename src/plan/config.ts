@@ -115,6 +115,17 @@ export const configSchema = z.object({
     .default({ app: 'tenantize_app', system: null }),
   tables: z.record(tableKey, tableSchema),
   scopes: z.array(scopeSchema).default([]),
+  /** What `tenantize verify` reads besides the tenant model. */
+  verify: z
+    .object({
+      /**
+       * Accepted risks: each silences one rule on one object (the finding's object as verify prints it, e.g.
+       * `constraint "users_email_key" on "public"."users"`, or a table as `schema.table` for every finding of
+       * the rule on it). The report lists each with its reason.
+       */
+      accept: z.array(z.object({ rule: z.string().min(1), object: z.string().min(1), reason: z.string().min(1, 'say why the risk is accepted') })).default([]),
+    })
+    .default({ accept: [] }),
   batchSize: z.number().int().min(1).max(1_000_000).default(5000),
   lockTimeout: z.string().regex(/^\d+(ms|s)$/, 'e.g. 1s or 500ms').default('1s'),
 })

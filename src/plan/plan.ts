@@ -1,5 +1,6 @@
 import type { Catalog, Column, ForeignKeyConstraint, Index, KeyOrCheckConstraint, Policy, Table } from '../catalog/types.js'
 import { ErrorCodes, TenantizeError, type Problem } from '../errors.js'
+import { indexDefinitionParts } from '../sql/index-definition.js'
 import { parseQualifiedName, qualifiedName, quoteIdent, quoteLiteral, roleName } from '../sql/quote.js'
 import { compile, lockOf, needsOwnTransaction, strongest } from './compile.js'
 import { splitKey, tableKeyOf, type TableConfig, type TenantizeConfig } from './config.js'
@@ -581,7 +582,10 @@ function uniqueRewriteSteps(ctx: Ctx, t: TenantTable): void {
     const constraint = index.constraint === null ? undefined : (table.constraints.find((c) => c.name === index.constraint) as KeyOrCheckConstraint | undefined)
     if (constraint !== undefined && constraint.type !== 'unique') continue
     if (index.hasExpressions || table.kind === 'partitioned' || index.columns.some((c) => c === null)) {
-      ctx.manual.push({ object: `${t.key} ${index.name}`, reason: 'unique across all tenants: one tenant can learn that a value exists in another (existence oracle)', fix: `recreate it with ${t.column} first: CREATE UNIQUE INDEX CONCURRENTLY … ON ${t.sql} (${quoteIdent(t.column)}, …)` })
+      const parts = indexDefinitionParts(index.definition, index.method)
+      const keys = parts === undefined ? '…' : `${parts.keys})${parts.tail}`
+      const build = table.kind === 'partitioned' ? `CREATE UNIQUE INDEX ON ONLY ${t.sql} (${quoteIdent(t.column)}, ${keys}, then the same CONCURRENTLY on each partition and ALTER INDEX … ATTACH PARTITION` : `CREATE UNIQUE INDEX CONCURRENTLY ON ${t.sql} (${quoteIdent(t.column)}, ${keys}`
+      ctx.manual.push({ object: `${t.key} ${index.name}`, reason: 'unique across all tenants: one tenant can learn that a value exists in another (existence oracle)', fix: `recreate it with ${t.column} first: ${build}; then drop ${quoteIdent(index.name)}` })
       continue
     }
     if (referenced.has(index.columns.join(','))) {

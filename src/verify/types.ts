@@ -50,6 +50,20 @@ export interface Finding {
   readonly docs: string
 }
 
+/** A finding the config accepts as a known risk (`verify.accept`, or a foreign key listed in `sharedReferences`). */
+export interface AcceptedRisk {
+  readonly rule: string
+  /** The severity the finding would have had. */
+  readonly severity: Severity
+  readonly object: string
+  readonly table: string | null
+  readonly message: string
+  /** Why it is accepted, from the config. */
+  readonly reason: string
+  /** Where the config says so, e.g. `verify.accept` or `tables["public.users"].sharedReferences`. */
+  readonly source: string
+}
+
 /** What a table is in the tenant model. */
 export type TableClass =
   /** The tenant table itself (e.g. `organizations`); its key is the tenant id. */
@@ -168,6 +182,8 @@ export interface VerifyReport {
   readonly database: { readonly name: string; readonly serverVersion: string; readonly serverVersionNum: number }
   readonly model: ModelSummary
   readonly findings: readonly Finding[]
+  /** Findings the config accepts, with the reason; they do not count towards the exit code. */
+  readonly accepted: readonly AcceptedRisk[]
   /** null with `--no-probe`. */
   readonly probe: ProbeReport | null
   /** null without `--pooler-url`. */

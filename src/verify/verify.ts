@@ -3,7 +3,7 @@ import { introspect } from '../catalog/index.js'
 import { connect } from '../db/connect.js'
 import { ErrorCodes, TenantizeError } from '../errors.js'
 import { packageVersion } from '../package-info.js'
-import { LINT_RULES, RULES_DOC, lintCatalog, summarizeModel, type ModelOptions, type TenantModel } from './lints/index.js'
+import { LINT_RULES, RULES_DOC, applyAcceptances, lintCatalog, summarizeModel, type ModelOptions, type TenantModel } from './lints/index.js'
 import { enableRlsSql, tableSql, tenantPolicySql } from './lints/rule.js'
 import { probePooler } from './pooler.js'
 import { runProbe } from './probe/probe.js'
@@ -109,7 +109,10 @@ export function poolerFindings(pooler: PoolerReport): Finding[] {
 /** Put a report together; findings sorted by severity, then rule, then object. */
 export function assembleReport(database: VerifyReport['database'], model: TenantModel, findings: readonly Finding[], probe: ProbeReport | null, pooler: PoolerReport | null, now = new Date()): VerifyReport {
   const sources = ['lint', 'probe', 'pooler']
-  const sorted = [...findings].sort(
+  const { findings: reported, accepted, unused } = applyAcceptances(findings, model.acceptances)
+  const summary = summarizeModel(model)
+  const stale = unused.map((a) => `accepted risk ${a.rules.join(' / ')} on ${a.object} (${a.source}) matches no finding: remove it, or correct its rule or object`)
+  const sorted = [...reported].sort(
     (a, b) => SEVERITIES.indexOf(a.severity) - SEVERITIES.indexOf(b.severity) || sources.indexOf(a.source) - sources.indexOf(b.source) || a.rule.localeCompare(b.rule) || a.object.localeCompare(b.object),
   )
   const checks: Record<ProbeStatus, number> = { pass: 0, fail: 0, skip: 0, error: 0 }
@@ -120,8 +123,9 @@ export function assembleReport(database: VerifyReport['database'], model: Tenant
     tool: { name: 'tenantize', version: packageVersion() },
     generatedAt: now.toISOString(),
     database,
-    model: summarizeModel(model),
+    model: stale.length === 0 ? summary : { ...summary, notes: [...summary.notes, ...stale] },
     findings: sorted,
+    accepted,
     probe,
     pooler,
     rules: LINT_RULES.map((r) => ({ id: r.id, severity: r.severity, scope: r.scope })),

@@ -2,6 +2,9 @@ import { Argument, type Command } from 'commander'
 import { z } from 'zod'
 import { addBlock, BLOCK_DEFAULTS, BLOCKS, nameProblem, roleProblem, tableProblem } from '../../blocks/index.js'
 import { line, type CliIO } from '../io.js'
+
+/** The app role init, plan and apply use when the config names none. */
+const DEFAULT_APP_ROLE = 'tenantize_app'
 import { parseOptions } from '../options.js'
 
 const named = (problem: (value: string) => string | undefined) =>
@@ -15,7 +18,7 @@ const addSchema = z.object({
   dir: z.string().min(1).default('migrations'),
   tenantTable: named(tableProblem).default(BLOCK_DEFAULTS.tenantTable),
   tenantColumn: named(nameProblem).default(BLOCK_DEFAULTS.tenantColumn),
-  appRole: named(roleProblem).default(BLOCK_DEFAULTS.appRole),
+  appRole: named(roleProblem).default(DEFAULT_APP_ROLE),
   json: z.boolean().default(false),
 })
 
@@ -37,7 +40,7 @@ export function registerAdd(program: Command, io: CliIO, setExit: (code: number)
     .option('--dir <path>', 'migrations directory', 'migrations')
     .option('--tenant-table <name>', 'the tenant table ([schema.]table); the new tables go in its schema', BLOCK_DEFAULTS.tenantTable)
     .option('--tenant-column <name>', 'the tenant key column (uuid) of the new tables', BLOCK_DEFAULTS.tenantColumn)
-    .option('--app-role <role>', 'the application role the policies and grants are for (must exist when the migration runs)', BLOCK_DEFAULTS.appRole)
+    .option('--app-role <role>', 'the application role the policies and grants are for (must exist when the migration runs); the same default as init and apply', DEFAULT_APP_ROLE)
     .option('--json', 'JSON output')
     .action(async (block: string, raw: Record<string, unknown>) => {
       const o = parseOptions(addSchema, { ...raw, block })

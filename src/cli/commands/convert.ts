@@ -136,7 +136,7 @@ const runFlags = (cmd: Command): Command =>
     .option('--db <url>', 'database URL (default: $DATABASE_URL)')
     .option('--config <file>', 'config file', DEFAULT_CONFIG_FILE)
     .option('--dry-run', 'print what would run; change nothing')
-    .option('--yes', 'do not ask for confirmation (CI)')
+    .option('--yes', 'do not ask for confirmation; required without a terminal (scripts, CI)')
     .option('--force', 'run even when pre-flight checks find long transactions or locks on touched tables')
     .option('--lock-wait <duration>', 'wait this long for another runner instead of failing at once (e.g. 30s)')
     .option('--lock-timeout <duration>', 'lock_timeout for each statement', '1s')
@@ -196,8 +196,17 @@ async function refusedByDataCheck(io: CliIO, json: boolean, setExit: (code: numb
   }
 }
 
-async function confirm(io: CliIO, question: string): Promise<boolean> {
-  if (io.stdout.isTTY !== true || !process.stdin.isTTY) return true
+/**
+ * Ask on the terminal. Without one (a script, CI, `</dev/null`) nobody can answer, so nothing is taken as a
+ * yes: the command stops with TZ_USAGE (exit 2) before it connects, the way Atlas wants --auto-approve.
+ */
+async function confirm(io: CliIO, command: string, question: string): Promise<boolean> {
+  if (io.stdout.isTTY !== true || !process.stdin.isTTY) {
+    throw new TenantizeError(ErrorCodes.USAGE, `${command} changes the database and there is no terminal to confirm on; nothing was changed`, {
+      object: command,
+      fix: 'pass --yes to run it from a script or CI (or --dry-run to see what it would do)',
+    })
+  }
   const rl = createInterface({ input: process.stdin, output: process.stdout })
   try {
     return /^y(es)?$/i.test((await rl.question(`${question} [y/N] `)).trim())
@@ -215,7 +224,7 @@ function registerApply(program: Command, io: CliIO, setExit: (code: number) => v
       const o = parseOptions(runSchema.extend({ phase: z.enum(['schema', 'enforce', 'all']).default('all'), batchSize: positiveInt.optional(), backup: z.string().min(1).optional() }), raw)
       const config = await readConfigFile(o.config)
       const databaseUrl = resolveDatabaseUrl(o.db, io.env)
-      if (!o.dryRun && !o.yes && !(await confirm(io, `Apply phase ${o.phase} of the conversion to this database?`))) {
+      if (!o.dryRun && !o.yes && !(await confirm(io, 'apply', `Apply phase ${o.phase} of the conversion to this database?`))) {
         line(io.stdout, 'Nothing was changed.')
         setExit(0)
         return
@@ -244,7 +253,7 @@ function registerRollback(program: Command, io: CliIO, setExit: (code: number) =
       if (o.purge && o.phase !== 'all') throw new TenantizeError(ErrorCodes.USAGE, '--purge needs --phase all', { object: '--purge', fix: 'leave --phase out (all is the default), or drop --purge' })
       const config = await readConfigFile(o.config)
       const databaseUrl = resolveDatabaseUrl(o.db, io.env)
-      if (!o.dryRun && !o.yes && !(await confirm(io, `Roll back phase ${o.phase} of the conversion?`))) {
+      if (!o.dryRun && !o.yes && !(await confirm(io, 'rollback', `Roll back phase ${o.phase} of the conversion?`))) {
         line(io.stdout, 'Nothing was changed.')
         setExit(0)
         return
@@ -265,9 +274,6 @@ function registerStatus(program: Command, io: CliIO, setExit: (code: number) => 
     .action(async (raw: unknown) => {
       const o = parseOptions(z.object({ db: z.string().optional(), json: z.boolean().default(false) }), raw)
       const status = await conversionStatus(resolveDatabaseUrl(o.db, io.env))
-      const enforced = status.steps.some((s) => s.phase === 'enforce' && s.applied)
-      const schemaDone = status.steps.length > 0 && status.steps.every((s) => s.phase !== 'schema' || s.applied)
-      const broken = status.tables.filter((t) => t.class !== 'global' && t.class !== 'excluded' && (t.tenantNotNull === false || t.tenantIndexPresent === false && schemaDone || t.policyPresent === false && enforced || t.rlsEnabled === false && enforced || t.rlsForced === false && enforced))
       if (o.json) line(io.stdout, JSON.stringify(status, null, 2))
       else {
         const applied = status.steps.filter((s) => s.applied).length
@@ -278,8 +284,9 @@ function registerStatus(program: Command, io: CliIO, setExit: (code: number) => 
           const rows = status.tables.map((t) => (t.tenantColumn === null ? [t.table, t.class, '-', '-', '-', '-', '-', '-'] : [t.table, t.class, t.tenantColumn, yn(t.tenantNotNull), yn(t.rlsEnabled), yn(t.rlsForced), yn(t.policyPresent), yn(t.tenantIndexPresent)]))
           for (const l of table(head, rows)) line(io.stdout, l)
         }
+        for (const p of status.problems) line(io.stdout, `✖ ${p.table}: ${p.problem}`)
       }
-      setExit(broken.length > 0 ? 1 : 0)
+      setExit(status.healthy ? 0 : 1)
     })
 }
 

@@ -1,11 +1,12 @@
 import type { Command } from 'commander'
-import { writeFile } from 'node:fs/promises'
+import { access, writeFile } from 'node:fs/promises'
 import { z } from 'zod'
 import { resolveDatabaseUrl } from '../../db/url.js'
 import { ErrorCodes, TenantizeError } from '../../errors.js'
 import type { TenantizeConfig } from '../../plan/config.js'
 import { exitCodeFor, renderReport, verify, type ModelOptions } from '../../verify/index.js'
-import { readConfigFile } from '../config-file.js'
+import { configAcceptances, sharedReferenceAcceptances } from '../../verify/lints/index.js'
+import { DEFAULT_CONFIG_FILE, readConfigFile } from '../config-file.js'
 import { line, type CliIO } from '../io.js'
 import { duration, parseOptions } from '../options.js'
 
@@ -15,6 +16,8 @@ const settingName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-
 export const verifySchema = z.object({
   db: z.string().optional(),
   config: z.string().min(1).optional(),
+  /** commander's --no-config: false when given. */
+  useConfig: z.boolean().default(true),
   appRole: identifier.optional(),
   tenantColumn: identifier.optional(),
   setting: settingName.optional(),
@@ -29,10 +32,16 @@ export const verifySchema = z.object({
 
 export type VerifyCliOptions = z.output<typeof verifySchema>
 
-/** What a config file tells verify: the tenant model, the tables to leave out, the unique keys meant to be global. */
+/**
+ * What a config file tells verify: the tenant model, each table's class, the tables to leave out, the unique
+ * keys meant to be global, the membership table, and the accepted risks (verify.accept, sharedReferences).
+ */
 export function modelOptionsFrom(config: TenantizeConfig): ModelOptions {
   const tables = Object.entries(config.tables)
   return {
+    classes: Object.fromEntries(tables.map(([key, t]) => [key, t.class])),
+    ...(config.tenant.membership === null ? {} : { membershipTable: config.tenant.membership.table }),
+    accept: [...configAcceptances(config.verify.accept), ...sharedReferenceAcceptances(config.tables)],
     tenantTable: config.tenant.table,
     tenantColumn: config.tenant.column,
     setting: config.tenant.setting,
@@ -49,7 +58,8 @@ export function registerVerify(program: Command, io: CliIO, setExit: (code: numb
     .command('verify')
     .description('prove tenant isolation: lint the catalog, probe as the app role inside BEGIN … ROLLBACK, optionally probe a pooler; exit 1 when findings reach --fail-on')
     .option('--db <url>', 'database URL of an admin role that may SET ROLE to the app role (default: $DATABASE_URL)')
-    .option('--config <file>', 'read the tenant table, tenant column, setting, app role and excluded tables from tenantize.config.json (flags override it)')
+    .option('--config <file>', 'read the tenant model, table classes, excluded tables and accepted risks from this config (default: ./tenantize.config.json when it exists; flags override it)')
+    .option('--no-config', 'do not read ./tenantize.config.json: infer the tenant model from the catalog')
     .option('--app-role <name>', 'the role the application uses (default: inferred from policies, then grants)')
     .option('--tenant-column <name>', 'the tenant id column (default: inferred from policies, then org_id/organization_id/tenant_id)')
     .option('--setting <name>', 'the setting that carries the tenant (default: inferred from current_setting() in policies, else tenantize.tenant_id)')
@@ -70,8 +80,12 @@ session role that bypasses row-level security (superuser or BYPASSRLS) and may S
 Rules and checks: docs/rules.md. Report formats and the JSON schema: docs/verify.md.`,
     )
     .action(async (raw: unknown) => {
-      const o = parseOptions(verifySchema, raw)
-      const fromConfig = o.config === undefined ? {} : modelOptionsFrom(await readConfigFile(o.config))
+      // commander's --no-config sets config: false; --config FILE sets it to the file.
+      const r = raw as Record<string, unknown>
+      const o = parseOptions(verifySchema, { ...r, config: typeof r['config'] === 'string' ? r['config'] : undefined, useConfig: r['config'] !== false })
+      // ./tenantize.config.json is read when it exists, as plan and apply read it; --no-config leaves it out.
+      const configFile = o.config ?? (o.useConfig && (await access(DEFAULT_CONFIG_FILE).then(() => true, () => false)) ? DEFAULT_CONFIG_FILE : undefined)
+      const fromConfig = configFile === undefined ? {} : modelOptionsFrom(await readConfigFile(configFile))
       const report = await verify({
         databaseUrl: resolveDatabaseUrl(o.db, io.env),
         ...fromConfig,

@@ -9,6 +9,7 @@ import type { LintRule } from './rule.js'
 import { functionRules } from './rules/functions.js'
 import { grantRules, serverRules } from './rules/grants.js'
 import { integrityRules } from './rules/integrity.js'
+import { notifyRules } from './rules/notify.js'
 import { performanceRules } from './rules/performance.js'
 import { policyRules } from './rules/policies.js'
 import { relationRules } from './rules/relations.js'
@@ -21,6 +22,7 @@ export type { ModelOptions, ModelTable, PolicyFacts, TenantModel } from './model
 export type { LintRule, RuleCategory, Hit } from './rule.js'
 export { CATEGORIES } from './rule.js'
 export { loadSqlParser } from './sql-text.js'
+export { applyAcceptances, configAcceptances, sharedReferenceAcceptances, type Acceptance } from './accept.js'
 
 /** Every lint rule, in documentation order. Ids are stable. */
 export const LINT_RULES: readonly LintRule[] = Object.freeze([
@@ -29,6 +31,7 @@ export const LINT_RULES: readonly LintRule[] = Object.freeze([
   ...policyRules,
   ...performanceRules,
   ...functionRules,
+  ...notifyRules,
   ...relationRules,
   ...integrityRules,
   ...grantRules,

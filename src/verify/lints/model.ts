@@ -2,6 +2,7 @@ import type { Catalog, ForeignKeyConstraint, Policy, RelationGrant, Role, Table 
 import type { Inference, ModelSummary, TableClass } from '../types.js'
 import { analyzeExpression, routinesInExpression, settingsInExpression, type ExpressionFacts, type ExpressionScope } from './expressions.js'
 import { routineFacts, settingsReadBy, type RoutineFacts } from './routines.js'
+import type { Acceptance } from './accept.js'
 
 /**
  * The tenant model verify checks a database against: which column holds the tenant id, which setting
@@ -32,6 +33,15 @@ export interface ModelOptions {
   readonly exclude?: readonly string[] | undefined
   /** Unique constraints or indexes (by table, by name) that are meant to span all tenants. */
   readonly globalUniques?: Readonly<Record<string, readonly string[]>> | undefined
+  /**
+   * The class the config gives each table (`schema.table`). Reports count tables by it: a converted child
+   * has a tenant column of its own, so the lints check it as direct, but it is still a child.
+   */
+  readonly classes?: Readonly<Record<string, 'root' | 'direct' | 'child' | 'global' | 'excluded'>> | undefined
+  /** The membership table (user ↔ tenant): its rows point at users of other tenants by design. */
+  readonly membershipTable?: string | undefined
+  /** Accepted risks: findings they match are reported apart, with their reason. */
+  readonly accept?: readonly Acceptance[] | undefined
 }
 
 export interface ModelTable {
@@ -39,6 +49,8 @@ export interface ModelTable {
   readonly class: TableClass
   readonly tenantColumn: string | null
   readonly via: string | null
+  /** The class the config gives the table, when it differs from `class` (a converted child is checked as direct). */
+  readonly declared?: TableClass
 }
 
 export interface PolicyFacts {
@@ -67,6 +79,9 @@ export interface TenantModel {
   readonly notes: readonly string[]
   /** Unique constraints or indexes meant to span all tenants, by `schema.table`. */
   readonly globalUniques: Readonly<Record<string, readonly string[]>>
+  /** The membership table, `schema.table`, or null. */
+  readonly membershipTable: string | null
+  readonly acceptances: readonly Acceptance[]
   readonly routines: ReadonlyMap<number, RoutineFacts>
   /** Routines that read the tenant setting (directly or through others). */
   readonly contextRoutines: ReadonlySet<number>
@@ -261,6 +276,10 @@ export function buildModel(catalog: Catalog, options: ModelOptions = {}): Tenant
     if (cls.has(t.oid)) continue
     cls.set(t.oid, { table: t, class: t.rowSecurity || t.policies.length > 0 ? 'policy' : 'global', tenantColumn: null, via: null })
   }
+  for (const [oid, m] of cls) {
+    const declared = options.classes?.[tableKey(m.table)]
+    if (declared !== undefined && declared !== 'excluded' && declared !== m.class) cls.set(oid, { ...m, declared })
+  }
   const tables = candidates.map((t) => cls.get(t.oid)!)
   const isTenant = (oid: number): boolean => {
     const c = cls.get(oid)?.class
@@ -336,6 +355,8 @@ export function buildModel(catalog: Catalog, options: ModelOptions = {}): Tenant
     tables,
     notes,
     globalUniques: options.globalUniques ?? {},
+    membershipTable: options.membershipTable ?? null,
+    acceptances: options.accept ?? [],
     routines,
     contextRoutines,
     policies,
@@ -412,7 +433,7 @@ export function summarizeModel(model: TenantModel): ModelSummary {
     appRoleSource: model.appRoleSource,
     rootTable: model.root === null ? null : tableKey(model.root),
     rootSource: model.rootSource,
-    tables: model.tables.map((m) => ({ table: tableKey(m.table), class: m.class, tenantColumn: m.tenantColumn, via: m.via })),
+    tables: model.tables.map((m) => ({ table: tableKey(m.table), class: m.declared ?? m.class, tenantColumn: m.tenantColumn, via: m.via })),
     notes: model.notes,
   }
 }

@@ -1,10 +1,12 @@
-import { PROBE_CHECKS } from '../probe/registry.js'
+import { LINT_RULES } from '../lints/index.js'
+import { POOLER_CHECKS, PROBE_CHECKS, PROBE_META } from '../probe/registry.js'
 import { SEVERITIES, type Finding, type ProbeCheck, type Severity, type VerifyReport } from '../types.js'
 
 /**
  * One self-contained HTML file: inline CSS, no scripts, no external assets (fonts, images, links to
  * CDNs). Sections: summary, model, per-table matrix (lints + every probe check), findings with fix SQL,
- * probe details, pooler.
+ * accepted risks, probe details (skips with their reasons), pooler, and the rules the page names — every
+ * rule name links to its explanation there.
  */
 
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;')
@@ -64,14 +66,45 @@ function matrix(report: VerifyReport): string {
   return `<table class="matrix" id="matrix">${head}${rows.join('')}</table><p class="muted">✔ passed · ✖ failed (isolation broken) · “·” skipped · ! could not run · <b class="error">not probed</b>: the probe could not put rows of both tenants into the table, so its checks prove nothing. Hover a cell for details.</p>`
 }
 
+/** An anchor id for a rule (ids are kebab-case already). */
+const ruleAnchor = (rule: string): string => `rule-${rule.replace(/[^a-z0-9-]/gi, '-')}`
+const ruleLink = (rule: string): string => `<a href="#${ruleAnchor(rule)}"><code>${esc(rule)}</code></a>`
+
+/** What a rule checks, why it matters and how to fix it, for every rule the page names. */
+function ruleExplanations(ids: readonly string[]): string {
+  const live = [...PROBE_CHECKS.map((c) => ({ ...c, id: `probe-${c.id}` })), ...PROBE_META, ...POOLER_CHECKS.map((c) => ({ ...c, id: `pooler-${c.id}` }))]
+  const known = new Map<string, { summary: string; why: string; fixHint: string }>([...LINT_RULES.map((r) => [r.id, r] as const), ...live.map((c) => [c.id, c] as const)])
+  const items = [...new Set(ids)].sort().map((id) => {
+    const r = known.get(id)
+    return `<dt id="${ruleAnchor(id)}"><code>${esc(id)}</code></dt><dd>${r === undefined ? '' : `${esc(r.summary)}<br><span class="muted">Why: ${esc(r.why)}</span><br><span class="muted">Fix: ${esc(r.fixHint)}</span>`}</dd>`
+  })
+  return items.length === 0 ? '<p class="muted">No rule was reported.</p>' : `<dl>${items.join('')}</dl>`
+}
+
 function findingHtml(f: Finding): string {
   return `<div class="finding ${f.severity}" data-rule="${esc(f.rule)}">
-<div><b class="${f.severity}">${esc(f.severity.toUpperCase())}</b> <code>${esc(f.rule)}</code> · ${esc(f.object)} <span class="muted">(${esc(f.source)})</span></div>
+<div><b class="${f.severity}">${esc(f.severity.toUpperCase())}</b> ${ruleLink(f.rule)} · ${esc(f.object)} <span class="muted">(${esc(f.source)})</span></div>
 <p>${esc(f.message)}</p>
 <p class="muted">Why: ${esc(f.why)}</p>
 <pre>${esc(f.fix)}</pre>
 <p class="muted">${esc(f.docs)}</p>
 </div>`
+}
+
+/** Skipped checks grouped by reason: a skip is not a failure, and the page says why each one was skipped. */
+function skipped(checks: readonly ProbeCheck[]): string {
+  const skips = checks.filter((c) => c.status === 'skip')
+  if (skips.length === 0) return '<p id="skipped" class="pass">No check was skipped.</p>'
+  const byReason = new Map<string, ProbeCheck[]>()
+  for (const c of skips) byReason.set(c.detail, [...(byReason.get(c.detail) ?? []), c])
+  const items = [...byReason].map(([reason, list]) => `<li>${esc(reason)} <span class="muted">(${list.length}: ${list.map((c) => `${esc(c.check)} on <code>${esc(c.table)}</code>`).join(', ')})</span></li>`)
+  return `<h3 id="skipped">Skipped checks (${skips.length}) — not failures: each does not apply to its table, or to this server</h3><ul>${items.join('')}</ul>`
+}
+
+function acceptedHtml(report: VerifyReport): string {
+  if (report.accepted.length === 0) return '<p class="muted">None: the configuration accepts no risk (<code>verify.accept</code>, <code>sharedReferences</code>).</p>'
+  const rows = report.accepted.map((a) => `<tr><td>${ruleLink(a.rule)}</td><td>${esc(a.object)}</td><td class="${a.severity}">${esc(a.severity)}</td><td>${esc(a.reason)}<br><span class="muted">${esc(a.source)} · ${esc(a.message)}</span></td></tr>`)
+  return `<table id="accepted"><tr><th>rule</th><th>object</th><th>would be</th><th>why it is accepted</th></tr>${rows.join('')}</table>`
 }
 
 export function renderHtml(report: VerifyReport): string {
@@ -82,7 +115,14 @@ export function renderHtml(report: VerifyReport): string {
     `<div class="card"><b class="error">${s.error}</b>errors</div>`,
     `<div class="card"><b class="warn">${s.warn}</b>warnings</div>`,
     `<div class="card"><b class="info">${s.info}</b>info</div>`,
-    probe === null ? '<div class="card"><b class="skip">—</b>probe not run</div>' : `<div class="card"><b class="${s.checks.fail > 0 ? 'error' : 'pass'}">${s.checks.pass}/${probe.checks.length}</b>probe checks passed</div>`,
+    ...(probe === null
+      ? ['<div class="card"><b class="skip">—</b>probe not run</div>']
+      : [
+          `<div class="card" id="probe-passed"><b class="pass">${s.checks.pass}</b>probe checks passed</div>`,
+          `<div class="card" id="probe-failed"><b class="${s.checks.fail > 0 ? 'error' : 'pass'}">${s.checks.fail}</b>failed</div>`,
+          `<div class="card" id="probe-skipped"><b class="skip">${s.checks.skip}</b><a href="#skipped">skipped</a> (not applicable)</div>`,
+          ...(s.checks.error > 0 ? [`<div class="card"><b class="error">${s.checks.error}</b>could not run</div>`] : []),
+        ]),
     probe === null ? '' : `<div class="card" id="unprobed"><b class="${s.unprobed > 0 ? 'error' : 'pass'}">${s.unprobed}</b>tenant tables not probed</div>`,
   ]
   const model = `<table>
@@ -97,6 +137,7 @@ export function renderHtml(report: VerifyReport): string {
   }).join('\n')
   const probeDetails = probe === null ? '<p class="muted">The probe was not run.</p>' : `<p>As <code>${esc(probe.appRole)}</code> (SET ROLE from <code>${esc(probe.sessionUser)}</code>), context <code>${esc(probe.setting)}</code>; everything was rolled back.</p>
 ${probe.unprobed.length === 0 ? '<p class="pass">Every tenant table was probed with rows of both tenants.</p>' : `<p class="error">Not probed (no rows of both tenants, so their isolation is not proven):</p><ul>${probe.unprobed.map((u) => `<li><code>${esc(u.table)}</code>: ${esc(u.reason)}</li>`).join('')}</ul>`}
+${skipped(probe.checks)}
 <details><summary>All ${probe.checks.length} checks</summary><table><tr><th>table</th><th>check</th><th>result</th><th>detail</th></tr>${probe.checks.map((c) => `<tr><td><code>${esc(c.table)}</code></td><td>${esc(c.check)}</td><td class="${c.status}">${esc(c.status)}</td><td>${esc(c.detail)}</td></tr>`).join('')}</table></details>`
   const pooler = report.pooler === null ? '' : `<h2>Pooler</h2><table>
 <tr><th>pooler</th><td><code>${esc(report.pooler.url)}</code></td></tr>
@@ -124,9 +165,13 @@ ${model}
 ${matrix(report)}
 <h2>Findings</h2>
 ${report.findings.length === 0 ? '<p class="pass">No findings.</p>' : findings}
+<h2>Accepted risks</h2>
+${acceptedHtml(report)}
 <h2>Probe</h2>
 ${probeDetails}
 ${pooler}
+<h2 id="rules">Rules</h2>
+${ruleExplanations([...report.findings.map((f) => f.rule), ...report.accepted.map((a) => a.rule)])}
 </main>
 </body>
 </html>

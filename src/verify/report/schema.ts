@@ -68,6 +68,21 @@ export const reportSchema = z
       })
       .strict(),
     findings: z.array(findingSchema),
+    accepted: z
+      .array(
+        z
+          .object({
+            rule: z.string(),
+            severity: z.enum(['error', 'warn', 'info']).describe('the severity the finding would have had'),
+            object: z.string(),
+            table: z.string().nullable(),
+            message: z.string(),
+            reason: z.string().describe('why the risk is accepted, from the config'),
+            source: z.string().describe('verify.accept, or tables["schema.table"].sharedReferences'),
+          })
+          .strict(),
+      )
+      .describe('findings the config accepts as known risks; they do not count towards the exit code'),
     probe: z
       .object({
         sessionUser: z.string(),

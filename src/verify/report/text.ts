@@ -51,6 +51,11 @@ export function renderText(report: VerifyReport, options: TextOptions): string {
     for (const [rule, list] of groupBy(findings, (f) => f.rule)) out.push(...renderRule(rule, list, severity, tone[severity], p))
   }
 
+  if (report.accepted.length > 0) {
+    out.push('', p.bold(`ACCEPTED RISKS (${report.accepted.length}): not counted, listed so they stay deliberate`))
+    for (const a of report.accepted) out.push(`  ${p.dim('✓')} ${a.rule} ${a.object} (would be ${a.severity})`, p.dim(`      reason: ${a.reason} — ${a.source}`))
+  }
+
   if (report.probe !== null) {
     const probe = report.probe
     const counts = report.summary.checks

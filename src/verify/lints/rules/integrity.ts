@@ -1,5 +1,8 @@
 import type { ForeignKeyConstraint, KeyOrCheckConstraint } from '../../../catalog/types.js'
+import type { Table } from '../../../catalog/types.js'
+import { indexDefinitionParts } from '../../../sql/index-definition.js'
 import { identList, quoteIdent } from '../../../sql/quote.js'
+import { onlineUniqueIndex, replacementName } from '../fix-sql.js'
 import type { ModelTable, TenantModel } from '../model.js'
 import { display, onTable, tableSql, type Hit, type LintRule } from '../rule.js'
 
@@ -27,6 +30,42 @@ export function tenantScoped(fk: ForeignKeyConstraint, childTc: string, parentTc
 export function scopedTwin(fks: readonly ForeignKeyConstraint[], fk: ForeignKeyConstraint, childTc: string, parentTc: string): ForeignKeyConstraint | undefined {
   const mine = pairs(fk).filter(([c]) => c !== childTc)
   return fks.find((o) => o !== fk && o.references.table.oid === fk.references.table.oid && tenantScoped(o, childTc, parentTc) && mine.every(([c, p]) => pairs(o).some(([oc, op]) => oc === c && op === p)))
+}
+
+/**
+ * A tenant-scoped twin beside a foreign key that crosses tenants, the way the planner adds it: the parent's
+ * unique (tenant, key) index when it has none, the twin NOT VALID and checked at commit, then VALIDATE. The
+ * original key stays, so its ON DELETE / ON UPDATE actions (CASCADE, SET NULL) keep working; the twin only
+ * checks that the surviving rows are in their parent's tenant.
+ */
+function scopedTwinFix(model: TenantModel, table: Table, fk: ForeignKeyConstraint, cols: readonly string[], parent: Table, refs: readonly string[], note = ''): string {
+  const name = replacementName(fk.name, 'tenant')
+  const out: string[] = []
+  const indexed = parent.indexes.some((i) => i.unique && i.valid && i.predicate === null && !i.hasExpressions && i.columns.length === refs.length && refs.every((r) => i.columns.includes(r)))
+  if (!indexed) out.push(`-- the composite key needs a unique index on ${tableSql(parent)} (${identList(refs)}):`, onlineUniqueIndex(model.catalog, parent, replacementName(`${parent.name}_${refs.join('_')}`, 'key'), identList(refs)))
+  const add = `ALTER TABLE ${tableSql(table)} ADD CONSTRAINT ${quoteIdent(name)} FOREIGN KEY (${identList(cols)}) REFERENCES ${tableSql(parent)} (${identList(refs)}) DEFERRABLE INITIALLY DEFERRED`
+  // A partitioned table cannot take a NOT VALID foreign key: it is checked as it is added.
+  if (table.partitioned) out.push(`${add};`)
+  else out.push(`${add} NOT VALID;`, `${note}ALTER TABLE ${tableSql(table)} VALIDATE CONSTRAINT ${quoteIdent(name)};`)
+  out.push(`-- ${quoteIdent(fk.name)} stays: it keeps its ON DELETE ${fk.onDelete.toUpperCase()} / ON UPDATE ${fk.onUpdate.toUpperCase()}; ${quoteIdent(name)} checks the tenant at commit.`)
+  return out.join('\n')
+}
+
+/**
+ * Replace a unique index or constraint that spans tenants by one on (tenant column, the same keys), built
+ * without blocking writes, swapped in, and only then the old one dropped.
+ */
+function scopedUniqueFix(model: TenantModel, m: ModelTable, tc: string, key: { name: string; constraint: boolean; deferrable: boolean; initiallyDeferred: boolean }, keys: string, tail: string): string {
+  const t = m.table
+  const next = replacementName(key.name, 'tenant')
+  const build = onlineUniqueIndex(model.catalog, t, next, `${quoteIdent(tc)}, ${keys}`, tail)
+  if (!key.constraint) {
+    return `${build}\nDROP INDEX ${t.partitioned ? '' : 'CONCURRENTLY '}${tableSql({ schema: t.schema, name: key.name })};\nALTER INDEX ${tableSql({ schema: t.schema, name: next })} RENAME TO ${quoteIdent(key.name)};`
+  }
+  // A partitioned table takes no constraint USING INDEX: the unique index alone keeps the values unique per tenant (ON CONFLICT uses it too).
+  if (t.partitioned) return `${build}\nALTER TABLE ${tableSql(t)} DROP CONSTRAINT ${quoteIdent(key.name)};\nALTER INDEX ${tableSql({ schema: t.schema, name: next })} RENAME TO ${quoteIdent(key.name)};`
+  const deferral = key.deferrable ? ` DEFERRABLE${key.initiallyDeferred ? ' INITIALLY DEFERRED' : ''}` : ''
+  return `${build}\nALTER TABLE ${tableSql(t)} DROP CONSTRAINT ${quoteIdent(key.name)}, ADD CONSTRAINT ${quoteIdent(key.name)} UNIQUE USING INDEX ${quoteIdent(next)}${deferral};`
 }
 
 export const integrityRules: readonly LintRule[] = [
@@ -140,13 +179,25 @@ export const integrityRules: readonly LintRule[] = [
         for (const c of m.table.constraints) {
           if (c.type !== 'unique' && c.type !== 'exclusion') continue
           if (c.parentOid !== null || c.columns.includes(tc) || keep.has(c.name)) continue
-          const name = `${m.table.name}_${tc}_${c.columns.join('_')}_key`.slice(0, 63)
-          yield onConstraint(m, c.name, `${(c as KeyOrCheckConstraint).type} constraint ${quoteIdent(c.name)} on ${display(m.table)} (${c.columns.join(', ')}) spans all tenants`, `CREATE UNIQUE INDEX CONCURRENTLY ${quoteIdent(name)} ON ${tableSql(m.table)} (${identList([tc, ...c.columns])});\nALTER TABLE ${tableSql(m.table)} DROP CONSTRAINT ${quoteIdent(c.name)}, ADD CONSTRAINT ${quoteIdent(name)} UNIQUE USING INDEX ${quoteIdent(name)};`)
+          const message = `${(c as KeyOrCheckConstraint).type} constraint ${quoteIdent(c.name)} on ${display(m.table)} (${c.columns.join(', ')}) spans all tenants`
+          if (c.type === 'exclusion') {
+            const index = m.table.indexes.find((i) => i.constraint === c.name)
+            yield onConstraint(m, c.name, message, `-- add ${quoteIdent(tc)} WITH = to the exclusion constraint (needs the btree_gist extension for a GiST index), then drop the old one:\n-- ${index?.definition ?? c.name}`)
+            continue
+          }
+          const index = m.table.indexes.find((i) => i.constraint === c.name)
+          const parts = index === undefined ? undefined : indexDefinitionParts(index.definition, index.method)
+          yield onConstraint(m, c.name, message, scopedUniqueFix(model, m, tc, { name: c.name, constraint: true, deferrable: c.deferrable, initiallyDeferred: c.initiallyDeferred }, parts?.keys ?? identList(c.columns), parts?.tail ?? ''))
         }
         for (const i of m.table.indexes) {
           if (!i.unique || i.constraint !== null || i.columns.includes(tc) || keep.has(i.name)) continue
-          const cols = i.columns.map((c) => c ?? '(expression)')
-          yield onConstraint(m, i.name, `unique index ${quoteIdent(i.name)} on ${display(m.table)} (${cols.join(', ')}) spans all tenants`, `-- recreate it with "${tc}" first:\nDROP INDEX CONCURRENTLY ${tableSql({ schema: i.schema, name: i.name })};\n-- ${i.definition.replace(/\n/g, ' ')}  → add ${quoteIdent(tc)} as the first key column`, 'index')
+          const parts = indexDefinitionParts(i.definition, i.method)
+          const keys = parts?.keys ?? i.columns.map((c) => c ?? '(expression)').join(', ')
+          const message = `unique index ${quoteIdent(i.name)} on ${display(m.table)} (${keys}) spans all tenants`
+          const fix = parts === undefined
+            ? `-- recreate it with ${quoteIdent(tc)} as the first key column: ${i.definition.replace(/\n/g, ' ')}`
+            : scopedUniqueFix(model, m, tc, { name: i.name, constraint: false, deferrable: false, initiallyDeferred: false }, parts.keys, parts.tail)
+          yield onConstraint(m, i.name, message, fix, 'index')
         }
       }
     },
@@ -165,10 +216,17 @@ export const integrityRules: readonly LintRule[] = [
         const pk = m.table.constraints.find((c) => c.type === 'primary key')
         if (pk === undefined || pk.columns.includes(m.tenantColumn!)) continue
         // The tenant model's shape: a generated id plus a unique (tenant, id) key for composite foreign keys.
-        const generated = pk.columns.every((c) => { const col = m.table.columns.find((x) => x.name === c); return col !== undefined && (col.identity !== null || col.default !== null) })
+        // An id the server generates (the other key columns of a partitioned table are its partition key, not ids).
+        const generated = pk.columns.some((c) => { const col = m.table.columns.find((x) => x.name === c); return col !== undefined && (col.identity !== null || col.default !== null) })
         const scopedTwin = m.table.indexes.some((i) => i.unique && i.valid && i.predicate === null && i.columns[0] === m.tenantColumn && pk.columns.every((c) => i.columns.includes(c)) && i.columns.length === pk.columns.length + 1)
         if (generated && scopedTwin) continue
-        yield onConstraint(m, pk.name, `primary key ${quoteIdent(pk.name)} on ${display(m.table)} is (${pk.columns.join(', ')}) without "${m.tenantColumn}"`, `CREATE UNIQUE INDEX CONCURRENTLY ${quoteIdent(`${m.table.name}_${m.tenantColumn}_${pk.columns.join('_')}_key`.slice(0, 63))} ON ${tableSql(m.table)} (${identList([m.tenantColumn!, ...pk.columns])});`)
+        const name = replacementName(`${m.table.name}_${m.tenantColumn}_${pk.columns.join('_')}`, 'key')
+        const build = onlineUniqueIndex(model.catalog, m.table, name, identList([m.tenantColumn!, ...pk.columns]))
+        // Ids the app chooses stay guessable across tenants until the key itself includes the tenant.
+        const move = generated ? '' : m.table.partitioned
+          ? `\n-- the app chooses these ids: move the primary key to (${m.tenantColumn}, ${pk.columns.join(', ')}) in a maintenance window (a partitioned table takes no key USING INDEX):\n-- ALTER TABLE ${tableSql(m.table)} DROP CONSTRAINT ${quoteIdent(pk.name)}, ADD PRIMARY KEY (${identList([m.tenantColumn!, ...pk.columns])});`
+          : `\n-- the app chooses these ids: move the primary key onto it (foreign keys that reference ${quoteIdent(pk.name)} must move first):\nALTER TABLE ${tableSql(m.table)} DROP CONSTRAINT ${quoteIdent(pk.name)}, ADD CONSTRAINT ${quoteIdent(pk.name)} PRIMARY KEY USING INDEX ${quoteIdent(name)};`
+        yield onConstraint(m, pk.name, `primary key ${quoteIdent(pk.name)} on ${display(m.table)} is (${pk.columns.join(', ')}) without "${m.tenantColumn}"`, `-- a unique (${m.tenantColumn}, ${pk.columns.join(', ')}) key for composite foreign keys${generated ? '; the primary key stays' : ''}:\n${build}${move}`)
       }
     },
   },
@@ -182,7 +240,8 @@ export const integrityRules: readonly LintRule[] = [
     fixHint: 'A composite foreign key (<tenant column>, parent_id) → parent(<tenant column>, id), added NOT VALID then VALIDATEd.',
     *check(model) {
       for (const m of direct(model)) {
-        if (m.table.foreign) continue
+        // A membership row points at a user who may belong to other tenants too: that is what it records.
+        if (m.table.foreign || display(m.table) === model.membershipTable) continue
         for (const c of m.table.constraints) {
           if (c.type !== 'foreign key' || c.parentOid !== null) continue
           const parent = model.modelTable(c.references.table.oid)
@@ -192,11 +251,7 @@ export const integrityRules: readonly LintRule[] = [
           if (scopedTwin(fks, c, m.tenantColumn!, parent.tenantColumn) !== undefined) continue
           const cols = [m.tenantColumn!, ...c.columns.filter((x) => x !== m.tenantColumn)]
           const refs = [parent.tenantColumn, ...c.references.columns.filter((_, i) => c.columns[i] !== m.tenantColumn)]
-          const name = `${c.name}_tenant`.slice(0, 63)
-          const add = `ALTER TABLE ${tableSql(m.table)} ADD CONSTRAINT ${quoteIdent(name)} FOREIGN KEY (${identList(cols)}) REFERENCES ${tableSql(c.references.table)} (${identList(refs)})`
-          // A partitioned table cannot take a NOT VALID foreign key: it is checked as it is added.
-          const create = m.table.partitioned ? `${add};` : `${add} NOT VALID;\nALTER TABLE ${tableSql(m.table)} VALIDATE CONSTRAINT ${quoteIdent(name)};`
-          yield onConstraint(m, c.name, `foreign key ${quoteIdent(c.name)} ${display(m.table)}(${c.columns.join(', ')}) → ${display(c.references.table)}(${c.references.columns.join(', ')}) can point at another tenant's row`, `-- needs a unique index on ${tableSql(c.references.table)} (${identList(refs)})\n${create}\nALTER TABLE ${tableSql(m.table)} DROP CONSTRAINT ${quoteIdent(c.name)};`)
+          yield onConstraint(m, c.name, `foreign key ${quoteIdent(c.name)} ${display(m.table)}(${c.columns.join(', ')}) → ${display(c.references.table)}(${c.references.columns.join(', ')}) can point at another tenant's row`, scopedTwinFix(model, m.table, c, cols, parent.table, refs, '-- fails on rows that point at another tenant\'s row: fix those rows first\n'))
         }
       }
     },
@@ -224,12 +279,11 @@ export const integrityRules: readonly LintRule[] = [
         if (scopedTwin(fks, c, key, target.tenantColumn) !== undefined) continue
         const cols = [key, ...c.columns.filter((x) => x !== key)]
         const refs = [target.tenantColumn, ...c.references.columns.filter((_, i) => c.columns[i] !== key)]
-        const name = `${c.name}_tenant`.slice(0, 63)
         yield onConstraint(
           m,
           c.name,
           `foreign key ${quoteIdent(c.name)} ${display(root)}(${c.columns.join(', ')}) → ${display(c.references.table)}(${c.references.columns.join(', ')}) lets a tenant point at a row filed under another tenant`,
-          `-- needs a unique index on ${tableSql(c.references.table)} (${identList(refs)}); VALIDATE fails on rows filed under another tenant (see probe-data-misassigned-rows)\nALTER TABLE ${tableSql(root)} ADD CONSTRAINT ${quoteIdent(name)} FOREIGN KEY (${identList(cols)}) REFERENCES ${tableSql(c.references.table)} (${identList(refs)}) NOT VALID;\nALTER TABLE ${tableSql(root)} VALIDATE CONSTRAINT ${quoteIdent(name)};\nALTER TABLE ${tableSql(root)} DROP CONSTRAINT ${quoteIdent(c.name)};`,
+          scopedTwinFix(model, root, c, cols, target.table, refs, '-- fails on rows filed under another tenant (see probe-data-misassigned-rows): fix those rows first\n'),
         )
       }
     },

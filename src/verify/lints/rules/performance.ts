@@ -1,6 +1,7 @@
 import { identList, quoteIdent } from '../../../sql/quote.js'
 import type { ModelTable, PolicyFacts, TenantModel } from '../model.js'
 import { display, onPolicy, onTable, tableSql, tenantPolicySql, type LintRule } from '../rule.js'
+import { swapPolicy } from '../fix-sql.js'
 
 function* tenantPolicies(model: TenantModel): Generator<[ModelTable, PolicyFacts]> {
   for (const m of model.tenantTables()) for (const f of model.policies.get(m.table.oid) ?? []) yield [m, f]
@@ -8,8 +9,9 @@ function* tenantPolicies(model: TenantModel): Generator<[ModelTable, PolicyFacts
 
 const exprs = (f: PolicyFacts) => [f.using, f.withCheck].filter((e) => e !== null)
 
+/** Replace the policy by the tenant policy, swapped in one transaction (none when the table has no tenant column yet). */
 const recreate = (model: TenantModel, m: ModelTable, f: PolicyFacts): string =>
-  `DROP POLICY ${quoteIdent(f.policy.name)} ON ${tableSql(f.policy.table)};\n${tenantPolicySql(model, m, f.policy.name)}`
+  m.tenantColumn === null ? tenantPolicySql(model, m, f.policy.name) : swapPolicy(f.policy, (name) => tenantPolicySql(model, m, name))
 
 export const performanceRules: readonly LintRule[] = [
   {

@@ -1,9 +1,10 @@
-import type { Policy } from '../../../catalog/types.js'
+import type { Policy, Routine } from '../../../catalog/types.js'
 import { qualifiedName, quoteIdent, roleName } from '../../../sql/quote.js'
 import type { ExpressionFacts } from '../expressions.js'
 import type { ModelTable, PolicyFacts, TenantModel } from '../model.js'
 import { appGrants, appliesToApp, appRoleSql, contextSql, display, onPolicy, onTable, tableSql, tenantPolicySql, type LintRule } from '../rule.js'
 import { rolesText } from './rls.js'
+import { swapPolicy } from '../fix-sql.js'
 
 /** Tenant tables with their analysed policies. */
 function* tenantPolicies(model: TenantModel): Generator<[ModelTable, PolicyFacts]> {
@@ -24,12 +25,22 @@ const exprs = (f: PolicyFacts): ExpressionFacts[] => [f.using, f.withCheck].filt
  */
 function recreate(model: TenantModel, m: ModelTable, p: Policy, f?: PolicyFacts): string {
   const own = f === undefined || model.settingSource === 'option' ? undefined : exprs(f).flatMap((e) => e.comparedSettings).find((s) => s !== model.setting)
-  return `DROP POLICY ${quoteIdent(p.name)} ON ${tableSql(p.table)};\n${tenantPolicySql(own === undefined ? model : { ...model, setting: own }, m, p.name)}`
+  const scoped = own === undefined ? model : { ...model, setting: own }
+  // Without a tenant column there is no policy to write yet: say so, and leave the old one in place.
+  if (m.tenantColumn === null) return tenantPolicySql(scoped, m, p.name)
+  return swapPolicy(p, (name) => tenantPolicySql(scoped, m, name))
 }
 
 function readsContext(e: ExpressionFacts): boolean {
   return e.contextReads.length > 0
 }
+
+/**
+ * A LANGUAGE sql function with a SQL-standard body (PostgreSQL 14+): the catalog holds the deparsed
+ * `pg_get_function_sqlbody`, which starts with `RETURN` or `BEGIN ATOMIC`. Its names were bound when it
+ * was created; nothing in it is looked up in the caller's search_path.
+ */
+const standardBody = (r: Routine): boolean => r.language === 'sql' && /^\s*(RETURN\b|BEGIN\s+ATOMIC\b)/i.test(r.body)
 
 const quotedList = (names: readonly string[]): string => names.map((n) => `"${n}"`).join(', ')
 
@@ -334,12 +345,12 @@ export const policyRules: readonly LintRule[] = [
     severity: 'warn',
     category: 'policies',
     scope: 'table',
-    summary: 'A policy calls a user function that has no pinned search_path.',
-    why: 'The function resolves unqualified names with the caller\'s search_path: a role that can create objects (or temp tables, which are searched first) can substitute what the policy reads.',
-    fixHint: 'ALTER FUNCTION … SET search_path = pg_catalog (and schema-qualify what it uses).',
+    summary: 'A policy calls a user function that has no pinned search_path (a SQL-standard body, RETURN … or BEGIN ATOMIC, needs none).',
+    why: 'The function resolves unqualified names with the caller\'s search_path: a role that can create objects (or temp tables, which are searched first) can substitute what the policy reads. A SQL-standard body is resolved once, when the function is created, and is safe without one — and, without a SET clause, inlined into the policy.',
+    fixHint: 'ALTER FUNCTION … SET search_path = pg_catalog (and schema-qualify what it uses), or recreate it with a SQL-standard body whose names are schema-qualified.',
     *check(model) {
       for (const [m, f] of tenantPolicies(model)) {
-        const unpinned = [...new Map(exprs(f).flatMap((e) => e.calls).filter((r) => r.searchPath === null && (r.language === 'sql' || r.language === 'plpgsql')).map((r) => [r.oid, r])).values()]
+        const unpinned = [...new Map(exprs(f).flatMap((e) => e.calls).filter((r) => r.searchPath === null && (r.language === 'sql' || r.language === 'plpgsql') && !standardBody(r)).map((r) => [r.oid, r])).values()]
         for (const r of unpinned) {
           yield onPolicy(f.policy, `${quoteIdent(f.policy.name)} on ${display(m.table)} calls ${r.schema}.${r.name}(${r.identityArguments}), which has no pinned search_path`, `ALTER FUNCTION ${qualifiedName({ schema: r.schema, name: r.name })}(${r.identityArguments}) SET search_path = pg_catalog;`)
         }
