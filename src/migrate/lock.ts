@@ -36,6 +36,9 @@ function describeHolder(h: Holder | undefined): string {
   return `pid ${h.pid}${who === '' ? '' : ` (${who})`}${h.backend_start === null ? '' : `, connected since ${h.backend_start.toISOString()}`}`
 }
 
+/** Longest single wait for the runner lock (well under deadlock_timeout's default 1 s). */
+const WAIT_SLICE_MS = 200
+
 /**
  * Take the runner lock. Without `waitMs` a second runner fails at once; with it, waits that long
  * (using lock_timeout, which applies to advisory locks) before failing. The error names the holder.
@@ -45,12 +48,19 @@ export async function acquireRunnerLock(client: Queryable, waitMs: number | unde
     const { rows } = await client.query<{ ok: boolean }>('SELECT pg_catalog.pg_try_advisory_lock($1, $2) AS ok', [LOCK_KEY.classid, LOCK_KEY.objid])
     if (rows[0]?.ok === true) return
   } else {
-    await client.query(`SELECT pg_catalog.set_config('lock_timeout', $1, false)`, [`${Math.ceil(waitMs)}ms`])
+    // Wait in slices: a statement that waits holds a snapshot, and the other runner's CREATE INDEX CONCURRENTLY
+    // waits for every older snapshot to go — one long wait for the lock that runner holds would be a deadlock.
+    const deadline = performance.now() + waitMs
     try {
-      await client.query('SELECT pg_catalog.pg_advisory_lock($1, $2)', [LOCK_KEY.classid, LOCK_KEY.objid])
-      return
-    } catch (error) {
-      if ((error as { code?: string }).code !== '55P03') throw error
+      for (let left = waitMs; left > 0; left = deadline - performance.now()) {
+        await client.query(`SELECT pg_catalog.set_config('lock_timeout', $1, false)`, [`${Math.ceil(Math.min(WAIT_SLICE_MS, left))}ms`])
+        try {
+          await client.query('SELECT pg_catalog.pg_advisory_lock($1, $2)', [LOCK_KEY.classid, LOCK_KEY.objid])
+          return
+        } catch (error) {
+          if ((error as { code?: string }).code !== '55P03') throw error
+        }
+      }
     } finally {
       await client.query(`SELECT pg_catalog.set_config('lock_timeout', '0', false)`)
     }

@@ -36,7 +36,7 @@ export function compile(o: Operation): string {
     case 'createSchema':
       return `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(o.schema)}`
     case 'createFunction':
-      return `CREATE FUNCTION ${rel(o.name)}(${o.args}) RETURNS ${o.returns} LANGUAGE ${o.language} ${o.attributes} AS $tenantize$${o.body}$tenantize$`
+      return `CREATE FUNCTION ${rel(o.name)}(${o.args}) RETURNS ${o.returns} LANGUAGE ${o.language} ${o.attributes} ${o.standardBody === true ? o.body : `AS $tenantize$${o.body}$tenantize$`}`
     case 'dropFunction':
       return `DROP FUNCTION IF EXISTS ${rel(o.name)}(${o.args})`
     case 'commentOnFunction':

@@ -34,7 +34,8 @@ export type PrivilegeObject = { readonly kind: 'table' | 'sequence'; readonly re
 
 export type Operation =
   | { readonly op: 'createSchema'; readonly schema: string }
-  | { readonly op: 'createFunction'; readonly name: Rel; readonly args: string; readonly returns: string; readonly language: 'sql' | 'plpgsql'; readonly attributes: string; readonly body: string }
+  /** `standardBody`: `body` is a SQL-standard body (`RETURN …`), written as it is instead of quoted after AS. */
+  | { readonly op: 'createFunction'; readonly name: Rel; readonly args: string; readonly returns: string; readonly language: 'sql' | 'plpgsql'; readonly attributes: string; readonly body: string; readonly standardBody?: boolean }
   | { readonly op: 'dropFunction'; readonly name: Rel; readonly args: string }
   | { readonly op: 'commentOnFunction'; readonly name: Rel; readonly args: string; readonly comment: string }
   /** `references`: tables the new table's foreign keys point at (they are locked SHARE ROW EXCLUSIVE). */

@@ -9,7 +9,7 @@ import { literal, sqlText, type Operation, type PrivilegeObject, type Rel } from
 import { backfillRows, crossingRows, defaultTenantRow, foreignTenantRows, nullTenantRows } from './preconditions.js'
 import { LOCK_LEVELS, type Backfill, type LockLevel, type ManualStep, type Plan, type Step } from './steps.js'
 
-/** The helper every policy calls; STABLE, pinned search_path, fail-closed. */
+/** The helper every policy calls; STABLE, fail-closed, a SQL-standard body the planner inlines (see contextFunction). */
 export const CURRENT_TENANT_FN = 'tenantize.current_tenant_id()'
 const HELPER: Rel = { schema: 'tenantize', name: 'current_tenant_id' }
 export const POLICY_NAME = 'tenant_isolation'
@@ -87,7 +87,29 @@ function step(ctx: Ctx, spec: StepSpec): void {
   ctx.steps.push({ ...rest, up: up.map(compile), down: down.map(compile), lock, transactional, rows: rows ?? 0 })
 }
 
-const policyExpr = (column: string): string => `(${quoteIdent(column)} = (SELECT ${CURRENT_TENANT_FN}))`
+/**
+ * The tenant policy's condition. The operator is written `OPERATOR(pg_catalog.=)` so that no operator of
+ * the same name in a schema earlier in the applying session's search_path can be bound in its place;
+ * the scalar sub-select makes the (inlined) helper an InitPlan, evaluated once per statement.
+ */
+const policyExpr = (column: string): string => `(${quoteIdent(column)} OPERATOR(pg_catalog.=) (SELECT ${CURRENT_TENANT_FN}))`
+
+/** Built-in types by their `pg_catalog` names, so that a type of the same name elsewhere cannot be bound. */
+const QUALIFIED_TYPE = { uuid: 'pg_catalog.uuid', bigint: 'pg_catalog.int8', text: 'pg_catalog.text' } as const
+
+/**
+ * A fail-closed helper that reads `setting`: NULL when it is unset or empty, an error when malformed.
+ * A SQL-standard body (`RETURN …`) is parsed once, when the function is created, with every name
+ * qualified (`pg_catalog.current_setting`, `OPERATOR(pg_catalog.<>)`, `pg_catalog.uuid`; no NULLIF,
+ * whose `=` is looked up in the search_path): nothing is resolved when it runs, so it needs no
+ * `SET search_path` — and without a SET clause the planner inlines it into the policy, where a SET
+ * clause costs a function call with a configuration save and restore in every statement.
+ */
+function contextFunction(name: Rel, idType: keyof typeof QUALIFIED_TYPE, setting: string): Operation {
+  const read = `pg_catalog.current_setting(${quoteLiteral(setting)}, true)`
+  const value = idType === 'text' ? read : `${read}::${QUALIFIED_TYPE[idType]}`
+  return { op: 'createFunction', name, args: '', returns: QUALIFIED_TYPE[idType], language: 'sql', attributes: 'STABLE PARALLEL SAFE', body: `RETURN CASE WHEN ${read} OPERATOR(pg_catalog.<>) '' THEN ${value} END`, standardBody: true }
+}
 /**
  * PURE: the ordered steps that take the database described by `catalog` to the tenant model of `config`.
  * Throws `TZ_CONFIG` listing every problem (unknown tables, wrong column types, missing keys) at once.
@@ -215,8 +237,6 @@ export function planConversion(catalog: Catalog, config: TenantizeConfig): Plan 
 
 function helpersStep(ctx: Ctx): void {
   const { setting, idType } = ctx.config.tenant
-  const value = `NULLIF(pg_catalog.current_setting(${quoteLiteral(setting)}, true), '')`
-  const body = idType === 'text' ? `SELECT ${value}` : `SELECT ${value}::${SQL_TYPE[idType]}`
   step(ctx, {
     id: 'helpers',
     phase: 'schema',
@@ -224,7 +244,7 @@ function helpersStep(ctx: Ctx): void {
     title: `schema tenantize and the fail-closed helper ${CURRENT_TENANT_FN}`,
     up: [
       { op: 'createSchema', schema: 'tenantize' },
-      { op: 'createFunction', name: HELPER, args: '', returns: SQL_TYPE[idType], language: 'sql', attributes: 'STABLE PARALLEL SAFE SET search_path = pg_catalog', body },
+      contextFunction(HELPER, idType, setting),
       { op: 'commentOnFunction', name: HELPER, args: '', comment: `The tenant of the current transaction from ${setting}; NULL when unset or empty (no rows), an error when malformed. Set it with set_config(${setting}, id, true).` },
     ],
     down: [{ op: 'dropFunction', name: HELPER, args: '' }],
@@ -973,9 +993,8 @@ function scopeSteps(ctx: Ctx, byKey: ReadonlyMap<string, TenantTable>): void {
   for (const scope of ctx.config.scopes) {
     const fn: Rel = { schema: 'tenantize', name: `current_${scope.name}_id` }
     const call = `${relSql(fn)}()`
-    const value = `NULLIF(pg_catalog.current_setting(${quoteLiteral(scope.setting)}, true), '')`
     const up: Operation[] = [
-      { op: 'createFunction', name: fn, args: '', returns: SQL_TYPE[scope.idType], language: 'sql', attributes: 'STABLE PARALLEL SAFE SET search_path = pg_catalog', body: `SELECT ${scope.idType === 'text' ? value : `${value}::${SQL_TYPE[scope.idType]}`}` },
+      contextFunction(fn, scope.idType, scope.setting),
       { op: 'grant', privileges: ['EXECUTE'], on: { kind: 'function', signature: sqlText(call) }, role },
     ]
     const down: Operation[] = []
@@ -983,7 +1002,7 @@ function scopeSteps(ctx: Ctx, byKey: ReadonlyMap<string, TenantTable>): void {
     for (const [key, column] of Object.entries(scope.tables).sort(([a], [b]) => a.localeCompare(b))) {
       const t = byKey.get(key)
       if (t === undefined) continue
-      const expr = sqlText(`((SELECT ${call}) IS NULL OR ${quoteIdent(column)} = (SELECT ${call}))`)
+      const expr = sqlText(`((SELECT ${call}) IS NULL OR ${quoteIdent(column)} OPERATOR(pg_catalog.=) (SELECT ${call}))`)
       up.push({ op: 'createPolicy', table: t.rel, name: policy, mode: 'RESTRICTIVE', command: 'ALL', roles: [role], using: expr, withCheck: expr })
       down.unshift({ op: 'dropPolicy', table: t.rel, name: policy })
     }
