@@ -10,9 +10,9 @@ test('set_config (default) produces the exact transaction-local statement', () =
   const sql = contextSql()
   assert.equal(sql.strategy, 'set_config')
   assert.equal(sql.setting, 'tenantize.tenant_id')
-  assert.equal(sql.statement('acme'), "SELECT set_config('tenantize.tenant_id', 'acme', true)")
-  assert.equal(sql.statement("o'hara"), "SELECT set_config('tenantize.tenant_id', 'o''hara', true)")
-  assert.equal(sql.statement('back\\slash'), "SELECT set_config('tenantize.tenant_id', E'back\\\\slash', true)")
+  assert.equal(sql.statement('acme'), "SELECT pg_catalog.set_config('tenantize.tenant_id', 'acme', true)")
+  assert.equal(sql.statement("o'hara"), "SELECT pg_catalog.set_config('tenantize.tenant_id', 'o''hara', true)")
+  assert.equal(sql.statement('back\\slash'), "SELECT pg_catalog.set_config('tenantize.tenant_id', E'back\\\\slash', true)")
 })
 
 test('set-local produces SET LOCAL with a quoted name and a quoted literal', () => {

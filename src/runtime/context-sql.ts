@@ -3,7 +3,7 @@ import { quoteIdent, quoteLiteral } from '../sql/quote.js'
 /**
  * How the tenant reaches the database, always transaction-local (never session scope, which leaks
  * through poolers in transaction mode):
- * - `set_config` (default): `SELECT set_config('<setting>', '<id>', true)`.
+ * - `set_config` (default): `SELECT pg_catalog.set_config('<setting>', '<id>', true)`.
  * - `set-local` (Citus): `SET LOCAL <setting> = '<id>'` — Citus propagates `SET LOCAL` to the workers
  *   (with `citus.propagate_set_commands = 'local'`), but not `set_config`.
  */
@@ -58,7 +58,7 @@ export function validateContextSetting(setting: string): string {
  * Validate the options once and return the statement builder.
  *
  * ```ts
- * contextSql().statement(id)                          // SELECT set_config('tenantize.tenant_id', '<id>', true)
+ * contextSql().statement(id)                          // SELECT pg_catalog.set_config('tenantize.tenant_id', '<id>', true)
  * contextSql({ strategy: 'set-local' }).statement(id) // SET LOCAL "tenantize"."tenant_id" = '<id>'
  * ```
  */
@@ -71,7 +71,7 @@ export function contextSql(options: ContextSqlOptions = {}): ContextSql {
   let statement: (tenantId: string) => string
   if (strategy === 'set_config') {
     const name = quoteLiteral(setting)
-    statement = (tenantId) => `SELECT set_config(${name}, ${literal(tenantId)}, true)`
+    statement = (tenantId) => `SELECT pg_catalog.set_config(${name}, ${literal(tenantId)}, true)`
   } else {
     const name = setting.split('.').map(quoteIdent).join('.')
     statement = (tenantId) => `SET LOCAL ${name} = ${literal(tenantId)}`

@@ -1,6 +1,7 @@
 import type { Pool, PoolClient, QueryConfig } from 'pg'
 import { contextSql, type ContextSql, type ContextSqlOptions } from './context-sql.js'
 import { assertTransactionTenant, beginWithContext, tenantForTransaction, transactionEnded } from './adapters/scope.js'
+import { runScoped, type ScopedIo, type ScopedQuery } from './adapters/pg-scoped.js'
 
 export type TenantDrizzlePoolOptions = ContextSqlOptions
 
@@ -36,7 +37,7 @@ function isSubmittable(config: unknown): boolean {
  * A checked-out client scoped to `tenantId`. Which state it is in comes from the server (the transaction
  * status of the last ReadyForQuery), not from parsing SQL:
  * - idle, and the statement is a lone `BEGIN …`: sent together with the context, one round trip;
- * - idle, any other statement: it runs in a tenant transaction of its own;
+ * - idle, any other statement: it runs with its context in one round trip (see runScoped);
  * - in a transaction: statements pass through (the context is set at its start).
  * Released inside a transaction, the client is rolled back before it goes back to the pool.
  */
@@ -50,36 +51,16 @@ function scopedClient(client: PoolClient, tenantId: string, context: ContextSql)
   }
   client.on('error', onError)
 
-  async function ownTransaction(config: QueryText, values: unknown): Promise<unknown> {
-    if ((client as { pipeline?: unknown }).pipeline === true) return pipelined(config, values)
-    await query(beginWithContext(context, tenantId))
-    try {
-      const result = await query(config, values)
-      await query('COMMIT')
-      return result
-    } catch (error) {
-      if (broken === undefined) {
-        try {
-          await query('ROLLBACK')
-        } catch (rollbackError) {
-          broken = rollbackError instanceof Error ? rollbackError : new Error('ROLLBACK failed')
-        }
-      }
-      throw error
+  /** A statement on its own: with its context in one round trip, no BEGIN / COMMIT (see runScoped). */
+  function ownTransaction(config: QueryText, values: unknown): Promise<unknown> {
+    const io: ScopedIo<unknown> = {
+      send: (scoped) => (query as unknown as (q: ScopedQuery) => PromiseLike<unknown>)(scoped) as Promise<unknown>,
+      rollback: () => query('ROLLBACK'),
+      discard: (error) => {
+        broken ??= error
+      },
     }
-  }
-
-  /**
-   * With node-postgres' `pipeline` client option: BEGIN with the context, the statement and COMMIT are
-   * written without waiting in between (one round trip). A failed statement aborts the transaction, so
-   * nothing runs without its context and COMMIT answers ROLLBACK.
-   */
-  async function pipelined(config: QueryText, values: unknown): Promise<unknown> {
-    const [opened, result, closed] = await Promise.allSettled([query(beginWithContext(context, tenantId)), query(config, values), query('COMMIT')])
-    for (const step of [opened, result, closed]) if (step.status === 'rejected') throw step.reason
-    const commit = (closed as PromiseFulfilledResult<unknown>).value as { command?: string }
-    if (commit.command !== 'COMMIT') throw new Error(`the tenant transaction ended with ${String(commit.command)} instead of COMMIT`)
-    return (result as PromiseFulfilledResult<unknown>).value
+    return runScoped(io, context, tenantId, config, Array.isArray(values) ? (values as unknown[]) : undefined)
   }
 
   async function scopedQuery(config: QueryText, values?: unknown, ...rest: unknown[]): Promise<unknown> {
@@ -140,8 +121,8 @@ function scopedClient(client: PoolClient, tenantId: string, context: ContextSql)
  * driver: every query of `drizzle({ client: tenantDrizzlePool(pool) })` runs scoped to the current tenant
  * of {@link withTenant}.
  *
- * - `db.select()…`, `db.insert()…`, `db.execute()` outside a transaction: `BEGIN; <context>` in one round
- *   trip, the statement, `COMMIT` (or `ROLLBACK` on error).
+ * - `db.select()…`, `db.insert()…`, `db.execute()` outside a transaction: the context and the statement
+ *   in one round trip, one implicit transaction (no `BEGIN` / `COMMIT`; an error rolls it back).
  * - `db.transaction(fn, config)`: Drizzle's `begin …` is sent together with the context (one round trip);
  *   nested `tx.transaction()` savepoints pass through. Statements must run under the same tenant.
  * - Outside any tenant context, every query and `connect()` throw {@link TenantContextMissingError}
@@ -152,9 +133,6 @@ function scopedClient(client: PoolClient, tenantId: string, context: ContextSql)
  * const system = drizzle({ client: systemPool, schema }) // unscoped, another role
  * await withTenant(orgId, () => db.select().from(invoice))
  * ```
- *
- * With node-postgres' `pipeline: true` pool option, a statement outside a transaction is written
- * together with its BEGIN and COMMIT: one round trip instead of three.
  *
  * The result is the same pool seen through a proxy: `query` and `connect` are scoped, everything else
  * (`end`, `on`, counts) is the pool's own. It works with any code that uses a pool only through

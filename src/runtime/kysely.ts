@@ -1,4 +1,4 @@
-import { CompiledQuery } from 'kysely'
+import { CompiledQuery, PostgresDriver } from 'kysely'
 import type {
   DatabaseConnection,
   DatabaseIntrospector,
@@ -11,12 +11,14 @@ import type {
 } from 'kysely'
 import { contextSql, type ContextSql, type ContextSqlOptions } from './context-sql.js'
 import { assertTransactionTenant, beginWithContext, tenantForTransaction, transactionEnded } from './adapters/scope.js'
+import { runScoped, type ScopedIo, type ScopedQuery } from './adapters/pg-scoped.js'
 
 export interface TenantDialectOptions extends ContextSqlOptions {
   /**
-   * Write a statement outside a transaction together with its `BEGIN` and `COMMIT`, without waiting in
-   * between: one round trip instead of three. Only for a driver that pipelines — a node-postgres
-   * `Pool` created with `pipeline: true`; others would queue the statements (node-postgres warns).
+   * Only for a dialect other than Kysely's `PostgresDialect` (whose statements already take one round
+   * trip with their context): write a statement outside a transaction together with its `BEGIN` and
+   * `COMMIT` without waiting in between — for a driver that pipelines (a node-postgres `Pool` created
+   * with `pipeline: true`); others would queue the statements.
    */
   readonly pipeline?: boolean
 }
@@ -59,6 +61,8 @@ class TenantConnection implements DatabaseConnection {
     readonly tenantId: string,
     private readonly context: ContextSql,
     private readonly pipeline: boolean,
+    /** The inner connection is Kysely's node-postgres one: it hands `sql` to `client.query` as it is. */
+    private readonly nodePostgres: boolean,
   ) {}
 
   check(): void {
@@ -69,6 +73,7 @@ class TenantConnection implements DatabaseConnection {
   async executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
     this.check()
     if (this.inTransaction) return this.inner.executeQuery<R>(compiledQuery)
+    if (this.nodePostgres) return this.scoped<R>(compiledQuery)
     const begin = CompiledQuery.raw(beginWithContext(this.context, this.tenantId))
     if (this.pipeline) {
       // A failed statement aborts the transaction: nothing runs without its context, COMMIT ends it.
@@ -85,6 +90,21 @@ class TenantConnection implements DatabaseConnection {
       await this.rollbackQuietly()
       throw error
     }
+  }
+
+  /**
+   * The statement and its context in one round trip (see runScoped): the query object that carries both
+   * goes to node-postgres in place of the SQL text, which Kysely's PostgresConnection passes to
+   * `client.query` unchanged — node-postgres writes any object with `submit()` as it is.
+   */
+  scoped<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
+    const io: ScopedIo<QueryResult<R>> = {
+      send: (query) => this.inner.executeQuery<R>({ ...compiledQuery, sql: query as ScopedQuery & string }),
+      rollback: () => this.inner.executeQuery(CompiledQuery.raw('ROLLBACK')),
+      // Kysely releases a connection without an error; the pool drops it once its socket is closed.
+      discard: () => undefined,
+    }
+    return runScoped(io, this.context, this.tenantId, compiledQuery.sql, compiledQuery.parameters)
   }
 
   async *streamQuery<R>(compiledQuery: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
@@ -121,11 +141,15 @@ function unwrap(connection: DatabaseConnection): TenantConnection {
 
 /** The dialect's driver, with every connection scoped to a tenant. */
 class TenantDriver implements Driver {
+  private readonly nodePostgres: boolean
+
   constructor(
     private readonly inner: Driver,
     private readonly context: ContextSql,
     private readonly pipeline: boolean,
-  ) {}
+  ) {
+    this.nodePostgres = inner instanceof PostgresDriver
+  }
 
   init(): Promise<void> {
     return this.inner.init()
@@ -133,7 +157,7 @@ class TenantDriver implements Driver {
 
   async acquireConnection(): Promise<DatabaseConnection> {
     const tenantId = tenantForTransaction() // before a connection is taken from the pool
-    return new TenantConnection(await this.inner.acquireConnection(), tenantId, this.context, this.pipeline)
+    return new TenantConnection(await this.inner.acquireConnection(), tenantId, this.context, this.pipeline, this.nodePostgres)
   }
 
   async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
@@ -197,8 +221,9 @@ class TenantDriver implements Driver {
  * Wrap your Kysely dialect (e.g. `new PostgresDialect({ pool })` over your existing pool) so that every
  * query of the `Kysely` instance built on it runs scoped to the current tenant of {@link withTenant}:
  *
- * - a statement outside a transaction runs in its own transaction: `BEGIN; <context>` in one round trip,
- *   the statement, `COMMIT` (or `ROLLBACK` on error);
+ * - a statement outside a transaction runs with its context in one round trip, one implicit transaction
+ *   (no `BEGIN` / `COMMIT`; an error rolls it back) — with Kysely's `PostgresDialect`; over other
+ *   dialects `BEGIN; <context>` in one round trip, the statement, `COMMIT`;
  * - `db.transaction()` / `db.startTransaction()` begin with `BEGIN; <context>` (or `START TRANSACTION
  *   ISOLATION LEVEL …; <context>`) in one round trip; statements inside must run under the same tenant;
  * - outside any tenant context, taking a connection throws {@link TenantContextMissingError} before the
@@ -209,9 +234,6 @@ class TenantDriver implements Driver {
  * const system = new Kysely<DB>({ dialect: new PostgresDialect({ pool: systemPool }) }) // unscoped, another role
  * await withTenant(orgId, () => db.selectFrom('invoice').selectAll().execute())
  * ```
- *
- * With `pipeline: true` (over a node-postgres pool created with `pipeline: true`) that statement, its
- * `BEGIN` and `COMMIT` go out together: one round trip.
  *
  * The wrapped dialect's connections must run a parameterless statement list (`BEGIN; SELECT …`) as one
  * simple-protocol query, as Kysely's `PostgresDialect` (node-postgres) does.

@@ -1,7 +1,8 @@
 import type { Pool, PoolClient, QueryResult, QueryResultRow } from 'pg'
-import { currentTenant } from './context.js'
 import { contextSql, type ContextSqlOptions } from './context-sql.js'
-import { SystemContextError, TenantContextConflictError, TenantContextMissingError } from './errors.js'
+import { SystemContextError } from './errors.js'
+import { assertTransactionTenant, beginWithContext, tenantForTransaction, transactionEnded } from './adapters/scope.js'
+import { runScopedOnPool, type ConnectingPool } from './adapters/pg-scoped.js'
 
 /** Something that runs one statement: a tenant pool, a transaction, the system handle. */
 export interface Queryable {
@@ -90,46 +91,13 @@ async function inTransaction<T>(pool: Pool, begin: string, work: (client: PoolCl
   }
 }
 
-/**
- * One statement in its own tenant transaction, pipelined: `BEGIN; set_config(…)`, the statement and
- * `COMMIT` go out together and cost one round trip. Needs a pool created with `pipeline: true`
- * (node-postgres 8.23+). A failing statement turns the `COMMIT` into a rollback on the server.
- */
-async function pipelinedStatement<R extends QueryResultRow>(pool: Pool, begin: string, text: string, values: readonly unknown[] | undefined): Promise<QueryResult<R>> {
-  const client = await pool.connect()
-  let broken: Error | undefined
-  const onError = (error: Error): void => {
-    broken ??= error
-  }
-  client.on('error', onError)
-  try {
-    const [opened, statement, committed] = await Promise.allSettled([client.query(begin), run<R>(client, text, values), client.query('COMMIT')])
-    for (const outcome of [opened, statement, committed]) if (outcome.status === 'rejected') throw outcome.reason
-    if (committed.status === 'fulfilled' && committed.value.command !== 'COMMIT') throw new Error(`the transaction did not commit (${committed.value.command})`)
-    return (statement as PromiseFulfilledResult<QueryResult<R>>).value
-  } catch (error) {
-    // Still inside the transaction only if COMMIT never ran; a ROLLBACK outside one is a harmless warning.
-    if (broken === undefined) await client.query('ROLLBACK').catch((e: unknown) => (broken = e instanceof Error ? e : new Error('ROLLBACK failed')))
-    throw error
-  } finally {
-    client.off('error', onError)
-    client.release(broken)
-  }
-}
-
-const isPipelined = (pool: Pool): boolean => (pool as unknown as { options?: { pipeline?: boolean } }).options?.pipeline === true
-
 /** A transaction handle that refuses to run after its transaction ended or under another tenant. */
 async function withHandle<T>(client: PoolClient, tenantId: string | undefined, fn: (tx: Queryable) => Promise<T>): Promise<T> {
   let open = true
   const tx: Queryable = Object.freeze({
     async query<R extends QueryResultRow = QueryResultRow>(text: string, values?: readonly unknown[]): Promise<QueryResult<R>> {
-      if (!open) throw new TenantContextMissingError('this transaction has ended: run its queries inside the transaction callback')
-      if (tenantId !== undefined) {
-        const current = currentTenant()
-        if (current === undefined) throw new TenantContextMissingError()
-        if (current !== tenantId) throw new TenantContextConflictError('this transaction belongs to a tenant other than the current one')
-      }
+      if (!open) throw transactionEnded()
+      if (tenantId !== undefined) assertTransactionTenant(tenantId)
       return run<R>(client, text, values)
     },
   })
@@ -155,8 +123,12 @@ function systemDb(systemPool: Pool): SystemDb {
  * Wrap your existing node-postgres `Pool` (it is not replaced or reconfigured) so that every query runs
  * in a transaction scoped to the current tenant of {@link withTenant}:
  *
- * `BEGIN; SELECT set_config('tenantize.tenant_id', '<id>', true)` in one round trip, the work, `COMMIT`
- * (or `ROLLBACK` on error). The setting is transaction-local, so nothing stays on the connection.
+ * - `db.query(…)`: `SELECT pg_catalog.set_config('tenantize.tenant_id', '<id>', true)` and the statement
+ *   in one round trip, as one implicit transaction (no `BEGIN` / `COMMIT`; an error rolls it back);
+ * - `db.transaction(fn)`: `BEGIN; SELECT pg_catalog.set_config(…)` in one round trip, the work, `COMMIT`
+ *   (or `ROLLBACK` on error).
+ *
+ * The setting is transaction-local, so nothing stays on the connection.
  * Outside any tenant context it throws {@link TenantContextMissingError} without touching the database.
  *
  * ```ts
@@ -174,23 +146,15 @@ export function tenantPool(pool: Pool, options: TenantPoolOptions = {}): TenantP
   }
   const context = contextSql(options)
   const system = systemPool === undefined ? undefined : systemDb(systemPool)
-  const pipelined = isPipelined(pool)
-
-  function beginFor(): { tenantId: string; begin: string } {
-    const tenantId = currentTenant()
-    if (tenantId === undefined) throw new TenantContextMissingError()
-    return { tenantId, begin: `BEGIN; ${context.statement(tenantId)}` }
-  }
 
   return Object.freeze({
     async query<R extends QueryResultRow = QueryResultRow>(text: string, values?: readonly unknown[]): Promise<QueryResult<R>> {
-      const { begin } = beginFor()
-      if (pipelined) return pipelinedStatement<R>(pool, begin, text, values)
-      return inTransaction(pool, begin, (client) => run<R>(client, text, values))
+      // The context and the statement in one round trip, one implicit transaction: no BEGIN / COMMIT.
+      return runScopedOnPool<QueryResult<R>>(pool as unknown as ConnectingPool, context, tenantForTransaction(), text, values)
     },
     async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-      const { tenantId, begin } = beginFor()
-      return inTransaction(pool, begin, (client) => withHandle(client, tenantId, fn))
+      const tenantId = tenantForTransaction()
+      return inTransaction(pool, beginWithContext(context, tenantId), (client) => withHandle(client, tenantId, fn))
     },
     async asSystem<T>(fn: (system: SystemDb) => Promise<T>): Promise<T> {
       if (system === undefined) {

@@ -7,14 +7,15 @@ import type {
   Transaction,
 } from '@prisma/driver-adapter-utils'
 import { contextSql, type ContextSql, type ContextSqlOptions } from './context-sql.js'
-import { tenantForTransaction } from './adapters/scope.js'
+import { beginWithContext, tenantForTransaction } from './adapters/scope.js'
+import { runScopedOnPool, type ConnectingPool, type PooledClient } from './adapters/pg-scoped.js'
 
 export interface TenantPrismaAdapterOptions extends ContextSqlOptions {
   /**
-   * For a statement outside a transaction, write the context statement, the statement and `COMMIT`
-   * without waiting in between (after the adapter's own `BEGIN`): two round trips instead of four. Only
-   * for a driver that pipelines — `new PrismaPg(pool)` over a node-postgres `Pool` created with
-   * `pipeline: true`; others would queue the statements (node-postgres warns).
+   * Only for a driver adapter other than `@prisma/adapter-pg` (whose statements already take one round
+   * trip with their context): for a statement outside a transaction, write the context statement, the
+   * statement and `COMMIT` without waiting in between (after the adapter's own `BEGIN`) — for a driver
+   * that pipelines; others would queue the statements.
    */
   readonly pipeline?: boolean
 }
@@ -62,6 +63,27 @@ async function begin(inner: SqlDriverAdapter, context: ContextSql, tenantId: str
   return tx
 }
 
+/**
+ * `@prisma/adapter-pg`'s adapter runs every statement as `this.client.query(…)` and starts transactions
+ * with `this.client.connect()`, where `client` is the node-postgres pool `underlyingDriver()` returns.
+ * The pool, when the adapter is that one; else undefined.
+ */
+function nodePostgresPool(inner: SqlDriverAdapter): (ConnectingPool & { query: unknown }) | undefined {
+  const adapter = inner as SqlDriverAdapter & { underlyingDriver?: () => unknown; client?: unknown }
+  const driver = typeof adapter.underlyingDriver === 'function' ? adapter.underlyingDriver() : undefined
+  const pool = driver as Partial<ConnectingPool & { query: unknown }> | undefined
+  if (pool === undefined || adapter.client !== driver || typeof pool.connect !== 'function' || typeof pool.query !== 'function') return undefined
+  return pool as ConnectingPool & { query: unknown }
+}
+
+/**
+ * The inner adapter seeing `client` in place of its pool: its own code (argument mapping, result types,
+ * error conversion) runs unchanged, and every statement goes through `client`.
+ */
+function through(inner: SqlDriverAdapter, client: object): SqlDriverAdapter {
+  return Object.create(inner, { client: { value: client } }) as SqlDriverAdapter
+}
+
 /** One statement in a tenant transaction of its own. */
 async function once<T>(inner: SqlDriverAdapter, { context, pipeline }: Settings, work: (tx: Transaction) => Promise<T>): Promise<T> {
   const tenantId = tenantForTransaction()
@@ -100,21 +122,69 @@ async function pipelined<T>(tx: Transaction, contextStatement: string, work: (tx
   return (steps[1] as PromiseFulfilledResult<T>).value
 }
 
+/**
+ * A pool for the inner adapter whose statements carry the current tenant's context, one round trip each
+ * (see runScoped), and whose clients begin transactions with the context in the same message as `BEGIN`.
+ */
+function scopedPool(pool: ConnectingPool, context: ContextSql, tenantId: string): object {
+  return {
+    query: (config: string | QueryConfigLike, values?: readonly unknown[]) => runScopedOnPool(pool, context, tenantId, config as string, values),
+    connect: async () => beginsWithContext(await pool.connect(), context, tenantId),
+  }
+}
+
+type QueryConfigLike = { text: string; values?: unknown[] }
+
+/**
+ * A checked-out client whose first statement, the adapter's plain `BEGIN`, goes out as
+ * `BEGIN; <context>`: one round trip, like the `BEGIN` alone.
+ */
+function beginsWithContext(client: PooledClient, context: ContextSql, tenantId: string): PooledClient {
+  let first = true
+  const query = (config: string | QueryConfigLike, ...rest: unknown[]): unknown => {
+    const text = typeof config === 'string' ? config : config.text
+    const opening = first && text === 'BEGIN'
+    first = false
+    if (!opening) return (client.query as (...args: unknown[]) => unknown)(config, ...rest)
+    const begin = beginWithContext(context, tenantId)
+    return (client.query as (...args: unknown[]) => unknown)(typeof config === 'string' ? begin : { ...config, text: begin }, ...rest)
+  }
+  return new Proxy(client, {
+    get(target, key) {
+      if (key === 'query') return query
+      const value = Reflect.get(target, key, target) as unknown
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value
+    },
+  })
+}
+
 function tenantAdapter(inner: SqlDriverAdapter, settings: Settings): SqlDriverAdapter {
   const { context } = settings
+  const pool = nodePostgresPool(inner)
+  const scoped = (): SqlDriverAdapter | undefined => (pool === undefined ? undefined : through(inner, scopedPool(pool, context, tenantForTransaction())))
   const adapter: SqlDriverAdapter = {
     provider: inner.provider,
     adapterName: inner.adapterName,
-    queryRaw: (query: SqlQuery): Promise<SqlResultSet> => once(inner, settings, (tx) => tx.queryRaw(query)),
-    executeRaw: (query: SqlQuery): Promise<number> => once(inner, settings, (tx) => tx.executeRaw(query)),
+    queryRaw: (query: SqlQuery): Promise<SqlResultSet> => {
+      const view = scoped()
+      return view === undefined ? once(inner, settings, (tx) => tx.queryRaw(query)) : inner.queryRaw.call(view, query)
+    },
+    executeRaw: (query: SqlQuery): Promise<number> => {
+      const view = scoped()
+      return view === undefined ? once(inner, settings, (tx) => tx.executeRaw(query)) : inner.executeRaw.call(view, query)
+    },
     async executeScript(): Promise<void> {
       throw new TypeError('tenantPrismaAdapter: scripts (migrations) are system work; run them through an unscoped adapter')
     },
     // Prisma runs the statements of an interactive transaction from whichever request's async context
     // dispatches its tick (see tenantPrisma), so a transaction is bound to its tenant when it starts
     // and its statements are not checked against the current tenant.
-    startTransaction: async (isolationLevel?: IsolationLevel): Promise<Transaction> =>
-      begin(inner, context, tenantForTransaction(), isolationLevel),
+    startTransaction: async (isolationLevel?: IsolationLevel): Promise<Transaction> => {
+      const tenantId = tenantForTransaction()
+      // With an isolation level the adapter sends SET TRANSACTION after BEGIN, which must precede any query.
+      if (pool === undefined || isolationLevel !== undefined) return begin(inner, context, tenantId, isolationLevel)
+      return inner.startTransaction.call(through(inner, scopedPool(pool, context, tenantId)))
+    },
     dispose: () => inner.dispose(),
   }
   if (inner.getConnectionInfo !== undefined) {
@@ -130,8 +200,10 @@ function tenantAdapter(inner: SqlDriverAdapter, settings: Settings): SqlDriverAd
  * it wraps the adapter itself, so model queries, `$queryRaw`/`$executeRaw`, `$transaction([...])` and
  * interactive `$transaction(async (tx) => …)` are all covered (`$extends` query hooks are not).
  *
- * - A statement outside a transaction runs in its own: `BEGIN`, the context, the statement, `COMMIT`.
- * - Every transaction Prisma starts sets the context as its first statement, and belongs to the tenant
+ * - A statement outside a transaction: the context and the statement in one round trip, one implicit
+ *   transaction (with `@prisma/adapter-pg`; over other adapters `BEGIN`, the context, the statement, `COMMIT`).
+ * - Every transaction Prisma starts sets the context as its first statement (in the same message as
+ *   `BEGIN` with `@prisma/adapter-pg`, unless an isolation level is set), and belongs to the tenant
  *   current when it started.
  * - Outside any tenant context, queries and transactions throw {@link TenantContextMissingError}
  *   before the pool is touched (Prisma rethrows it as its own error class with the same `code`).
