@@ -118,7 +118,10 @@ test('planning errors: unknown table, tenant column of the wrong type, child wit
   assert.deepEqual(Object.fromEntries(Object.entries(proposed.tables).map(([k, v]) => [k, v.class])), { 'public.a': 'direct', 'public.nokey': 'child', 'public.orgs': 'root', 'public.p': 'direct' })
   assert.equal(proposed.tables['public.a']!.column, 'tenantize_org_id', 'init does not reuse a text org_id as a uuid tenant column')
   // A hand edit back to the text column is refused by the planner.
-  const config = parseConfig({ ...proposed, tables: { ...proposed.tables, 'public.a': { class: 'direct' }, 'public.missing': { class: 'direct' } } })
+  // A keyless child is backfilled by row address; taking its tenant backwards needs a key.
+  const byAddress = planConversion(cat, proposed).steps.find((s) => s.id === 'backfill:public.nokey')!
+  assert.match(byAddress.backfill!.batchSql, /ORDER BY "ctid" LIMIT \$2/)
+  const config = parseConfig({ ...proposed, tables: { ...proposed.tables, 'public.a': { class: 'direct' }, 'public.missing': { class: 'direct' }, 'public.nokey': { class: 'child', path: { columns: ['p_id'], parent: 'public.p', parentColumns: ['id'], reverse: true } } } })
   try {
     planConversion(cat, config)
     assert.fail('expected TZ_CONFIG')
@@ -127,7 +130,7 @@ test('planning errors: unknown table, tenant column of the wrong type, child wit
     const lines = error.toLines()
     assert.match(lines[0]!, /cannot plan: 3 problems/)
     assert.ok(lines.some((l) => /public\.a\.org_id: exists with type text, but tenant ids are uuid/.test(l)))
-    assert.ok(lines.some((l) => /public\.nokey: has no primary key/.test(l)))
+    assert.ok(lines.some((l) => /public\.nokey: has no primary key \(nor a NOT NULL unique key\), so the rows that reference it cannot be matched in batches/.test(l)))
     assert.ok(lines.some((l) => /tables\.public\.missing: no such table/.test(l)))
   }
 })

@@ -207,7 +207,7 @@ test('defect 5: backfill keys round-trip exactly: microsecond timestamps sharing
   for (const k of ['public.events', 'public.ledger', 'public.amounts', 'public.words', 'public.keyed']) assert.equal(config.tables[k]!.class, 'child', k)
   await apply({ databaseUrl: t.url, config, phase: 'schema', timeouts: fast, batchPauseMs: 0 })
   for (const table of ['events', 'ledger', 'amounts', 'words', 'keyed']) {
-    assert.deepEqual(await t.sql(`SELECT count(*)::int AS wrong FROM ${table} c JOIN parents p ON p.id = c.parent_id WHERE c.org_id IS DISTINCT FROM p.tenant_id`), [{ wrong: 0 }], table)
+    assert.deepEqual(await t.sql(`SELECT count(*)::int AS wrong FROM ${table} c JOIN parents p ON p.id = c.parent_id WHERE c.tenant_id IS DISTINCT FROM p.tenant_id`), [{ wrong: 0 }], table)
   }
   await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
 })
@@ -331,5 +331,58 @@ test('cut-over readiness: writes without tenant context are counted per table; e
   assert.deepEqual((await readiness(t.url)).find((r) => r.table === 'public.notes'), { table: 'public.notes', withContext: 0, withoutContext: 0 })
   await apply({ databaseUrl: t.url, config, phase: 'enforce', timeouts: fast })
   assert.deepEqual(await t.sql(`SELECT count(*)::int AS n FROM pg_trigger WHERE tgname = 'tenantize_readiness'`), [{ n: 0 }], 'the counters stop at enforce')
+  await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
+})
+
+test('corpus F5: a primary key the app assigns becomes tenant-scoped when nothing references it, else a manual step; tenant B can use key 1 too', async () => {
+  const t = await db.another('natural_pk')
+  await t.sql(`CREATE TABLE customer (customer_id int PRIMARY KEY, name text NOT NULL);
+    CREATE TABLE invoice (invoice_id int PRIMARY KEY, customer_id int NOT NULL REFERENCES customer, total numeric NOT NULL);
+    CREATE TABLE counter (id serial PRIMARY KEY, n int);
+    INSERT INTO customer VALUES (1, 'a'); INSERT INTO invoice VALUES (1, 1, 10);`)
+  const { config } = await init(t)
+  const plan = await withClient(t.url, async (c) => planConversion(await introspect(c), config))
+  assert.ok(plan.steps.some((s) => s.id === 'tenant-primary-key:public.invoice'), 'invoice_id: app-assigned, referenced by nothing')
+  assert.ok(!plan.steps.some((s) => s.id === 'tenant-primary-key:public.counter'), 'a serial key comes from the database')
+  assert.ok(plan.manual.some((m) => m.object === 'public.customer customer_pkey' && /takes its values from the app/.test(m.reason)), 'customer_id is referenced: a manual step')
+  await apply({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
+  const other = '7e57e57e-0000-4000-8000-000000000002'
+  await t.sql(`INSERT INTO organizations (id, slug, name) VALUES ($1, 'b', 'B')`, [other])
+  await asRole(t.url, config.roles.app, other, async (c) => {
+    await c.query(`INSERT INTO customer VALUES (2, 'B''s')`)
+    await c.query(`INSERT INTO invoice VALUES (1, 2, 5)`)
+    assert.deepEqual((await c.query('SELECT invoice_id, customer_id FROM invoice')).rows, [{ invoice_id: 1, customer_id: 2 }], 'B uses invoice 1 although A has one')
+  })
+  await t.sql(`DELETE FROM invoice WHERE customer_id = 2; DELETE FROM customer WHERE customer_id = 2`)
+  await t.sql(`DELETE FROM organizations WHERE id = $1`, [other])
+  await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
+})
+
+test('corpus F8: a view over a view over a tenant table gets security_invoker too', async () => {
+  const t = await db.another('view_over_view')
+  await t.sql(`CREATE TABLE device (id serial PRIMARY KEY, name text NOT NULL);
+    CREATE VIEW device_active AS SELECT id, name FROM device;
+    CREATE VIEW device_info AS SELECT * FROM device_active;`)
+  const { config } = await init(t)
+  const plan = await withClient(t.url, async (c) => planConversion(await introspect(c), config))
+  assert.ok(plan.steps.some((s) => s.id === 'view:public.device_active'))
+  assert.ok(plan.steps.some((s) => s.id === 'view:public.device_info'))
+})
+
+test('corpus F7: a child without any key is backfilled by row address; init never proposes a class plan refuses', async () => {
+  const t = await db.another('keyless_child')
+  await t.sql(`CREATE TABLE tenants (id bigint PRIMARY KEY); INSERT INTO tenants VALUES (1), (2);
+    CREATE TABLE alarm (id bigint PRIMARY KEY, tenant_id bigint NOT NULL REFERENCES tenants (id));
+    INSERT INTO alarm SELECT g, 1 + g % 2 FROM generate_series(1, 20) g;
+    CREATE TABLE alarm_comment (alarm_id bigint NOT NULL REFERENCES alarm (id), body text);
+    INSERT INTO alarm_comment SELECT 1 + g % 20, 'c' || g FROM generate_series(1, 100) g;
+    CREATE TABLE widget_type (id bigint PRIMARY KEY, tenant_id bigint NOT NULL, name text);
+    CREATE TABLE widget (id bigint PRIMARY KEY, type_id bigint REFERENCES widget_type (id));
+    INSERT INTO widget_type VALUES (1, 1, 'a'), (2, 2, 'b');`)
+  const { config } = await init(t, 'public.tenants', { batchSize: 7 })
+  assert.equal(config.tables['public.alarm_comment']!.class, 'child')
+  assert.equal(config.tables['public.widget_type']!.class, 'direct', 'a table holding the tenant column is tenant-owned, never global reference data')
+  await apply({ databaseUrl: t.url, config, phase: 'schema', timeouts: fast, batchPauseMs: 0 })
+  assert.deepEqual(await t.sql(`SELECT count(*)::int AS wrong FROM alarm_comment c JOIN alarm a ON a.id = c.alarm_id WHERE c.tenant_id IS DISTINCT FROM a.tenant_id`), [{ wrong: 0 }])
   await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
 })

@@ -133,6 +133,8 @@ interface Graph {
   readonly outgoing: ReadonlyMap<string, readonly ForeignKeyConstraint[]>
   /** A column of the tenant column's name that is no tenant column (it references another table, or has another type). */
   readonly renamed: ReadonlyMap<string, string>
+  /** Tables that already hold the tenant column (of the tenant id's type): their rows name their tenant. */
+  readonly holdsTenant: ReadonlySet<string>
   readonly notes: readonly string[]
 }
 
@@ -162,7 +164,7 @@ function resolveRoot(catalog: Catalog, options: InitOptions, previous: Tenantize
 
 function buildGraph(catalog: Catalog, options: InitOptions, previous?: TenantizeConfig): Graph {
   const notes: string[] = []
-  const column = options.tenantColumn ?? previous?.tenant.column ?? 'org_id'
+  let column = options.tenantColumn ?? previous?.tenant.column ?? 'org_id'
   const inScope = (t: Table): boolean => (options.schemas === undefined || options.schemas.includes(t.schema)) && t.schema !== 'tenantize'
   const tables = catalog.tables.filter(inScope)
   const { rootKey, root, create } = resolveRoot(catalog, options, previous, notes)
@@ -178,6 +180,19 @@ function buildGraph(catalog: Catalog, options: InitOptions, previous?: Tenantize
     if (t === undefined) throw new TenantizeError(ErrorCodes.CONFIG, `the tenant table's primary key has type ${pkType}`, { object: rootKey, fix: 'use a uuid, bigint/integer or text primary key' })
     idType = t
     rootId = pk.columns[0]!
+  }
+
+  // With an existing tenant table and no column given, the tenant column is the name most foreign keys to it use (tenant_id, say).
+  if (root !== undefined && options.tenantColumn === undefined && previous === undefined) {
+    const names = new Map<string, number>()
+    for (const t of tables) {
+      for (const fk of foreignKeysOf(catalog, t)) if (fkKey(fk) === rootKey && fk.columns.length === 1 && tableKeyOf(t) !== rootKey) names.set(fk.columns[0]!, (names.get(fk.columns[0]!) ?? 0) + 1)
+    }
+    const common = [...names].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))[0]
+    if (common !== undefined && common[0] !== column) {
+      column = common[0]
+      notes.push(`tenant column: ${column}, the name ${common[1]} foreign key(s) to ${rootKey} use (pass --tenant-column to choose another)`)
+    }
   }
 
   // Tables that cannot be converted (yet) are excluded with the reason.
@@ -219,7 +234,8 @@ function buildGraph(catalog: Catalog, options: InitOptions, previous?: Tenantize
     renamed.set(tableKeyOf(t), name)
     notes.push(`${tableKeyOf(t)}.${column} ${why}: it is not the tenant column; the tenant column of this table is ${name}`)
   }
-  return { rootKey, rootId, create, idType, column, excluded, candidates, outgoing, renamed, notes }
+  const holdsTenant = new Set(create ? [] : candidates.filter((t) => t.columns.some((c) => c.name === column) && !renamed.has(tableKeyOf(t))).map(tableKeyOf))
+  return { rootKey, rootId, create, idType, column, excluded, candidates, outgoing, renamed, holdsTenant, notes }
 }
 
 /** Tables whose rows already name their tenant: the tenant table (its primary key) and tables with a single-column foreign key to it. */
@@ -229,13 +245,14 @@ function tenantKnown(g: Graph): Map<string, string> {
   for (const t of g.candidates) {
     const toRoot = (g.outgoing.get(tableKeyOf(t)) ?? []).find((fk) => fkKey(fk) === g.rootKey && fk.columns.length === 1 && !g.renamed.has(tableKeyOf(t)))
     if (toRoot !== undefined) out.set(tableKeyOf(t), toRoot.columns[0]!)
+    else if (g.holdsTenant.has(tableKeyOf(t))) out.set(tableKeyOf(t), g.column)
   }
   return out
 }
 
 /** Candidates that reach the tenant table through their own foreign keys. */
 function forwardReach(g: Graph): Set<string> {
-  const reach = new Set<string>([g.rootKey])
+  const reach = new Set<string>([g.rootKey, ...g.holdsTenant])
   for (let changed = true; changed; ) {
     changed = false
     for (const t of g.candidates) {
@@ -293,7 +310,7 @@ export function proposeConfig(catalog: Catalog, options: InitOptions, previous?:
   // Global reference data: matches a reference-data name, is referenced, references nothing.
   for (const t of candidates) {
     const key = tableKeyOf(t)
-    if (REFERENCE_DATA.test(t.name) && (outgoing.get(key) ?? []).length === 0 && (incoming.get(key) ?? 0) > 0) {
+    if (REFERENCE_DATA.test(t.name) && !g.holdsTenant.has(key) && (outgoing.get(key) ?? []).length === 0 && (incoming.get(key) ?? 0) > 0) {
       classes.set(key, { class: 'global', reason: 'reference data: referenced by other tables, references none, and named like a lookup table', alternatives: [], keepGlobalUnique: [], sharedReferences: [] })
     }
   }
@@ -345,6 +362,8 @@ export function proposeConfig(catalog: Catalog, options: InitOptions, previous?:
     const toRoot = g.renamed.has(key) ? undefined : fks.find((fk) => fkKey(fk) === rootKey && fk.columns.length === 1)
     if (toRoot !== undefined) {
       classes.set(key, { class: 'direct', reason: `already references the tenant table through ${toRoot.columns[0]}`, column: toRoot.columns[0]!, alternatives: [], keepGlobalUnique: [], sharedReferences: [] })
+    } else if (g.holdsTenant.has(key)) {
+      classes.set(key, { class: 'direct', reason: `already holds the tenant column ${column} (without a foreign key): its rows keep their tenants; the data check finds values that are no tenant, and the plan adds the foreign key`, alternatives: [], keepGlobalUnique: [], sharedReferences: [] })
     } else if (fks.length === 0) {
       classes.set(key, { class: 'direct', reason: create ? 'references no other tenant table: gets its own tenant column; existing rows belong to the default tenant' : 'has no foreign-key path to the tenant table: gets its own tenant column; existing rows belong to the default tenant', ...withColumn(key), alternatives: [], keepGlobalUnique: [], sharedReferences: [] })
     }

@@ -71,7 +71,7 @@ export function compile(o: Operation): string {
       return `ALTER TABLE ${rel(o.table)} DROP CONSTRAINT ${o.ifExists ? 'IF EXISTS ' : ''}${quoteIdent(o.name)}`
     case 'swapUniqueConstraint': {
       const deferrable = o.deferrable === 'no' ? '' : ` DEFERRABLE INITIALLY ${o.deferrable === 'deferred' ? 'DEFERRED' : 'IMMEDIATE'}`
-      return `ALTER TABLE ${rel(o.table)} DROP CONSTRAINT ${quoteIdent(o.name)}, ADD CONSTRAINT ${quoteIdent(o.name)} UNIQUE USING INDEX ${quoteIdent(o.index)}${deferrable}`
+      return `ALTER TABLE ${rel(o.table)} DROP CONSTRAINT ${quoteIdent(o.name)}, ADD CONSTRAINT ${quoteIdent(o.name)} ${o.primary === true ? 'PRIMARY KEY' : 'UNIQUE'} USING INDEX ${quoteIdent(o.index)}${deferrable}`
     }
     case 'createIndex': {
       const head = `CREATE ${o.unique ? 'UNIQUE ' : ''}INDEX ${o.concurrently ? 'CONCURRENTLY ' : ''}IF NOT EXISTS ${quoteIdent(o.name)} ON ${o.only ? 'ONLY ' : ''}${rel(o.table)}`

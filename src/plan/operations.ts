@@ -53,7 +53,7 @@ export type Operation =
   | { readonly op: 'addForeignKey'; readonly table: Rel; readonly name: string; readonly columns: readonly string[]; readonly references: Rel; readonly refColumns: readonly string[]; readonly deferred: boolean; readonly notValid: boolean }
   | { readonly op: 'validateConstraint'; readonly table: Rel; readonly name: string }
   | { readonly op: 'dropConstraint'; readonly table: Rel; readonly name: string; readonly ifExists: boolean }
-  | { readonly op: 'swapUniqueConstraint'; readonly table: Rel; readonly name: string; readonly index: string; readonly deferrable: 'no' | 'immediate' | 'deferred' }
+  | { readonly op: 'swapUniqueConstraint'; readonly table: Rel; readonly name: string; readonly index: string; readonly deferrable: 'no' | 'immediate' | 'deferred'; readonly primary?: boolean }
   | {
       readonly op: 'createIndex'
       readonly table: Rel

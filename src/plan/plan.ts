@@ -170,7 +170,7 @@ export function planConversion(catalog: Catalog, config: TenantizeConfig): Plan 
     }
     if (cfg.class === 'child' && ctx.deriveChildren) {
       const parentKey = cfg.path!.parent
-      if (backfillKey(table) === undefined) problems.push({ object: key, message: 'has no primary key (nor a NOT NULL unique key), so its tenant column cannot be backfilled in batches', fix: 'add a primary key, or classify it direct' })
+      if (backfillKey(table, cfg.path?.reverse !== true) === undefined) problems.push({ object: key, message: 'has no primary key (nor a NOT NULL unique key), so the rows that reference it cannot be matched in batches', fix: 'add a primary key, or classify it global' })
       if (parentKey !== rootKey && config.tables[parentKey] === undefined) problems.push({ object: `tables.${key}.path.parent`, message: `${parentKey} is not in the config`, fix: 'add it or choose another path' })
     }
     tenantTables.push({ key, cfg, table, rel: { schema, name }, sql: qualifiedName(schema, name), column, existing, rows: Math.max(0, Math.round(table.estimatedRows ?? 0)) })
@@ -465,14 +465,22 @@ END
     preconditions: backfillRows(ctx, t.key, path),
   })
 }
-/** The key a backfill pages by: the primary key, else a NOT NULL unique key without expressions or predicate. */
-export function backfillKey(table: Table): readonly string[] | undefined {
+/**
+ * The key a backfill pages by: the primary key, else a NOT NULL unique key without expressions or
+ * predicate. With `physical`, a table with neither pages by row address — `ctid` (with `tableoid` on a
+ * partitioned table, whose partitions reuse addresses): a row the app updates meanwhile moves, but the
+ * fill trigger has given it its tenant by then, and rows that arrive later are the trigger's too.
+ */
+export function backfillKey(table: Table, physical = false): readonly string[] | undefined {
   const pk = table.constraints.find((c) => c.type === 'primary key')
   if (pk !== undefined) return pk.columns
   const notNull = (c: string | null): boolean => c !== null && table.columns.find((col) => col.name === c)?.nullable === false
   const unique = table.indexes.filter((i) => i.unique && i.predicate === null && !i.hasExpressions && i.valid && i.columns.every(notNull)).sort((a, b) => a.columns.length - b.columns.length || a.name.localeCompare(b.name))[0]
-  return unique?.columns as readonly string[] | undefined
+  if (unique !== undefined) return unique.columns as readonly string[]
+  return physical ? (table.kind === 'partitioned' ? ['tableoid', 'ctid'] : ['ctid']) : undefined
 }
+
+const SYSTEM_COLUMN_TYPE: Readonly<Record<string, string>> = { ctid: 'tid', tableoid: 'oid' }
 
 /**
  * Keys travel as text and are cast back in SQL (`$1::timestamptz`): never through JavaScript types, which
@@ -481,8 +489,8 @@ export function backfillKey(table: Table): readonly string[] | undefined {
  * tenant to the parent's (IS DISTINCT FROM) rather than filled from NULL.
  */
 function backfillOf(t: TenantTable, parentSql: string, parentCol: string, fkColumns: readonly string[], parentColumns: readonly string[], batchSize: number, reverse: boolean): Backfill {
-  const keys = backfillKey(t.table!)!
-  const typeOf = (c: string): string => t.table!.columns.find((col) => col.name === c)?.type ?? 'text'
+  const keys = backfillKey(t.table!, !reverse)!
+  const typeOf = (c: string): string => t.table!.columns.find((col) => col.name === c)?.type ?? SYSTEM_COLUMN_TYPE[c] ?? 'text'
   const k = keys.map(quoteIdent)
   const params = keys.map((c, i) => `$${i + 1}::${typeOf(c)}`)
   const after = `($1::${typeOf(keys[0]!)} IS NULL OR (${k.join(', ')}) > (${params.join(', ')}))`
@@ -598,6 +606,7 @@ function uniqueRewriteSteps(ctx: Ctx, t: TenantTable): void {
   if (t.cfg.class === 'root') return
   const referenced = new Set(ctx.catalog.tables.flatMap((o) => o.constraints.filter((c): c is ForeignKeyConstraint => c.type === 'foreign key' && c.references.table.oid === table.oid).map((c) => c.references.columns.join(','))))
   for (const index of table.indexes) {
+    if (index.primary && !index.columns.includes(t.column)) naturalPrimaryKey(ctx, t, index, referenced)
     if (!index.unique || index.primary || index.columns.includes(t.column) || t.cfg.keepGlobalUnique.includes(index.name) || (index.constraint !== null && t.cfg.keepGlobalUnique.includes(index.constraint))) continue
     const constraint = index.constraint === null ? undefined : (table.constraints.find((c) => c.name === index.constraint) as KeyOrCheckConstraint | undefined)
     if (constraint !== undefined && constraint.type !== 'unique') continue
@@ -614,6 +623,44 @@ function uniqueRewriteSteps(ctx: Ctx, t: TenantTable): void {
     }
     rewriteUnique(ctx, t, index, constraint)
   }
+}
+
+/** Key values that come from the database (a sequence, an identity, a uuid or other function default), not from the app. */
+function generated(table: Table, column: string): boolean {
+  const c = table.columns.find((col) => col.name === column)
+  return c !== undefined && (c.identity !== null || c.generated !== null || (c.default !== null && /\(/.test(c.default)))
+}
+
+/**
+ * A primary key whose values the app assigns (no sequence, identity or function default) stays unique across
+ * tenants: a tenant cannot use a key another tenant has, and the error tells it the key exists. When no
+ * foreign key references it, it becomes (tenant, key); otherwise the user decides (manual step).
+ */
+function naturalPrimaryKey(ctx: Ctx, t: TenantTable, index: Index, referenced: ReadonlySet<string>): void {
+  const table = t.table!
+  const columns = index.columns as string[]
+  // Random uuids never collide and reveal nothing: only keys a tenant could guess or reuse matter.
+  const uuid = columns.every((c) => table.columns.find((col) => col.name === c)?.type === 'uuid')
+  if (index.hasExpressions || uuid || columns.some((c) => generated(table, c)) || index.constraint === null) return
+  const why = `primary key ${index.name} (${columns.join(', ')}) takes its values from the app, so it is unique across all tenants: a tenant cannot use a key another tenant has, and the duplicate-key error tells it that key exists`
+  if (referenced.has(columns.join(',')) || table.kind === 'partitioned') {
+    ctx.manual.push({ object: `${t.key} ${index.name}`, reason: `${why}; foreign keys reference it${table.kind === 'partitioned' ? ' (or the table is partitioned)' : ''}, so it is not rewritten automatically`, fix: `give ${columns.join(', ')} a database default (GENERATED BY DEFAULT AS IDENTITY) so keys never collide, or make the key (${[t.column, ...columns].join(', ')}) once every foreign key referencing it includes ${t.column}` })
+    return
+  }
+  const scoped = freeName(ctx, table, 'relation', index.name, 'tenant')
+  const global = freeName(ctx, table, 'relation', index.name, 'global')
+  const build = (name: string, cols: readonly string[]): Operation => ({ op: 'createIndex', table: t.rel, name, columns: cols, unique: true, concurrently: true, only: false })
+  const swap = (from: string): Operation => ({ op: 'swapUniqueConstraint', table: t.rel, name: index.constraint!, index: from, deferrable: 'no', primary: true })
+  step(ctx, {
+    id: `tenant-primary-key:${t.key}`,
+    phase: 'schema',
+    table: t.key,
+    title: `make primary key ${index.name} (${columns.join(', ')}) tenant-scoped: (${[t.column, ...columns].join(', ')}) — its values come from the app and nothing references it`,
+    up: [build(scoped, [t.column, ...columns]), swap(scoped)],
+    down: [build(global, columns), swap(global)],
+    lockHeld: 'brief',
+    rows: t.rows,
+  })
 }
 
 /** The unique index `index` again under `name` on `columns`: same method, INCLUDE, NULLS NOT DISTINCT and predicate. */
@@ -659,7 +706,7 @@ function tenantIndexStep(ctx: Ctx, t: TenantTable): void {
   const table = t.table!
   const leads = (cols: readonly (string | null)[]): boolean => cols[0] === t.column
   if (table.indexes.some((i) => i.predicate === null && leads(i.columns))) return
-  if (ctx.steps.some((s) => s.id.startsWith(`tenant-key:${t.key}:${t.column},`) || s.id.startsWith(`tenant-unique:${t.key}:`))) return
+  if (ctx.steps.some((s) => s.id.startsWith(`tenant-key:${t.key}:${t.column},`) || s.id.startsWith(`tenant-unique:${t.key}:`) || s.id === `tenant-primary-key:${t.key}`)) return
   const name = freeName(ctx, table, 'relation', table.name, t.column, 'idx')
   if (table.kind === 'partitioned') {
     const up: Operation[] = [{ op: 'createIndex', table: t.rel, name, columns: [t.column], unique: false, concurrently: false, only: true }]
@@ -1011,11 +1058,20 @@ function scopeSteps(ctx: Ctx, byKey: ReadonlyMap<string, TenantTable>): void {
   }
 }
 
+/** The tenant tables a view reads, also through other views (a view over a view over a tenant table). */
+function tenantTablesBehind(ctx: Ctx, viewOid: number, tenantOids: ReadonlySet<number>, seen = new Set<number>()): { schema: string; name: string }[] {
+  if (seen.has(viewOid)) return []
+  seen.add(viewOid)
+  const view = ctx.catalog.views.find((v) => v.oid === viewOid)
+  if (view === undefined) return []
+  return view.dependsOn.flatMap((d) => (tenantOids.has(d.oid) ? [d] : d.kind === 'view' || d.kind === 'materialized view' ? tenantTablesBehind(ctx, d.oid, tenantOids, seen) : []))
+}
+
 function viewSteps(ctx: Ctx, tables: readonly TenantTable[]): void {
   const tenantOids = new Set(tables.map((t) => t.table!.oid))
   const role = ctx.config.roles.app
   for (const view of ctx.catalog.views) {
-    const reads = view.dependsOn.filter((d) => tenantOids.has(d.oid))
+    const reads = [...new Map(tenantTablesBehind(ctx, view.oid, tenantOids).map((r) => [`${r.schema}.${r.name}`, r])).values()]
     if (reads.length === 0 || view.extension !== null) continue
     const v = relSql(view)
     if (view.kind === 'materialized view') {
