@@ -2,7 +2,7 @@ import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'
 import pg from 'pg'
-import { apply, conversionStatus, rollback } from '../src/apply/index.js'
+import { apply, conversionStatus, resetReadiness, rollback } from '../src/apply/index.js'
 import { introspect } from '../src/catalog/index.js'
 import { TenantizeError } from '../src/errors.js'
 import type { MigrateEvent } from '../src/migrate/index.js'
@@ -25,7 +25,7 @@ async function configFor(t: TestDatabase, options: { tenantTable?: { schema: str
     after(async () => {
       await db.sql(`DROP ROLE IF EXISTS "${role}"`).catch(() => undefined)
     })
-    const proposed = proposeConfig(catalog, { defaultTenantId: options.defaultTenantId ?? DEFAULT_ID, appRole: role, ...(options.tenantTable === undefined ? {} : { tenantTable: options.tenantTable }) }).config
+    const proposed = proposeConfig(catalog, { defaultTenantId: options.defaultTenantId ?? DEFAULT_ID, appRole: role, tenantColumn: 'org_id', ...(options.tenantTable === undefined ? {} : { tenantTable: options.tenantTable }) }).config
     return parseConfig({ ...proposed, batchSize: options.batchSize ?? 5000 })
   } finally {
     await client.end()
@@ -81,6 +81,10 @@ test('create mode: apply while the old app writes, isolation as the app role, ro
   assert.deepEqual(await t.sql(`SELECT (SELECT count(*) FROM billing.invoice WHERE org_id IS NULL) + (SELECT count(*) FROM users WHERE org_id IS NULL) AS n`), [{ n: '0' }])
   assert.deepEqual(await t.sql(`SELECT relname, relfilenode::text FROM pg_class WHERE relname IN ('users', 'Products', 'invoice', 'invoice line') ORDER BY relname`), filenodes, 'no table was rewritten')
   assert.ok(events.some((e) => e.event === 'finish' && e.migration.includes('tenant-unique:public.users:users_email_key')))
+
+  // The app that sets the tenant context is deployed: a new readiness window, no context-less writes since.
+
+  await resetReadiness(t.url)
 
   await apply({ databaseUrl: t.url, config, phase: 'enforce', timeouts: fast })
   const status = await conversionStatus(t.url)
@@ -175,6 +179,10 @@ test('derive mode: an existing tenant table, children backfilled in batches (res
   assert.deepEqual(await t.sql(`SELECT count(*)::int AS n FROM tasks t JOIN projects p ON p.id = t.project_id WHERE t.org_id IS DISTINCT FROM p.client_id`), [{ n: 0 }])
   assert.deepEqual(await t.sql(`SELECT count(*)::int AS n FROM comments c JOIN tasks t ON t.id = c.task_id WHERE c.org_id IS DISTINCT FROM t.org_id`), [{ n: 0 }])
   assert.deepEqual(await t.sql(`SELECT attname, attnotnull FROM pg_attribute WHERE attrelid IN ('tasks'::regclass, 'comments'::regclass) AND attname = 'org_id' ORDER BY attrelid`), [{ attname: 'org_id', attnotnull: true }, { attname: 'org_id', attnotnull: true }])
+
+  // The app that sets the tenant context is deployed: a new readiness window, no context-less writes since.
+
+  await resetReadiness(t.url)
 
   await apply({ databaseUrl: t.url, config, phase: 'enforce', timeouts: fast })
   await asRole(t.url, config.roles.app, '2', async (c) => {

@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import pg from 'pg'
-import { apply } from '../src/apply/index.js'
+import { apply, resetReadiness } from '../src/apply/index.js'
 import { TenantizeError } from '../src/errors.js'
 import { testDatabase } from './helpers/db.js'
 import { asRole } from './helpers/conversion.js'
@@ -108,6 +108,10 @@ test('apply while the app writes, old code without a tenant context and new code
   assert.deepEqual(await f.t.sql(`SELECT count(*)::int AS n FROM tasks t JOIN projects p ON p.id = t.project_id WHERE t.org_id IS DISTINCT FROM p.client_id`), [{ n: 0 }], 'every task in its project\'s tenant')
   assert.deepEqual(await f.t.sql(`SELECT count(*)::int AS n FROM tasks WHERE title LIKE 'ctx-%' AND org_id <> 2`), [{ n: 0 }], 'the app with context wrote only into its tenant')
   assert.deepEqual(await f.t.sql(`SELECT count(*)::int AS n FROM notes WHERE body = 'old' AND org_id <> 1`), [{ n: 0 }], 'the old app\'s rows belong to the default tenant')
+
+  // The app that sets the tenant context is deployed: a new readiness window, no context-less writes since.
+
+  await resetReadiness(f.t.url)
 
   await apply({ databaseUrl: f.t.url, config: f.config, phase: 'enforce', timeouts: fast })
   await assertClean(f.t)

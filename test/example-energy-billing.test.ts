@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import { SignJWT } from 'jose'
 import { buildApp } from '../examples/energy-billing/api.js'
 import { generate, TABLES } from '../examples/energy-billing/generate.js'
-import { apply, rollback } from '../src/apply/index.js'
+import { apply, resetReadiness, rollback } from '../src/apply/index.js'
 import { TenantContextMissingError, withTenant } from '../src/runtime/index.js'
 import { testDatabase } from './helpers/db.js'
 import { asRole, dataChecksums, schemaFingerprint } from './helpers/conversion.js'
@@ -69,6 +69,8 @@ test('energy billing: converted while meters keep reporting, isolated per organi
   })
 
   await t.test('enforce phase: every tenant table NOT NULL, RLS enabled and forced, policy, tenant index', async () => {
+    // The app that sets the tenant context is deployed: a new readiness window, no context-less writes since.
+    await resetReadiness(db.url)
     await apply({ databaseUrl: db.url, config, phase: 'enforce', timeouts: fast })
     const status = await assertEnforced(db.url, config)
     assert.equal(status.tables.length, 10, 'organizations and the nine tables of the system')

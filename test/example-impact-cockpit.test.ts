@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { generate, TABLES } from '../examples/impact-cockpit/generate.js'
-import { apply, rollback } from '../src/apply/index.js'
+import { apply, resetReadiness, rollback } from '../src/apply/index.js'
 import type { MigrateEvent } from '../src/migrate/index.js'
 import { withTenant } from '../src/runtime/index.js'
 import { testDatabase } from './helpers/db.js'
@@ -66,6 +66,8 @@ test('impact cockpit: companies become tenants — children backfilled while API
   })
 
   await t.test('enforce phase: every tenant table NOT NULL, RLS enabled and forced, policy, tenant index', async () => {
+    // The app that sets the tenant context is deployed: a new readiness window, no context-less writes since.
+    await resetReadiness(db.url)
     await apply({ databaseUrl: db.url, config, phase: 'enforce', timeouts: fast })
     await assertEnforced(db.url, config)
   })

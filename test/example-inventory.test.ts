@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import pg from 'pg'
 import { generate, TABLES } from '../examples/inventory/generate.js'
 import { reconcile } from '../examples/inventory/reconcile.js'
-import { apply, rollback } from '../src/apply/index.js'
+import { apply, resetReadiness, rollback } from '../src/apply/index.js'
 import { withTenant } from '../src/runtime/index.js'
 import { testDatabase, type TestDatabase } from './helpers/db.js'
 import { dataChecksums, schemaFingerprint } from './helpers/conversion.js'
@@ -77,6 +77,8 @@ test('inventory: org_id on every table, SKU unique per organization, the balance
   })
 
   await t.test('enforce phase: every tenant table NOT NULL, RLS enabled and forced, policy, tenant index', async () => {
+    // The app that sets the tenant context is deployed: a new readiness window, no context-less writes since.
+    await resetReadiness(db.url)
     await apply({ databaseUrl: db.url, config, phase: 'enforce', timeouts: fast })
     await assertEnforced(db.url, config)
   })

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict'
 import { access, readFile } from 'node:fs/promises'
 import { after, type TestContext } from 'node:test'
 import pg from 'pg'
-import { apply, conversionStatus, rollback } from '../../src/apply/index.js'
+import { apply, conversionStatus, resetReadiness, rollback } from '../../src/apply/index.js'
 import { introspect, type Catalog } from '../../src/catalog/index.js'
 import { proposeConfig } from '../../src/plan/classify.js'
 import { parseConfig, splitKey, type TenantizeConfig } from '../../src/plan/config.js'
@@ -218,6 +218,8 @@ export async function corpusConversion(t: TestContext, db: TestDatabase, name: s
     })
 
     await phase('apply enforce phase', async () => {
+      // The app that sets the tenant context is deployed: a new readiness window, no context-less writes since.
+      await resetReadiness(db.url)
       await apply({ databaseUrl: db.url, config: config!, phase: 'enforce', timeouts: fast })
       const status = await conversionStatus(db.url)
       tenantTables = status.tables.filter((s) => tenantClass(s.class) && s.tenantColumn !== null).map((s) => ({ key: s.table, column: s.tenantColumn! }))
