@@ -1,0 +1,243 @@
+/**
+ * Round trips per scoped statement (issue #14), counted on the wire, not timed: every adapter, with its
+ * default settings, sends a statement outside a transaction and its tenant context in ONE round trip,
+ * and a transaction costs no round trip more than the same transaction without tenantize.
+ *
+ * A proxy between the driver and PostgreSQL holds the server's answers until the client has written
+ * nothing for {@link QUIET_MS}; whatever the client writes before it sees an answer cannot depend on
+ * one. A round trip is counted each time the client writes after an answer was handed to it.
+ */
+import { after, before, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createServer, connect as netConnect, type Server, type Socket } from 'node:net'
+import { once } from 'node:events'
+import pg from 'pg'
+import postgres from 'postgres'
+import { Kysely, PostgresDialect } from 'kysely'
+import { drizzle } from 'drizzle-orm/node-postgres'
+import { eq } from 'drizzle-orm'
+import { PrismaPg } from '@prisma/adapter-pg'
+import { tenantPool, withTenant } from '../src/runtime/index.js'
+import { tenantSql } from '../src/runtime/postgres.js'
+import { tenantDialect } from '../src/runtime/kysely.js'
+import { tenantDrizzlePool } from '../src/runtime/drizzle.js'
+import { tenantPrisma, tenantPrismaAdapter } from '../src/runtime/prisma.js'
+import { testDatabase } from './helpers/db.js'
+import { setupTenantSchema } from './helpers/runtime-matrix.js'
+import { drizzleItems, type KyselyDB } from './helpers/runtime-adapters.js'
+import { generatePrismaClient, type GeneratedPrisma } from './fixtures/prisma/client.js'
+
+const QUIET_MS = 25
+
+/** A TCP proxy that counts the client's round trips (see the file comment). */
+class RoundTripCounter {
+  turns = 0
+  private readonly server: Server
+  private readonly sockets = new Set<Socket>()
+
+  constructor(target: URL) {
+    this.server = createServer((client) => {
+      const upstream = netConnect(Number(target.port || 5432), target.hostname)
+      this.sockets.add(client).add(upstream)
+      let answered = true // a connection starts with the client's turn
+      let pending: Buffer[] = []
+      let timer: NodeJS.Timeout | undefined
+      const release = (): void => {
+        timer = undefined
+        if (pending.length === 0) return
+        client.write(Buffer.concat(pending))
+        pending = []
+        answered = true
+      }
+      const arm = (): void => {
+        if (timer !== undefined) clearTimeout(timer)
+        timer = setTimeout(release, QUIET_MS)
+      }
+      client.on('data', (chunk: Buffer) => {
+        if (answered) {
+          this.turns++
+          answered = false
+        }
+        upstream.write(chunk)
+        if (pending.length > 0) arm() // the client is still writing: keep holding the answers
+      })
+      upstream.on('data', (chunk: Buffer) => {
+        pending.push(chunk)
+        arm()
+      })
+      const close = (): void => {
+        if (timer !== undefined) clearTimeout(timer)
+        client.destroy()
+        upstream.destroy()
+      }
+      client.on('close', close).on('error', close)
+      upstream.on('close', close).on('error', close)
+    })
+  }
+
+  async listen(): Promise<number> {
+    this.server.listen(0, '127.0.0.1')
+    await once(this.server, 'listening')
+    return (this.server.address() as { port: number }).port
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy()
+    await new Promise((resolve) => this.server.close(resolve))
+  }
+
+  /** Round trips `fn` takes (run it on connections opened before). */
+  async count(fn: () => Promise<unknown>): Promise<number> {
+    const before = this.turns
+    await fn()
+    return this.turns - before
+  }
+}
+
+const db = await testDatabase(import.meta.url)
+const fixture = await setupTenantSchema(db)
+const { a, expected } = fixture
+const mine = expected.get(a)!
+const one = mine[0]!
+const counter = new RoundTripCounter(new URL(db.url))
+let url = ''
+let generated: GeneratedPrisma
+
+before(async () => {
+  const target = new URL(db.url)
+  target.host = `127.0.0.1:${await counter.listen()}`
+  url = target.href
+  generated = await generatePrismaClient()
+})
+after(async () => {
+  await generated.dispose()
+  await counter.close()
+})
+
+const appPool = (): pg.Pool => new pg.Pool({ connectionString: url, max: 1, options: `-c role=${fixture.app}` })
+
+interface Case {
+  /** One statement outside a transaction, returning the ids it read. */
+  statement(): Promise<string[]>
+  /** Two statements in one transaction, the adapter's way. */
+  transaction(): Promise<unknown>
+}
+
+/**
+ * For `scoped` (inside withTenant) and `bare` (the driver alone, as the app role, same connection pool
+ * size): the statement is right and takes one round trip, and the transaction takes as many round trips
+ * scoped as bare.
+ */
+async function check(name: string, scoped: Case, bare: Case): Promise<void> {
+  const inTenant = <T>(fn: () => Promise<T>): Promise<T> => withTenant(a, fn)
+  // Warm up: connections open, statements prepared, ORM metadata loaded.
+  for (let i = 0; i < 2; i++) {
+    assert.deepEqual(await inTenant(() => scoped.statement()), [one], name)
+    await inTenant(() => scoped.transaction())
+    await bare.statement()
+    await bare.transaction()
+  }
+  assert.equal(await counter.count(() => bare.statement()), 1, `${name}: the bare statement is one round trip`)
+  let ids: string[] = []
+  assert.equal(await counter.count(async () => (ids = await inTenant(() => scoped.statement()))), 1, `${name}: a scoped statement is one round trip`)
+  assert.deepEqual(ids, [one])
+  const bareTransaction = await counter.count(() => bare.transaction())
+  assert.ok(bareTransaction >= 3, `${name}: the bare transaction takes ${bareTransaction} round trips`)
+  assert.equal(await counter.count(() => inTenant(() => scoped.transaction())), bareTransaction, `${name}: a scoped transaction takes no round trip more than a bare one`)
+}
+
+const TEXT = 'SELECT id FROM items WHERE id = $1'
+
+test('pg: one round trip per statement (with and without parameters); a transaction costs what it costs without tenantize', async () => {
+  const pool = appPool()
+  const db = tenantPool(pool)
+  try {
+    const ids = (r: pg.QueryResult<{ id: string }>): string[] => r.rows.map((row) => row.id)
+    const scoped: Case = {
+      statement: async () => ids(await db.query<{ id: string }>(TEXT, [one])),
+      transaction: () => db.transaction(async (tx) => [await tx.query(TEXT, [one]), await tx.query('SELECT count(*) FROM items')]),
+    }
+    const bare: Case = {
+      statement: async () => ids(await pool.query<{ id: string }>(TEXT, [one])),
+      transaction: async () => {
+        const client = await pool.connect()
+        try {
+          await client.query('BEGIN')
+          await client.query(TEXT, [one])
+          await client.query('SELECT count(*) FROM items')
+          return await client.query('COMMIT')
+        } finally {
+          client.release()
+        }
+      },
+    }
+    await check('pg', scoped, bare)
+    const simple = `SELECT id FROM items WHERE id = '${one}'`
+    assert.equal(await counter.count(async () => assert.deepEqual(ids(await withTenant(a, () => db.query<{ id: string }>(simple))), [one])), 1, 'pg: a statement without parameters is one round trip')
+  } finally {
+    await pool.end()
+  }
+})
+
+test('postgres.js: one round trip per statement; sql.begin costs what it costs without tenantize', async () => {
+  const sql = postgres(url, { max: 1, onnotice: () => undefined, connection: { options: `-c role=${fixture.app}` } })
+  const tsql = tenantSql(sql)
+  try {
+    type Tag = (strings: TemplateStringsArray, ...values: string[]) => Promise<readonly { id?: string }[]>
+    type Begin = (fn: (tx: Tag) => Promise<unknown>) => Promise<unknown>
+    const run = (s: { begin: unknown }): Case => ({
+      statement: async () => (await (s as unknown as Tag)`SELECT id FROM items WHERE id = ${one}`).map((r) => r.id!),
+      transaction: () => (s.begin as Begin)(async (tx) => [await tx`SELECT id FROM items WHERE id = ${one}`, await tx`SELECT count(*) FROM items`]),
+    })
+    await check('postgres.js', run(tsql), run(sql))
+  } finally {
+    await sql.end()
+  }
+})
+
+test('Kysely (PostgresDialect): one round trip per statement; a transaction costs what it costs without tenantize', async () => {
+  const pool = appPool()
+  const scoped = new Kysely<KyselyDB>({ dialect: tenantDialect(new PostgresDialect({ pool })) })
+  const bare = new Kysely<KyselyDB>({ dialect: new PostgresDialect({ pool }) })
+  try {
+    const run = (k: Kysely<KyselyDB>): Case => ({
+      statement: async () => (await k.selectFrom('items').select('id').where('id', '=', one).execute()).map((r) => r.id),
+      transaction: () => k.transaction().execute(async (trx) => [await trx.selectFrom('items').select('id').where('id', '=', one).execute(), await trx.selectFrom('items').select((e) => e.fn.countAll().as('n')).execute()]),
+    })
+    await check('kysely', run(scoped), run(bare))
+  } finally {
+    await pool.end()
+  }
+})
+
+test('Drizzle (node-postgres): one round trip per statement; a transaction costs what it costs without tenantize', async () => {
+  const pool = appPool()
+  const scoped = drizzle({ client: tenantDrizzlePool(pool) })
+  const bare = drizzle({ client: pool })
+  try {
+    const run = (d: typeof bare): Case => ({
+      statement: async () => (await d.select({ id: drizzleItems.id }).from(drizzleItems).where(eq(drizzleItems.id, one))).map((r) => r.id),
+      transaction: () => d.transaction(async (tx) => [await tx.select({ id: drizzleItems.id }).from(drizzleItems).where(eq(drizzleItems.id, one)), await tx.select({ id: drizzleItems.id }).from(drizzleItems)]),
+    })
+    await check('drizzle', run(scoped), run(bare))
+  } finally {
+    await pool.end()
+  }
+})
+
+test('Prisma 7 (adapter-pg): one round trip per statement; an interactive transaction costs what it costs without tenantize', async () => {
+  const pool = appPool()
+  const scoped = tenantPrisma(generated.client(tenantPrismaAdapter(new PrismaPg(pool))))
+  const bare = generated.client(new PrismaPg(pool))
+  try {
+    const run = (p: typeof bare): Case => ({
+      statement: async () => (await p.item.findMany({ where: { id: one }, select: { id: true } })).map((r) => r.id),
+      transaction: () => p.$transaction(async (tx) => [await tx.item.findMany({ where: { id: one } }), await tx.item.count()]),
+    })
+    await check('prisma', run(scoped), run(bare))
+  } finally {
+    await scoped.$disconnect()
+    await bare.$disconnect()
+    await pool.end()
+  }
+})
