@@ -50,17 +50,23 @@ test(`identifiers of quotes, dots, spaces and unicode through init, plan, apply 
       const start = { schema: await schemaFingerprint(t.url), data: await dataChecksums(t.url, tables) }
       const client = new pg.Client(t.url)
       await client.connect()
-      let raw: unknown
+      let init: ReturnType<typeof proposeConfig>
       try {
-        raw = proposeConfig(await introspect(client), { defaultTenantId: '0d5e6f00-0000-4000-8000-000000000001', appRole: t.role('app'), schemas: [schema] }).config
+        init = proposeConfig(await introspect(client), { defaultTenantId: '0d5e6f00-0000-4000-8000-000000000001', appRole: t.role('app'), schemas: [schema] })
       } finally {
         await client.end()
       }
-      const config = parseConfig(JSON.parse(JSON.stringify(raw)))
+      const config = parseConfig(JSON.parse(JSON.stringify(init.config)))
+      // A dot in a schema name makes "schema.table" config keys ambiguous: init leaves such tables alone, saying so.
+      const convertible = !schema.includes('.')
+      if (!convertible) {
+        assert.deepEqual(Object.keys(config.tables), [])
+        assert.ok(init.notes.some((note) => note.includes('schema names containing a dot')), 'init says why the tables are left alone')
+      }
       try {
         await apply({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
         await assertClean(t)
-        assert.deepEqual(await t.sql(`SELECT count(*)::int AS n FROM ${s(child!)} WHERE org_id IS NULL`), [{ n: 0 }])
+        if (convertible) assert.deepEqual(await t.sql(`SELECT count(*)::int AS n FROM ${s(child!)} WHERE org_id IS NULL`), [{ n: 0 }])
         await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast, purge: true })
       } catch (error) {
         throw new Error(`schema ${JSON.stringify(schema)}, tables ${JSON.stringify([parent, child])}, columns ${JSON.stringify([column, ref])}: ${error instanceof TenantizeError ? error.toLines().join('\n') : String((error as Error).stack)}`, { cause: error })
