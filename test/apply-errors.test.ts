@@ -153,7 +153,7 @@ test('apply and rollback take --lock-wait: TZ_LOCKED advises it, and with it the
     await holder.query('SELECT pg_advisory_unlock($1, $2)', [LOCK_KEY.classid, LOCK_KEY.objid])
     const result = await waiting.done
     assert.equal(result.code, 0, result.stderr)
-    assert.match(result.stdout, /Done: \d+ migration\(s\) up/)
+    assert.match(result.stdout, /Done: \d+ step\(s\) up/)
   } finally {
     await holder.end()
   }

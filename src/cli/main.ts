@@ -4,6 +4,7 @@ import { packageVersion } from '../package-info.js'
 import { registerAdd } from './commands/add.js'
 import { registerConvert } from './commands/convert.js'
 import { registerDemo } from './commands/demo.js'
+import { registerDoctor } from './commands/doctor.js'
 import { registerInspect } from './commands/inspect.js'
 import { registerMigrate } from './commands/migrate.js'
 import { registerTenant } from './commands/tenant.js'
@@ -37,6 +38,7 @@ The database URL comes from --db or DATABASE_URL; its password is never printed.
     .exitOverride()
   registerConvert(program, io, setExit)
   registerVerify(program, io, setExit)
+  registerDoctor(program, io, setExit)
   registerMigrate(program, io, setExit)
   registerInspect(program, io, setExit)
   registerTenant(program, io, setExit)

@@ -1,4 +1,5 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join, resolve, sep } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import type pg from 'pg'
@@ -22,9 +23,11 @@ export interface DemoOptions {
   readonly databaseUrl?: string
   /** Leave the embedded server running (the caller stops it). */
   readonly keep?: boolean
-  /** Where to write the HTML verify report. */
-  readonly outDir: string
+  /** Where to write the HTML verify report (default: a new folder under the system temp dir). */
+  readonly outDir?: string
   readonly say: (line: string) => void
+  /** Called once the embedded server runs, with what stops it and removes its files (for Ctrl-C). */
+  readonly onServer?: (server: { readonly dataDir: string; stop(): Promise<void> }) => void
 }
 
 export interface DemoProof {
@@ -40,6 +43,9 @@ export interface DemoResult {
   readonly reportFile: string
   readonly verifyErrors: number
   readonly proof: DemoProof
+  /** The app role the demo created, and the tenant that owns the example's rows (for --keep's psql lines). */
+  readonly appRole: string
+  readonly setting: string
   /** Stops the embedded server (a no-op for --db). */
   stop(): Promise<void>
 }
@@ -83,6 +89,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     say('▸ starting an embedded PostgreSQL (no server needed)…')
     const t = performance.now()
     server = await startEmbeddedPostgres({ trustLocal: true })
+    options.onServer?.(server)
     say(`  PostgreSQL 18 on 127.0.0.1:${server.port} (${ms(t)})`)
     await withClient(server.url, (c) => c.query('CREATE DATABASE tenantize_demo'))
     url = withDatabase(server.url, 'tenantize_demo')
@@ -130,7 +137,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         config,
         phase,
         onEvent: (e: MigrateEvent) => {
-          if (e.event === 'finish' && e.index % 10 === 0) say(`  ${e.index}/${e.total} steps`)
+          if (e.event === 'finish' && (e.index % 10 === 0 || e.index === e.total)) say(`  ${e.index}/${e.total} steps`)
           if (e.event === 'progress' && e.migration !== last) {
             last = e.migration
             say(`  backfill ${e.migration.replace(/^\d+_/, '')}: ${e.done}/${e.total} rows`)
@@ -146,8 +153,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     say('▸ tenantize verify (lints + live probe as the app role)')
     t = performance.now()
     const report = await verify({ databaseUrl: url, appRole: role, tenantColumn: config.tenant.column, setting: config.tenant.setting })
-    await mkdir(options.outDir, { recursive: true })
-    const reportFile = resolve(options.outDir, 'tenantize-verify.html')
+    const outDir = options.outDir ?? (await mkdtemp(join(tmpdir(), 'tenantize-demo-')))
+    await mkdir(outDir, { recursive: true })
+    const reportFile = resolve(outDir, 'tenantize-verify.html')
     await writeFile(reportFile, renderHtml(report))
     const probe = report.summary.checks
     say(`  ${report.summary.error} errors, ${report.summary.warn} warnings, ${report.summary.info} notes; probe ${probe.pass} passed, ${probe.fail} failed (${ms(t)})`)
@@ -173,7 +181,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     say(`  tenant B updating tenant A's readings: ${proof.crossTenantUpdate} rows affected`)
     say(`  no tenant context: ${proof.noContext} rows visible`)
     say(`✔ done in ${ms(started)}`)
-    return { url: server === undefined ? redactUrl(url) : url, reportFile, verifyErrors: report.summary.error, proof, stop }
+    return { url: server === undefined ? redactUrl(url) : url, reportFile, verifyErrors: report.summary.error, proof, appRole: role, setting: config.tenant.setting, stop }
   } finally {
     if (options.keep !== true) await stop()
   }

@@ -111,6 +111,8 @@ export const configSchema = z.object({
       app: identifier.default('tenantize_app'),
       /** A separate role for cross-tenant jobs (asSystem); gets BYPASSRLS only if you grant it yourself. */
       system: identifier.nullable().default(null),
+      /** The login role the app connects with (its DATABASE_URL user): apply grants it membership in `app`. Never owner, superuser or BYPASSRLS. */
+      login: identifier.optional(),
     })
     .default({ app: 'tenantize_app', system: null }),
   tables: z.record(tableKey, tableSchema),

@@ -84,7 +84,10 @@ function step(ctx: Ctx, spec: StepSpec): void {
   const lock = spec.lock !== undefined && LOCK_LEVELS.indexOf(spec.lock) > LOCK_LEVELS.indexOf(computed) ? spec.lock : computed
   const transactional = !spec.up.some(needsOwnTransaction) && !spec.down.some(needsOwnTransaction)
   const { up, down, rows, lock: _lock, ...rest } = spec
-  ctx.steps.push({ ...rest, up: up.map(compile), down: down.map(compile), lock, transactional, rows: rows ?? 0 })
+  // A table never analyzed (reltuples = -1) has no row estimate: the step says so rather than "0 rows".
+  const table = spec.table === null || rows === undefined ? undefined : ctx.catalog.table(splitKey(spec.table).schema, splitKey(spec.table).name)
+  const unknown = table !== undefined && table.estimatedRows === null && !table.partitioned ? { rowsUnknown: true as const, tableBytes: table.totalBytes } : {}
+  ctx.steps.push({ ...rest, up: up.map(compile), down: down.map(compile), lock, transactional, rows: rows ?? 0, ...unknown })
 }
 
 /**

@@ -58,6 +58,10 @@ export interface Step {
   readonly transactional: boolean
   /** Rows read or written (estimate), 0 for catalog-only changes. */
   readonly rows: number
+  /** The table was never analyzed (`reltuples` = -1): `rows` is no estimate, and {@link tableBytes} is its size on disk. */
+  readonly rowsUnknown?: true
+  /** With {@link rowsUnknown}: `pg_total_relation_size` of the table, or null when unknown. */
+  readonly tableBytes?: number | null
   readonly backfill?: Backfill
   /**
    * The step adds this tenant column. `derived`: copied from a parent (rolling back loses nothing);

@@ -4,6 +4,7 @@ import { createInterface } from 'node:readline/promises'
 import type { Command } from 'commander'
 import { z } from 'zod'
 import { apply, conversionStatus, initConfig, rollback } from '../../apply/index.js'
+import { appLoginProblems, grantAppLogin } from '../../apply/app-login.js'
 import { planPrismaMigrations, planSqlFiles } from '../../apply/sql-files.js'
 import { introspect } from '../../catalog/index.js'
 import { withClient } from '../../db/connect.js'
@@ -28,6 +29,7 @@ const initSchema = z.object({
   tenantTable: z.string().min(1).optional(),
   tenantColumn: z.string().min(1).max(63).optional(),
   appRole: z.string().min(1).max(63).optional(),
+  appLogin: z.string().min(1).max(63).optional(),
   schema: z.array(z.string().min(1)).optional(),
   out: z.string().min(1).default(DEFAULT_CONFIG_FILE),
   json: z.boolean().default(false),
@@ -48,6 +50,7 @@ function registerInit(program: Command, io: CliIO, setExit: (code: number) => vo
     .option('--tenant-table <schema.table>', 'an existing table whose primary key is the tenant id (default: create public.organizations)')
     .option('--tenant-column <name>', 'the tenant column to add (default: org_id)')
     .option('--app-role <name>', 'the role the application runs as (default: tenantize_app)')
+    .option('--app-login <role>', 'the login role your app connects with (its DATABASE_URL user): checked (not owner, superuser or BYPASSRLS), saved as roles.login; apply grants it the app role')
     .option('--schema <name...>', 'only these schemas (default: all but the system ones)')
     .option('--out <file>', 'config file to write', DEFAULT_CONFIG_FILE)
     .option('--json', 'print the config as JSON instead of a summary')
@@ -66,12 +69,13 @@ function registerInit(program: Command, io: CliIO, setExit: (code: number) => vo
         (client) => initConfig(client, { ...(tenantTable === undefined ? {} : { tenantTable }), ...(o.tenantColumn === undefined ? {} : { tenantColumn: o.tenantColumn }), ...(o.appRole === undefined ? {} : { appRole: o.appRole }), ...(o.schema === undefined ? {} : { schemas: o.schema }) }, previous),
         { applicationName: 'tenantize init' },
       )
-      const full = { $schema: SCHEMA_URL, ...config }
+      if (o.appLogin !== undefined) await assertAppLogin(url, o.appLogin, config.roles?.app ?? 'tenantize_app')
+      const full = { $schema: SCHEMA_URL, ...config, ...(o.appLogin === undefined ? {} : { roles: { ...config.roles, login: o.appLogin } }) }
       parseConfig(full, o.out)
       await writeFile(o.out, `${JSON.stringify(full, null, 2)}\n`)
       if (o.json) line(io.stdout, JSON.stringify({ file: o.out, config: full, notes }, null, 2))
       else {
-        line(io.stdout, `${previous === undefined ? 'Wrote' : 'Updated'} ${o.out} (tenant table ${config.tenant.table}${config.tenant.create ? ', to be created' : ''}; tenant column ${config.tenant.column}; app role ${config.roles?.app ?? 'tenantize_app'})`)
+        line(io.stdout, `${previous === undefined ? 'Wrote' : 'Updated'} ${o.out} (tenant table ${config.tenant.table}${config.tenant.create ? ', to be created' : ''}; tenant column ${config.tenant.column}; app role ${config.roles?.app ?? 'tenantize_app'}${o.appLogin === undefined ? '' : `, granted to the login ${o.appLogin} by apply`})`)
         const rows = Object.entries(config.tables).map(([k, t]) => [k, t.class, t.reason ?? ''])
         const w0 = Math.max(5, ...rows.map((r) => r[0]!.length))
         for (const r of rows) line(io.stdout, `  ${r[0]!.padEnd(w0)}  ${r[1]!.padEnd(8)}  ${r[2]}`)
@@ -88,6 +92,8 @@ const planSchema = z.object({
   format: z.enum(['text', 'json', 'sql', 'prisma']).default('text'),
   out: z.string().min(1).optional(),
   dataCheck: z.boolean().default(true),
+  sql: z.boolean().default(false),
+  json: z.boolean().default(false),
 })
 
 function registerPlan(program: Command, io: CliIO, setExit: (code: number) => void): void {
@@ -98,9 +104,12 @@ function registerPlan(program: Command, io: CliIO, setExit: (code: number) => vo
     .option('--config <file>', 'config file', DEFAULT_CONFIG_FILE)
     .option('--format <format>', 'text, json, sql (files for tenantize migrate) or prisma (a Prisma migrations folder)', 'text')
     .option('--out <dir>', 'with --format sql: where to write NNNN_step.up.sql / .down.sql (default: tenantize-plan); with prisma: the migrations folder (default: prisma/migrations)')
+    .option('--sql', 'text format: show each step\'s SQL under it')
+    .option('--json', 'the same as --format json')
     .option('--no-data-check', 'skip the read-only data check (text and json: after the steps, the rows each step would fail on, the privileges and invalid indexes apply would refuse on)')
     .action(async (raw: unknown) => {
-      const o = parseOptions(planSchema, raw)
+      const parsed = parseOptions(planSchema, raw)
+      const o = parsed.json ? { ...parsed, format: 'json' as const } : parsed
       const config = await readConfigFile(o.config)
       const url = resolveDatabaseUrl(o.db, io.env)
       const { plan, findings } = await withClient(url, async (client) => {
@@ -126,7 +135,7 @@ function registerPlan(program: Command, io: CliIO, setExit: (code: number) => vo
           await writeFile(join(dir, m.dir, 'migration.sql'), m.sql)
         }
         line(io.stdout, `Wrote ${migrations.length} Prisma migrations to ${dir}: run them with prisma migrate deploy (Prisma has no down migrations: use --format sql to keep rollback)`)
-      } else line(io.stdout, [renderPlanText(plan), ...(findings === undefined ? [] : ['', ...renderFindings(findings)])].join('\n'))
+      } else line(io.stdout, [renderPlanText(plan, { sql: o.sql }), ...(findings === undefined ? [] : ['', ...renderFindings(findings)])].join('\n'))
       setExit(0)
     })
 }
@@ -155,14 +164,69 @@ const runSchema = z.object({
   json: z.boolean().default(false),
 })
 
-/** The runner's events as text (or JSON lines), including index repairs and interruptions. */
-function convertRenderer(io: CliIO, json: boolean): (e: MigrateEvent) => void {
+const seconds = (ms: number): string => (ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`)
+
+/**
+ * The runner's events for apply / rollback as people read them (JSON lines with --json). Without a
+ * terminal: one line per step, no "started" lines. On a terminal: one live line (step n/N, the table, rows/s
+ * and ETA of a backfill) rewritten in place, and a summary. A dry run prints each step's SQL under one
+ * comment naming it. Pre-flight, backup, retries, repairs, failures and interruptions get lines of their own.
+ */
+export function convertRenderer(io: CliIO, json: boolean): (e: MigrateEvent) => void {
   const render = eventRenderer(io, json)
   if (json) return render
+  const tty = io.stdout.isTTY === true
+  let live = false
+  let current = { index: 0, total: 0, name: '' }
+  const arrow = (d: string): string => (d === 'up' ? '↑' : '↓')
+  const own = (text: string): void => {
+    line(io.stdout, `${live ? '\r\x1b[K' : ''}${text}`)
+    live = false
+  }
+  const status = (text: string): void => {
+    io.stdout.write(`\r${text}\x1b[K`)
+    live = true
+  }
   return (e) => {
-    if (e.event === 'repair') line(io.stdout, `${io.stdout.isTTY === true ? '\n' : ''}  ⟳ ${e.migration}: ${e.action === 'drop' ? 'dropped' : 'rebuilt'} INVALID index ${e.index} left by an interrupted build${e.action === 'drop' ? '; building it again' : ''}`)
-    else if (e.event === 'interrupt') line(io.stdout, `${io.stdout.isTTY === true ? '\n' : ''}■ stopped by ${e.signal} at ${e.migration} (${e.done} of ${e.total} done in this run)`)
-    else render(e)
+    switch (e.event) {
+      case 'plan':
+        own(e.migrations.length === 0 ? 'Nothing to run: every step is applied.' : `${e.dryRun ? 'Would run' : 'Running'} ${e.migrations.length} step(s) ${e.direction}${e.dryRun ? '' : ` (${arrow(e.direction)} ${e.migrations[0]} … ${e.migrations.at(-1)})`}`)
+        return
+      case 'would-run':
+        line(io.stdout, `\n-- ${arrow(e.direction)} ${e.migration}${e.noTransaction ? ' (no transaction: statement by statement)' : ' (one transaction)'}`)
+        for (const st of e.statements) line(io.stdout, `${st.sql};`)
+        return
+      case 'start':
+        current = { index: e.index, total: e.total, name: e.migration }
+        if (tty) status(`  step ${e.index}/${e.total} ${arrow(e.direction)} ${e.migration} …`)
+        return
+      case 'finish':
+        if (tty) status(`  step ${e.index}/${e.total} ${arrow(e.direction)} ${e.migration} ✔ (${seconds(e.durationMs)})`)
+        else line(io.stdout, `[${e.index}/${e.total}] ${arrow(e.direction)} ${e.migration} (${seconds(e.durationMs)})`)
+        return
+      case 'progress': {
+        const eta = e.etaSeconds === null ? '' : `, ETA ${Math.ceil(e.etaSeconds)} s`
+        const text = `${e.done.toLocaleString('en-US')}/${e.total.toLocaleString('en-US')} rows, ${Math.round(e.rowsPerSecond).toLocaleString('en-US')} rows/s${eta}`
+        if (tty) status(`  step ${current.index}/${current.total} ${e.migration}: ${text}`)
+        return
+      }
+      case 'repair':
+        own(`  ⟳ ${e.migration}: ${e.action === 'drop' ? 'dropped' : 'rebuilt'} INVALID index ${e.index} left by an interrupted build${e.action === 'drop' ? '; building it again' : ''}`)
+        return
+      case 'interrupt':
+        own(`■ stopped by ${e.signal} at ${e.migration} (${e.done} of ${e.total} done in this run)`)
+        return
+      case 'done':
+        if (e.migrations.length > 0) own(e.dryRun ? 'Dry run: nothing was changed.' : `Done: ${e.migrations.length} step(s) ${e.direction} in ${seconds(e.durationMs)}.`)
+        else if (live) own('')
+        return
+      default:
+        if (live) {
+          io.stdout.write('\r\x1b[K')
+          live = false
+        }
+        render(e)
+    }
   }
 }
 
@@ -220,10 +284,13 @@ function registerApply(program: Command, io: CliIO, setExit: (code: number) => v
     .option('--phase <phase>', 'schema, enforce or all', 'all')
     .option('--batch-size <n>', 'rows per backfill batch (default: the config batchSize)')
     .option('--backup <file>', 'pg_dump -Fc the database into FILE first; a failed backup stops the run')
+    .option('--app-login <role>', 'the login role your app connects with: checked before anything runs (not owner, superuser or BYPASSRLS), then granted the app role once RLS is on (default: roles.login of the config)')
     .action(async (raw: unknown) => {
-      const o = parseOptions(runSchema.extend({ phase: z.enum(['schema', 'enforce', 'all']).default('all'), batchSize: positiveInt.optional(), backup: z.string().min(1).optional() }), raw)
+      const o = parseOptions(runSchema.extend({ phase: z.enum(['schema', 'enforce', 'all']).default('all'), batchSize: positiveInt.optional(), backup: z.string().min(1).optional(), appLogin: z.string().min(1).max(63).optional() }), raw)
       const config = await readConfigFile(o.config)
       const databaseUrl = resolveDatabaseUrl(o.db, io.env)
+      const login = o.appLogin ?? config.roles.login
+      if (login !== undefined && !o.dryRun) await assertAppLogin(databaseUrl, login, config.roles.app)
       if (!o.dryRun && !o.yes && !(await confirm(io, 'apply', `Apply phase ${o.phase} of the conversion to this database?`))) {
         line(io.stdout, 'Nothing was changed.')
         setExit(0)
@@ -239,8 +306,21 @@ function registerApply(program: Command, io: CliIO, setExit: (code: number) => v
           ...(o.backup === undefined ? {} : { backupFile: o.backup }),
         }),
       ))
-      if (ran) setExit(0)
+      if (!ran) return
+      // Once the enforce phase ran, the app role exists: the app's login gets it, so the policies apply to its sessions.
+      if (login !== undefined && !o.dryRun && o.phase !== 'schema') {
+        await withClient(databaseUrl, (client) => grantAppLogin(client, login, config.roles.app), { applicationName: 'tenantize apply' })
+        if (o.json) line(io.stdout, JSON.stringify({ event: 'app-login', login, appRole: config.roles.app }))
+        else line(io.stdout, `✔ ${login} (the app's login) is a member of ${config.roles.app}: its sessions are bound by the tenant policies`)
+      }
+      setExit(0)
     })
+}
+
+/** Refuse an app login that would escape row-level security, before anything runs (TZ_CONFIG, exit 2). */
+async function assertAppLogin(url: string, login: string, appRole: string): Promise<void> {
+  const problems = await withClient(url, (client) => appLoginProblems(client, login, appRole), { applicationName: 'tenantize' })
+  if (problems.length > 0) throw new TenantizeError(ErrorCodes.CONFIG, `the app login ${login} would not be bound by row-level security; nothing was changed`, { object: '--app-login', problems })
 }
 
 function registerRollback(program: Command, io: CliIO, setExit: (code: number) => void): void {

@@ -1,13 +1,15 @@
 import type { Command } from 'commander'
 import { z } from 'zod'
 import { runDemo } from '../../demo/demo.js'
+import { SIGNAL_EXIT } from '../interrupt.js'
 import { line, type CliIO } from '../io.js'
 import { parseOptions } from '../options.js'
 
 const schema = z.object({
   keep: z.boolean().default(false),
   db: z.string().optional(),
-  out: z.string().min(1).default('.'),
+  out: z.string().min(1).optional(),
+  json: z.boolean().default(false),
 })
 
 /** `tenantize demo`: the whole job on an embedded PostgreSQL with the energy-billing example. */
@@ -17,7 +19,8 @@ export function registerDemo(program: Command, io: CliIO, setExit: (code: number
     .description('the whole job in one command: an embedded PostgreSQL (no server needed), the energy-billing example, init → plan → apply → verify, and the proof that tenants are isolated')
     .option('--keep', 'leave the server running and print how to connect; Ctrl-C stops it and cleans up')
     .option('--db <url>', 'run on an existing server instead, in a new database')
-    .option('--out <dir>', 'where to write the HTML verify report', '.')
+    .option('--json', 'progress on stderr; one JSON object on stdout: database URL, report file, verify errors, the proof')
+    .option('--out <dir>', 'where to write the HTML verify report (default: a new folder under the system temp dir, printed)')
     .action(async (raw: unknown) => {
       const o = parseOptions(schema, raw)
       if (o.keep && o.db !== undefined) {
@@ -25,11 +28,34 @@ export function registerDemo(program: Command, io: CliIO, setExit: (code: number
         setExit(2)
         return
       }
-      const result = await runDemo({ ...(o.db === undefined ? {} : { databaseUrl: o.db }), keep: o.keep, outDir: o.out, say: (l) => line(io.stdout, l) })
+      // Ctrl-C while the embedded server runs: stop it, remove its files, and say so.
+      let server: { readonly dataDir: string; stop(): Promise<void> } | undefined
+      const onSignal = (name: 'SIGINT' | 'SIGTERM'): void => {
+        void (async () => {
+          if (server !== undefined) {
+            await server.stop()
+            line(io.stderr, `${name}: stopped the embedded PostgreSQL and removed its files (${server.dataDir})`)
+          } else line(io.stderr, `${name}: stopped`)
+          process.exit(SIGNAL_EXIT[name])
+        })()
+      }
+      const onInt = (): void => onSignal('SIGINT')
+      const onTerm = (): void => onSignal('SIGTERM')
+      process.on('SIGINT', onInt)
+      process.on('SIGTERM', onTerm)
+      let result: Awaited<ReturnType<typeof runDemo>>
+      try {
+        result = await runDemo({ ...(o.db === undefined ? {} : { databaseUrl: o.db }), keep: o.keep, ...(o.out === undefined ? {} : { outDir: o.out }), say: (l) => line(o.json ? io.stderr : io.stdout, l), onServer: (s) => (server = s) })
+      } finally {
+        process.off('SIGINT', onInt)
+        process.off('SIGTERM', onTerm)
+      }
+      if (o.json) line(io.stdout, JSON.stringify({ url: result.url, reportFile: result.reportFile, verifyErrors: result.verifyErrors, appRole: result.appRole, proof: result.proof }))
       if (o.keep && o.db === undefined) {
+        const tenant = result.proof.tenantA.id
         line(io.stdout, `\nThe demo database is running: ${result.url}`)
         line(io.stdout, `  psql "${result.url}" -c 'SELECT * FROM tenantize.status'`)
-        line(io.stdout, `  psql "${result.url}" -c "BEGIN; SET LOCAL ROLE <app role>; SELECT set_config('tenantize.tenant_id', '<tenant id>', true); SELECT count(*) FROM meter_reading; COMMIT"`)
+        line(io.stdout, `  psql "${result.url}" -c "BEGIN; SET LOCAL ROLE ${result.appRole}; SELECT set_config('${result.setting}', '${tenant}', true); SELECT count(*) FROM meter_reading; COMMIT"`)
         line(io.stdout, 'Press Ctrl-C to stop the server and remove its files.')
         await new Promise<void>((resolve) => {
           const done = (): void => resolve()
@@ -37,7 +63,7 @@ export function registerDemo(program: Command, io: CliIO, setExit: (code: number
           process.once('SIGTERM', done)
         })
         await result.stop()
-        line(io.stdout, 'Stopped.')
+        line(io.stdout, `Stopped; removed ${server?.dataDir ?? 'its files'}.`)
       }
       setExit(result.verifyErrors > 0 || result.proof.noContext > 0 || result.proof.crossTenantUpdate > 0 ? 1 : 0)
     })

@@ -28,6 +28,7 @@ export const verifySchema = z.object({
   probe: z.boolean().default(true),
   allowUnprobed: z.boolean().default(false),
   statementTimeout: duration.default(30_000),
+  json: z.boolean().default(false),
 })
 
 export type VerifyCliOptions = z.output<typeof verifySchema>
@@ -64,6 +65,7 @@ export function registerVerify(program: Command, io: CliIO, setExit: (code: numb
     .option('--tenant-column <name>', 'the tenant id column (default: inferred from policies, then org_id/organization_id/tenant_id)')
     .option('--setting <name>', 'the setting that carries the tenant (default: inferred from current_setting() in policies, else tenantize.tenant_id)')
     .option('--format <format>', 'text, json, junit or html', 'text')
+    .option('--json', 'the same as --format json')
     .option('--out <file>', 'write the report to FILE (a one-line summary goes to stdout)')
     .option('--fail-on <severity>', 'exit 1 when a finding is at least this severe: error or warn', 'error')
     .option('--pooler-url <url>', 'a PgBouncer (transaction mode) in front of the same database: check whether tenant context leaks between its clients')
@@ -82,7 +84,8 @@ Rules and checks: docs/rules.md. Report formats and the JSON schema: docs/verify
     .action(async (raw: unknown) => {
       // commander's --no-config sets config: false; --config FILE sets it to the file.
       const r = raw as Record<string, unknown>
-      const o = parseOptions(verifySchema, { ...r, config: typeof r['config'] === 'string' ? r['config'] : undefined, useConfig: r['config'] !== false })
+      const parsed = parseOptions(verifySchema, { ...r, config: typeof r['config'] === 'string' ? r['config'] : undefined, useConfig: r['config'] !== false })
+      const o = parsed.json ? { ...parsed, format: 'json' as const } : parsed
       // ./tenantize.config.json is read when it exists, as plan and apply read it; --no-config leaves it out.
       const configFile = o.config ?? (o.useConfig && (await access(DEFAULT_CONFIG_FILE).then(() => true, () => false)) ? DEFAULT_CONFIG_FILE : undefined)
       const fromConfig = configFile === undefined ? {} : modelOptionsFrom(await readConfigFile(configFile))
