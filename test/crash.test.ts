@@ -21,14 +21,12 @@ const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i + 1
 const applyPoints = SOAK
   ? [...range(N).flatMap((i) => [`unit-start:${i}`, `unit-end:${i}`]), ...range(batches).map((i) => `batch:${i}`), ...range(statements('up')).map((i) => `statement:${i}`)]
   : [
-      'unit-start:1',
       `unit-end:${stepPosition(plan, 'add-column:public.tasks')}`,
       statementPoint(plan, 'add-column:public.tasks', 2),
       `unit-start:${stepPosition(plan, 'backfill:public.tasks')}`,
       'batch:3',
       statementPoint(plan, 'tenant-key:public.projects:client_id,id', 1),
       statementPoint(plan, 'tenant-unique:public.notes:notes_code_key', 1),
-      `unit-start:${stepPosition(plan, 'app-role')}`,
       `unit-end:${N}`,
     ]
 const rollbackPoints = SOAK
@@ -38,9 +36,7 @@ const rollbackPoints = SOAK
       statementPoint(plan, 'rls:public.notes', 2, 'down'),
       `unit-end:${stepPosition(plan, 'app-role', 'down')}`,
       statementPoint(plan, 'tenant-unique:public.notes:notes_code_key', 1, 'down'),
-      `unit-start:${stepPosition(plan, 'tenant-key:public.projects:client_id,id', 'down')}`,
       statementPoint(plan, 'add-column:public.tasks', 2, 'down'),
-      `unit-end:${stepPosition(plan, 'backfill:public.tasks', 'down')}`,
       `unit-start:${N}`,
       `unit-end:${N}`,
     ]

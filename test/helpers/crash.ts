@@ -63,7 +63,7 @@ export async function fixture(db: TestDatabase, label: string, sql = FIXTURE_SQL
   await client.connect()
   try {
     const catalog = await introspect(client)
-    const config = parseConfig({ ...proposeConfig(catalog, { tenantTable: { schema: 'public', name: tenantTable }, defaultTenantId: '1', appRole: t.role('app') }).config, batchSize: 50 })
+    const config = parseConfig({ ...proposeConfig(catalog, { tenantTable: { schema: 'public', name: tenantTable }, tenantColumn: 'org_id', defaultTenantId: '1', appRole: t.role('app') }).config, batchSize: 50 })
     const dir = await mkdtemp(join(tmpdir(), 'tz-crash-'))
     dirs.push(dir)
     const configFile = join(dir, 'tenantize.config.json')
