@@ -146,7 +146,9 @@ export class ScopedQuery extends BaseQuery implements PromiseLike<unknown> {
       connection.removeListener('readyForQuery', onReady)
       connection.removeListener('end', onEnd)
     }
-    if (!this.requiresPreparation()) {
+    // SET LOCAL goes the extended way even without parameters: Citus sends the query string of a
+    // propagated SET LOCAL to the workers, and in a simple-protocol string that is the caller's statement too.
+    if (!this.requiresPreparation() && this.#prefix.length === 1) {
       this.#skip = 1
       connection.query(this.#simplePrefix + this.text)
       return null
