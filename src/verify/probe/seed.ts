@@ -39,6 +39,11 @@ interface Tweaks {
   overrideAll: boolean
   /** Which existing row of each global parent to reference (the next one after a unique violation). */
   globalOffset: number
+  /**
+   * How far to rotate the probe rows of a tenant parent among the foreign keys that reference it (a CHECK
+   * between two of them, `entity0 <> entity1` or `tag1 < tag2`, refused the order tried before).
+   */
+  parentShift: number
 }
 
 /** How many values a column cycles through before the seeder stops trying other shapes. */
@@ -110,7 +115,7 @@ export class Seeder {
   private tweaks(t: Table): Tweaks {
     let tw = this.tweakCache.get(t.oid)
     if (tw === undefined) {
-      tw = { fill: new Set(), override: new Set(), variant: new Map(), maxLength: new Map(), overrideAll: false, globalOffset: 0 }
+      tw = { fill: new Set(), override: new Set(), variant: new Map(), maxLength: new Map(), overrideAll: false, globalOffset: 0, parentShift: 0 }
       this.tweakCache.set(t.oid, tw)
     }
     return tw
@@ -125,6 +130,34 @@ export class Seeder {
     const oids = descendants(this.model.catalog, t)
     return this.rows.filter((r) => r.tenant === k && oids.has(r.tableOid))
   }
+
+  /**
+   * How many probe rows per tenant `t` gets: as many as the most foreign keys one tenant table has to it
+   * (or to the partitioned table it is a partition of), so that a child with two keys to it can point at
+   * two different rows (a CHECK `entity0 <> entity1` between them). The tenant table itself: one.
+   */
+  private rowsPerTenant(t: Table): number {
+    if (this.perTenant === null) {
+      this.perTenant = new Map()
+      for (const m of this.model.tenantTables()) {
+        const keys = new Map<number, number>()
+        for (const c of m.table.constraints) if (c.type === 'foreign key' && c.references.table.oid !== m.table.oid) keys.set(c.references.table.oid, (keys.get(c.references.table.oid) ?? 0) + 1)
+        for (const [oid, n] of keys) if (n > (this.perTenant.get(oid) ?? 1)) this.perTenant.set(oid, n)
+      }
+    }
+    if (t.oid === this.model.root?.oid) return 1
+    let n = 1
+    for (let x: Table | undefined = t; x !== undefined; x = x.partitionOf === null ? undefined : this.model.catalog.tableByOid(x.partitionOf.parent.oid)) n = Math.max(n, this.perTenant.get(x.oid) ?? 1)
+    return n
+  }
+
+  private perTenant: Map<number, number> | null = null
+
+  /**
+   * Foreign keys left NULL because their tenant parent had no probe row yet (two tables that reference
+   * each other): per table oid, the keys to fill in once both are seeded.
+   */
+  private deferred = new Map<number, Set<ForeignKeyConstraint>>()
 
   /** The tables the probe seeds: tenant tables that hold rows (leaves; not partitioned parents, not foreign tables). */
   seedable(): ModelTable[] {
@@ -163,13 +196,57 @@ export class Seeder {
     for (const m of topological(model, this.seedable())) {
       if (m.class === 'root') continue
       for (const k of ['A', 'B'] as const) {
-        const row = await this.insert(m.table, k, true)
-        if (typeof row === 'string') {
+        const row = await this.insertRows(m.table, k)
+        if (row !== null) {
           this.failures.set(m.table.oid, row)
           break
         }
       }
     }
+    await this.linkDeferred()
+  }
+
+  /**
+   * The tenant's probe rows of `t` (see {@link rowsPerTenant}); the rows after the first are extra
+   * parents, so only the first must succeed. Returns why the first could not be inserted, else null.
+   */
+  private async insertRows(t: Table, k: TenantKey): Promise<string | null> {
+    const n = this.rowsPerTenant(t)
+    for (let i = 0; i < n; i++) {
+      const row = await this.insert(t, k, true)
+      if (typeof row === 'string') return i === 0 ? row : null
+    }
+    return null
+  }
+
+  /**
+   * Point the foreign keys seeded NULL (their parent was not seeded yet: a cycle through NULL-able keys)
+   * at the parent's probe row of the same tenant, now that it exists. A row the database refuses to
+   * update keeps its NULL: it is probed all the same.
+   */
+  private async linkDeferred(): Promise<void> {
+    for (const [oid, fks] of this.deferred) {
+      const t = this.model.catalog.tableByOid(oid)
+      if (t === undefined) continue
+      for (const fk of fks) {
+        const ref = this.model.catalog.tableByOid(fk.references.table.oid)
+        if (ref === undefined) continue
+        for (const [i, row] of this.rows.entries()) {
+          if (row.tableOid !== oid) continue
+          const parent = this.rowsOf(ref, row.tenant)[0]?.values
+          const values = fk.columns.map((_, j) => parent?.[fk.references.columns[j] ?? ''] ?? null)
+          if (values.some((v) => v === null) || fk.columns.every((c, j) => row.values[c] === values[j])) continue
+          const set = fk.columns.map((c, j) => `${quoteIdent(c)} = $${j + 3}`).join(', ')
+          const r = await this.session.step(
+            `UPDATE ${tableSql(t)} SET ${set} WHERE tableoid = $1::oid AND ctid = $2::tid RETURNING tableoid::int8 AS tz_tableoid, ctid::text AS tz_ctid, ${returnValues(t)} AS tz_values`,
+            [row.tableOid, row.ctid, ...values],
+          )
+          const updated = r.ok ? r.rows[0] : undefined
+          if (updated !== undefined) this.rows[i] = { tenant: row.tenant, tableOid: Number(updated['tz_tableoid']), ctid: String(updated['tz_ctid']), values: toRecord(t.columns, updated['tz_values'] as (string | null)[]) }
+        }
+      }
+    }
+    this.deferred.clear()
   }
 
   /**
@@ -187,8 +264,8 @@ export class Seeder {
       let failed: string | null = null
       for (const k of missing) {
         await this.session.exec('SELECT pg_catalog.set_config($1, $2, true)', [this.model.setting, this.tenants[k]])
-        const row = await this.insert(m.table, k, true)
-        if (typeof row === 'string') {
+        const row = await this.insertRows(m.table, k)
+        if (row !== null) {
           failed = row
           break
         }
@@ -198,6 +275,7 @@ export class Seeder {
         filled.push(`${m.table.schema}.${m.table.name}`)
       } else this.failures.set(m.table.oid, failed)
     }
+    await this.linkDeferred()
     await this.session.exec('SELECT pg_catalog.set_config($1, \'\', true)', [this.model.setting])
     return filled
   }
@@ -212,12 +290,18 @@ export class Seeder {
     const model = this.model
     const m = model.modelTable(t.oid)
     const out: RowValues = new Map()
+    const tw = this.tweaks(t)
+    // The how-manieth foreign key to each parent this is: several keys to one parent take different rows of it.
+    const uses = new Map<number, number>()
     // Foreign keys first: the parent row of the same tenant.
     for (const fk of t.constraints.filter((c): c is ForeignKeyConstraint => c.type === 'foreign key')) {
       if (fk.references.table.oid === t.oid) continue
       const ref = model.catalog.tableByOid(fk.references.table.oid)
       if (ref === undefined) continue
+      const use = uses.get(ref.oid) ?? 0
+      uses.set(ref.oid, use + 1)
       let parent: Readonly<Record<string, string | null>> | null = null
+      let deferrable = false
       if (model.isTenantTable(ref.oid)) {
         if (k === 'new') continue
         // A parent that does not decide the tenant (not the tenant table, no tenant column in the key) may be
@@ -226,13 +310,23 @@ export class Seeder {
         if (options.freshParents === true && !decidesTenant && !ref.partitioned) {
           const fresh = await this.insert(ref, k, false)
           parent = typeof fresh === 'string' ? (this.rowsOf(ref, k)[0]?.values ?? null) : fresh.values
-        } else parent = this.rowsOf(ref, k)[0]?.values ?? null
+        } else {
+          const rows = this.rowsOf(ref, k)
+          parent = rows.length === 0 ? null : rows[(use + tw.parentShift) % rows.length]!.values
+          deferrable = rows.length === 0
+        }
       } else {
-        parent = await this.globalRow(ref, this.tweaks(t).globalOffset)
+        parent = (use > 0 ? await this.globalRow(ref, tw.globalOffset + use) : null) ?? (await this.globalRow(ref, tw.globalOffset))
       }
-      const nullable = fk.columns.every((c) => t.columns.find((x) => x.name === c)?.nullable ?? false)
+      // A NULL in any column of a MATCH SIMPLE key (all of them for MATCH FULL) means no reference: the
+      // composite key (tenant column, parent id) of a NULL-able foreign key is skipped that way too.
+      const canBeNull = (c: string): boolean => (t.columns.find((x) => x.name === c)?.nullable ?? false) && !tw.fill.has(c)
+      const nullable = fk.match === 'full' ? fk.columns.every(canBeNull) : fk.columns.some(canBeNull)
       if (parent === null) {
-        if (nullable) continue
+        if (nullable) {
+          if (deferrable && k !== 'new') this.deferred.set(t.oid, (this.deferred.get(t.oid) ?? new Set()).add(fk))
+          continue
+        }
         return `no row of ${display(ref)} to reference (foreign key ${fk.name})`
       }
       fk.columns.forEach((c, i) => {
@@ -255,7 +349,6 @@ export class Seeder {
     const leaf = t.partitioned ? leaves(model.catalog, t)[0] : t
     if (leaf?.partitionOf != null) for (const [c, v] of leafKeyValues(model.catalog, leaf).values) if (!out.has(c)) out.set(c, v)
     // Everything else that must have a value.
-    const tw = this.tweaks(t)
     const hints = this.hints(t)
     for (const c of t.columns) {
       if (out.has(c.name) || c.generated !== null || c.identity === 'always') continue
@@ -418,7 +511,7 @@ export class Seeder {
           tw.fill.add(empty)
           return true
         }
-        return bump(cols)
+        return bump(cols) || this.shiftParents(t, cols)
       }
       case '23502': {
         const col = error.column
@@ -463,6 +556,23 @@ export class Seeder {
         return false
       }
     }
+  }
+
+  /**
+   * A CHECK over columns of two foreign keys to one tenant parent refused its rows: take them in the next
+   * rotation (`a < b` after `b < a`). False when every rotation was tried.
+   */
+  private shiftParents(t: Table, cols: readonly string[]): boolean {
+    const counts = new Map<number, number>()
+    for (const c of t.constraints) {
+      if (c.type !== 'foreign key' || c.references.table.oid === t.oid || !c.columns.some((x) => cols.includes(x))) continue
+      counts.set(c.references.table.oid, (counts.get(c.references.table.oid) ?? 0) + 1)
+    }
+    const rotations = Math.max(0, ...[...counts].filter(([oid, n]) => n > 1 && this.model.isTenantTable(oid)).map(([oid]) => this.rowsPerTenant(this.model.catalog.tableByOid(oid)!)))
+    const tw = this.tweaks(t)
+    if (tw.parentShift + 1 >= rotations) return false
+    tw.parentShift++
+    return true
   }
 
   /** Columns whose value is decided by the tenant, a parent row or a partition bound: never varied. */
