@@ -9,8 +9,10 @@ export interface BenchMeasure {
   readonly value: number
   /** `ms`, `queries`, `tables`, `×` … */
   readonly unit: string
-  /** The measure fails when `value` is above this. */
+  /** The goal is missed when `value` is above this. */
   readonly limit?: number
+  /** The goal is missed when `value` is below this (throughput ratios). */
+  readonly min?: number
   /** Context shown beside the value (server version, how the baseline was taken). */
   readonly note?: string
 }

@@ -1,6 +1,8 @@
 /**
  * `npm run bench`: run every `bench/*.bench.ts` (or those whose names contain an argument), print one
- * table of their measures, and exit 1 when a measure exceeds its limit or a benchmark fails.
+ * table of their measures (MISSED beside a goal a measure misses), write bench/results.json and the table
+ * of the latest figures with the machine into bench/README.md, and exit 1 when a goal is missed or a
+ * benchmark fails. A run of some benchmarks replaces only their rows.
  *
  *   npm run bench                               # all benchmarks, on the test server (see src/db/test-server.ts)
  *   npm run bench -- introspect                 # only bench/introspect.bench.ts
@@ -8,7 +10,8 @@
  *
  * Timings live here, never in tests.
  */
-import { readdir } from 'node:fs/promises'
+import { readFile, readdir, writeFile } from 'node:fs/promises'
+import { cpus, loadavg, totalmem } from 'node:os'
 import type { Bench, BenchMeasure } from '../bench/result.js'
 
 const dir = new URL('../bench/', import.meta.url)
@@ -27,7 +30,7 @@ const rows: Row[] = []
 let failed = false
 
 const format = (m: BenchMeasure, value: number): string =>
-  `${value.toLocaleString('en', { maximumFractionDigits: m.unit === 'ms' || m.unit === '×' ? 1 : 0 })} ${m.unit}`
+  `${value.toLocaleString('en', { maximumFractionDigits: m.unit === '×' ? 2 : m.unit === 'ms' ? 1 : 0, minimumFractionDigits: m.unit === '×' ? 2 : 0 })} ${m.unit}`
 
 for (const file of files) {
   const bench = file.replace(/\.bench\.ts$/, '')
@@ -36,18 +39,19 @@ for (const file of files) {
     const mod = (await import(new URL(file, dir).href)) as { default?: Bench }
     if (typeof mod.default !== 'function') throw new Error(`${file} has no default export function`)
     for (const m of await mod.default()) {
-      const over = m.limit !== undefined && m.value > m.limit
+      const over = (m.limit !== undefined && m.value > m.limit) || (m.min !== undefined && m.value < m.min)
       failed ||= over
+      const goal = m.limit !== undefined ? `≤ ${format(m, m.limit)}` : m.min !== undefined ? `≥ ${format(m, m.min)}` : ''
       rows.push({
         bench, measure: m.name, value: format(m, m.value),
-        limit: m.limit === undefined ? '' : `≤ ${format(m, m.limit)}`,
-        status: m.limit === undefined ? '' : over ? 'FAIL' : 'ok',
+        limit: goal,
+        status: goal === '' ? '' : over ? 'MISSED' : 'ok',
         note: m.note ?? '',
       })
     }
   } catch (error) {
     failed = true
-    rows.push({ bench, measure: 'error', value: '', limit: '', status: 'FAIL', note: error instanceof Error ? error.message : String(error) })
+    rows.push({ bench, measure: 'error', value: '', limit: '', status: 'ERROR', note: error instanceof Error ? error.message : String(error) })
   }
 }
 
@@ -57,4 +61,40 @@ const line = (cells: string[]): string => cells.map((cell, i) => (i === 2 ? cell
 console.log(line(columns))
 console.log(line(widths.map((w) => '-'.repeat(w))))
 for (const r of rows) console.log(line(columns.map((c) => r[c])))
+
+// The latest figures: this run's rows replace those of the benchmarks it ran.
+const resultsFile = new URL('../bench/results.json', import.meta.url)
+const machine = {
+  cpus: `${cpus().length} × ${cpus()[0]?.model.trim() ?? '?'}`,
+  memory: `${Math.round(totalmem() / 2 ** 30)} GiB`,
+  loadAverage: loadavg().map((l) => l.toFixed(1)).join(' '),
+  node: process.version,
+  platform: `${process.platform} ${process.arch}`,
+}
+interface Stored { bench: string; measure: string; value: string; limit: string; status: string; note: string; ranAt: string; machine: typeof machine }
+let stored: Stored[] = []
+try {
+  stored = (JSON.parse(await readFile(resultsFile, 'utf8')) as { results: Stored[] }).results
+} catch {
+  // first run
+}
+const ranAt = new Date().toISOString()
+const ran = new Set(files.map((f) => f.replace(/\.bench\.ts$/, '')))
+const results = [...stored.filter((r) => !ran.has(r.bench)), ...rows.map((r) => ({ ...r, ranAt, machine }))].sort((x, y) => (x.bench < y.bench ? -1 : x.bench > y.bench ? 1 : 0))
+await writeFile(resultsFile, `${JSON.stringify({ results }, null, 2)}\n`)
+const cell = (text: string): string => text.replaceAll('|', '\\|')
+const machines = [...new Map(results.map((r) => [`${r.bench}`, `${r.bench}: ${r.ranAt.slice(0, 16).replace('T', ' ')} UTC, ${r.machine.cpus}, ${r.machine.memory}, load ${r.machine.loadAverage}, Node ${r.machine.node}`])).values()]
+await writeFile(new URL('../bench/README.md', import.meta.url), `# Benchmarks — latest figures
+
+Written by \`npm run bench\` (scripts/bench.ts) from bench/results.json; do not edit by hand. A goal a
+measure misses is marked MISSED. Timings depend on the machine and on what else runs on it: the machines
+below were shared with other work, so small differences are noise.
+
+| bench | measure | value | goal | status | note |
+| --- | --- | ---: | --- | --- | --- |
+${results.map((r) => `| ${[r.bench, r.measure, r.value, r.limit, r.status, r.note].map(cell).join(' | ')} |`).join('\n')}
+
+Runs:
+${machines.map((m) => `- ${m}`).join('\n')}
+`)
 process.exit(failed ? 1 : 0)
