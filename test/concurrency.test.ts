@@ -22,7 +22,8 @@ test('two applies at once: the second fails with TZ_LOCKED naming the first, or 
   // The first runner is held at a step by a lock the test owns, so the second surely meets it.
   const lock = await holder(f.t.url, ['BEGIN', 'LOCK TABLE notes IN ACCESS SHARE MODE'])
   const first = startCli(['apply', '--db', f.t.url, '--config', f.configFile, '--yes', '--force', '--lock-timeout', '10min', '--batch-size', '50'])
-  await first.waitFor(/add-column:public\.notes started/)
+  // Step starts are not printed without a terminal: watch the database instead.
+  await until('the first runner to wait for notes', async () => (await f.t.sql<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'tenantize migrate' AND wait_event_type = 'Lock'`))[0]!.n > 0)
   const firstPid = (await f.t.sql<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'tenantize migrate'`))[0]!.pid
 
   const locked = await failure(apply({ databaseUrl: f.t.url, config: f.config, phase: 'all', timeouts: fast }))

@@ -27,7 +27,6 @@ const cli = (f: Fixture, command: 'apply' | 'rollback'): Child =>
 async function applyStoppedInBackfill(f: Fixture, id: number): Promise<{ run: Child; row: { release(): Promise<void> } }> {
   const table = await holder(f.t.url, ['BEGIN', 'LOCK TABLE tasks IN ACCESS SHARE MODE'])
   const run = cli(f, 'apply')
-  await run.waitFor(/add-column:public\.tasks started/)
   await until('the runner to wait for tasks', () => runnerWaits(f.t))
   const row = new pg.Client(f.t.url)
   await row.connect()
@@ -38,7 +37,6 @@ async function applyStoppedInBackfill(f: Fixture, id: number): Promise<{ run: Ch
   await until('the row lock to queue behind the runner', async () => (await f.t.sql<{ w: string | null }>(`SELECT wait_event_type AS w FROM pg_stat_activity WHERE pid = $1`, [rowPid]))[0]?.w === 'Lock')
   await table.release()
   await locked
-  await run.waitFor(/backfill:public\.tasks: \d+\/\d+ rows/)
   await until('the backfill to wait for the locked row', () => runnerWaits(f.t))
   return { run, row: { release: () => row.query('ROLLBACK').then(() => undefined, () => undefined).then(() => row.end().catch(() => undefined)) } }
 }
@@ -106,7 +104,6 @@ test('the server crashes (immediate shutdown) while apply waits in a backfill an
 
   const lock = await holder(f.t.url, ['BEGIN', 'LOCK TABLE notes IN ACCESS SHARE MODE'])
   const back = cli(f, 'rollback')
-  await back.waitFor(/rls:public\.notes started/)
   await until('rollback to wait for the lock on notes', () => runnerWaits(f.t))
   await server.crash()
   const exit2 = await back.done

@@ -334,28 +334,19 @@ test('cut-over readiness: writes without tenant context are counted per table; e
   await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
 })
 
-test('corpus F5: a primary key the app assigns becomes tenant-scoped when nothing references it, else a manual step; tenant B can use key 1 too', async () => {
+test('corpus F5: a primary key the app assigns is listed as a manual step (an existence oracle); keys from a sequence, uuids and keys per parent row are not', async () => {
   const t = await db.another('natural_pk')
   await t.sql(`CREATE TABLE customer (customer_id int PRIMARY KEY, name text NOT NULL);
     CREATE TABLE invoice (invoice_id int PRIMARY KEY, customer_id int NOT NULL REFERENCES customer, total numeric NOT NULL);
+    CREATE TABLE invoice_line (invoice_id int REFERENCES invoice, line_no int, PRIMARY KEY (invoice_id, line_no));
     CREATE TABLE counter (id serial PRIMARY KEY, n int);
-    INSERT INTO customer VALUES (1, 'a'); INSERT INTO invoice VALUES (1, 1, 10);`)
+    CREATE TABLE token (id uuid PRIMARY KEY, n int);`)
   const { config } = await init(t)
   const plan = await withClient(t.url, async (c) => planConversion(await introspect(c), config))
-  assert.ok(plan.steps.some((s) => s.id === 'tenant-primary-key:public.invoice'), 'invoice_id: app-assigned, referenced by nothing')
-  assert.ok(!plan.steps.some((s) => s.id === 'tenant-primary-key:public.counter'), 'a serial key comes from the database')
-  assert.ok(plan.manual.some((m) => m.object === 'public.customer customer_pkey' && /takes its values from the app/.test(m.reason)), 'customer_id is referenced: a manual step')
-  await apply({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
-  const other = '7e57e57e-0000-4000-8000-000000000002'
-  await t.sql(`INSERT INTO organizations (id, slug, name) VALUES ($1, 'b', 'B')`, [other])
-  await asRole(t.url, config.roles.app, other, async (c) => {
-    await c.query(`INSERT INTO customer VALUES (2, 'B''s')`)
-    await c.query(`INSERT INTO invoice VALUES (1, 2, 5)`)
-    assert.deepEqual((await c.query('SELECT invoice_id, customer_id FROM invoice')).rows, [{ invoice_id: 1, customer_id: 2 }], 'B uses invoice 1 although A has one')
-  })
-  await t.sql(`DELETE FROM invoice WHERE customer_id = 2; DELETE FROM customer WHERE customer_id = 2`)
-  await t.sql(`DELETE FROM organizations WHERE id = $1`, [other])
-  await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
+  const listed = plan.manual.filter((m) => /takes its values from the app/.test(m.reason)).map((m) => m.object).sort()
+  assert.deepEqual(listed, ['public.customer customer_pkey', 'public.invoice invoice_pkey'])
+  assert.match(plan.manual.find((m) => m.object === 'public.customer customer_pkey')!.reason, /foreign keys reference it/)
+  assert.match(plan.manual.find((m) => m.object === 'public.invoice invoice_pkey')!.fix, /make the key \(org_id, invoice_id\) once every foreign key referencing it includes org_id and change the app's ON CONFLICT \(invoice_id\) to match/)
 })
 
 test('corpus F8: a view over a view over a tenant table gets security_invoker too', async () => {
@@ -385,4 +376,23 @@ test('corpus F7: a child without any key is backfilled by row address; init neve
   await apply({ databaseUrl: t.url, config, phase: 'schema', timeouts: fast, batchPauseMs: 0 })
   assert.deepEqual(await t.sql(`SELECT count(*)::int AS wrong FROM alarm_comment c JOIN alarm a ON a.id = c.alarm_id WHERE c.tenant_id IS DISTINCT FROM a.tenant_id`), [{ wrong: 0 }])
   await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
+})
+
+test('during the schema phase a writer with a tenant context gets its own tenant by default; the old app (no context) the default tenant', async () => {
+  const t = await db.another('schema_phase_default')
+  await t.sql(`CREATE TABLE tenants (id bigint PRIMARY KEY); INSERT INTO tenants VALUES (1), (2);
+    CREATE TABLE projects (id bigint PRIMARY KEY, tenant_id bigint NOT NULL REFERENCES tenants (id));
+    CREATE TABLE notes (id serial PRIMARY KEY, code text)`)
+  const { config } = await init(t, 'public.tenants')
+  assert.equal(config.tables['public.notes']!.class, 'direct')
+  await apply({ databaseUrl: t.url, config, phase: 'schema', timeouts: fast })
+  await t.sql(`INSERT INTO notes (code) VALUES ('old app')`)
+  await withClient(t.url, async (c) => {
+    await c.query('BEGIN')
+    await c.query(`SELECT set_config('tenantize.tenant_id', '2', true)`)
+    await c.query(`INSERT INTO notes (code) VALUES ('tenant-aware')`)
+    await c.query('COMMIT')
+  })
+  assert.deepEqual(await t.sql(`SELECT code, tenant_id::int FROM notes ORDER BY id`), [{ code: 'old app', tenant_id: 1 }, { code: 'tenant-aware', tenant_id: 2 }])
+  await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast, mergeTenants: true })
 })

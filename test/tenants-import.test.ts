@@ -33,7 +33,7 @@ async function modelOf(url: string, config: Parameters<typeof tenantModel>[1]): 
 
 /** Key columns of a table whose values the import may change: its id and every column referencing a tenant table's id. */
 function keyColumns(model: TenantModel, key: string): string[] {
-  const refs = model.edges.filter((e) => e.from === key && !e.fk.columns.includes('org_id') && e.to !== 'public.organizations').map((e) => [e.fk.columns[0]!, e.to] as const)
+  const refs = model.edges.filter((e) => e.from === key && e.to !== 'public.organizations').map((e) => [e.fk.columns.find((c) => c !== 'org_id')!, e.to] as const)
   return ['id', ...refs.map(([c]) => c)]
 }
 
@@ -62,7 +62,7 @@ async function importedDigest(url: string, model: TenantModel, tenant: string): 
   await client.connect()
   try {
     for (const key of TABLES.map((t) => `public.${t}`)) {
-      const refs = new Map(model.edges.filter((e) => e.from === key && !e.fk.columns.includes('org_id') && e.to !== 'public.organizations').map((e) => [e.fk.columns[0]!, e.to]))
+      const refs = new Map(model.edges.filter((e) => e.from === key && e.to !== 'public.organizations').map((e) => [e.fk.columns.find((c) => c !== 'org_id')!, e.to]))
       const back = (c: string): string => `(SELECT m.old_id FROM tenantize.id_map m WHERE m.tenant = $1::text AND m."table" = ${quoteLiteral(refs.get(c) ?? key)} AND m.new_id = x.${quoteIdent(c)}::text)`
       const set = keyColumns(model, key).reduce((acc, c) => `jsonb_set(${acc}, ${quoteLiteral(`{${c}}`)}, coalesce(to_jsonb(${back(c)}), 'null'))`, `(to_jsonb(x) - 'org_id')`)
       out[key] = (await client.query<{ md5: string }>(`SELECT md5(coalesce(string_agg(j, '|' ORDER BY j), '')) AS md5 FROM (SELECT (${set})::text AS j FROM ${key} AS x WHERE x.org_id = $1::uuid) AS s`, [tenant])).rows[0]!.md5

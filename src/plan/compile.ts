@@ -11,6 +11,8 @@ import { LOCK_LEVELS, type LockLevel } from './steps.js'
 const rel = (r: Rel): string => qualifiedName(r.schema, r.name)
 const value = (v: Value): string => ('literal' in v ? quoteLiteral(v.literal) : v.sql)
 const role = (r: string): string => (r === 'public' ? 'PUBLIC' : roleName(r))
+/** A configuration parameter's name, each dot-separated part quoted (`"citus"."propagate_set_commands"`). */
+const settingName = (name: string): string => name.split('.').map(quoteIdent).join('.')
 
 /** Text for a RAISE format string: `%` (a placeholder there) doubled; quoting is quoteLiteral's. */
 export function raiseText(text: string): string {
@@ -64,7 +66,9 @@ export function compile(o: Operation): string {
     case 'addCheck':
       return `ALTER TABLE ${rel(o.table)} ADD CONSTRAINT ${quoteIdent(o.name)} CHECK (${o.check.sql})${o.notValid ? ' NOT VALID' : ''}`
     case 'addForeignKey':
-      return `ALTER TABLE ${rel(o.table)} ADD CONSTRAINT ${quoteIdent(o.name)} FOREIGN KEY (${identList(o.columns)}) REFERENCES ${rel(o.references)} (${identList(o.refColumns)})${o.deferred ? ' DEFERRABLE INITIALLY DEFERRED' : ''}${o.notValid ? ' NOT VALID' : ''}`
+      return `ALTER TABLE ${rel(o.table)} ADD CONSTRAINT ${quoteIdent(o.name)} FOREIGN KEY (${identList(o.columns)}) REFERENCES ${rel(o.references)} (${identList(o.refColumns)})${o.onUpdate === undefined ? '' : ` ON UPDATE ${o.onUpdate.sql}`}${o.onDelete === undefined ? '' : ` ON DELETE ${o.onDelete.sql}`}${o.deferred ? ' DEFERRABLE INITIALLY DEFERRED' : ''}${o.notValid ? ' NOT VALID' : ''}`
+    case 'addConstraintDefinition':
+      return `ALTER TABLE ${rel(o.table)} ADD CONSTRAINT ${quoteIdent(o.name)} ${o.definition.sql}`
     case 'validateConstraint':
       return `ALTER TABLE ${rel(o.table)} VALIDATE CONSTRAINT ${quoteIdent(o.name)}`
     case 'dropConstraint':
@@ -102,6 +106,8 @@ export function compile(o: Operation): string {
       return `CREATE ROLE ${roleName(o.role)} NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE`
     case 'dropRole':
       return `DROP ROLE IF EXISTS ${roleName(o.role)}`
+    case 'roleSetting':
+      return o.value === null ? `ALTER ROLE ${roleName(o.role)} RESET ${settingName(o.setting)}` : `ALTER ROLE ${roleName(o.role)} SET ${settingName(o.setting)} = ${value(o.value)}`
     case 'grant':
       return `GRANT ${o.privileges.join(', ')} ON ${privilegeTarget(o.on)} TO ${role(o.role)}`
     case 'revoke':
@@ -143,6 +149,7 @@ export function lockOf(o: Operation): LockLevel {
     case 'createView':
     case 'createRole':
     case 'dropRole':
+    case 'roleSetting':
     case 'grant':
     case 'revoke':
       return 'none'
@@ -154,6 +161,7 @@ export function lockOf(o: Operation): LockLevel {
     case 'raiseIfRows':
       return 'ACCESS SHARE'
     case 'addForeignKey':
+    case 'addConstraintDefinition':
     case 'createTrigger':
       return 'SHARE ROW EXCLUSIVE'
     case 'validateConstraint':

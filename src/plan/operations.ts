@@ -50,7 +50,10 @@ export type Operation =
   | { readonly op: 'setNotNull'; readonly table: Rel; readonly column: string }
   | { readonly op: 'dropNotNull'; readonly table: Rel; readonly column: string }
   | { readonly op: 'addCheck'; readonly table: Rel; readonly name: string; readonly check: SqlText; readonly notValid: boolean }
-  | { readonly op: 'addForeignKey'; readonly table: Rel; readonly name: string; readonly columns: readonly string[]; readonly references: Rel; readonly refColumns: readonly string[]; readonly deferred: boolean; readonly notValid: boolean }
+  /** `onDelete`/`onUpdate`: the referential actions as SQL (`CASCADE`, `SET NULL ("x")`); none: NO ACTION. */
+  | { readonly op: 'addForeignKey'; readonly table: Rel; readonly name: string; readonly columns: readonly string[]; readonly references: Rel; readonly refColumns: readonly string[]; readonly deferred: boolean; readonly notValid: boolean; readonly onDelete?: SqlText; readonly onUpdate?: SqlText }
+  /** A constraint again as the catalog deparsed it (`pg_get_constraintdef`), for rollback. */
+  | { readonly op: 'addConstraintDefinition'; readonly table: Rel; readonly name: string; readonly definition: SqlText }
   | { readonly op: 'validateConstraint'; readonly table: Rel; readonly name: string }
   | { readonly op: 'dropConstraint'; readonly table: Rel; readonly name: string; readonly ifExists: boolean }
   | { readonly op: 'swapUniqueConstraint'; readonly table: Rel; readonly name: string; readonly index: string; readonly deferrable: 'no' | 'immediate' | 'deferred'; readonly primary?: boolean }
@@ -80,6 +83,8 @@ export type Operation =
   | { readonly op: 'viewSecurityInvoker'; readonly view: Rel; readonly on: boolean }
   | { readonly op: 'createRole'; readonly role: string }
   | { readonly op: 'dropRole'; readonly role: string }
+  /** `ALTER ROLE … SET setting = value` (applies to the role's next sessions); `value` null: `RESET setting`. */
+  | { readonly op: 'roleSetting'; readonly role: string; readonly setting: string; readonly value: Literal | null }
   | { readonly op: 'grant'; readonly privileges: readonly string[]; readonly on: PrivilegeObject; readonly role: string }
   | { readonly op: 'revoke'; readonly privileges: readonly string[]; readonly on: PrivilegeObject; readonly role: string }
   | { readonly op: 'rowSecurity'; readonly table: Rel; readonly action: 'ENABLE' | 'FORCE' | 'DISABLE' | 'NO FORCE' }

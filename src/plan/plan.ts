@@ -2,10 +2,11 @@ import type { Catalog, Column, ForeignKeyConstraint, Index, KeyOrCheckConstraint
 import { ErrorCodes, TenantizeError, type Problem } from '../errors.js'
 import { indexDefinitionParts } from '../sql/index-definition.js'
 import { parseQualifiedName, qualifiedName, quoteIdent, quoteLiteral, roleName } from '../sql/quote.js'
+import { citusPlan, citusPolicyExpr, citusScopeExpr } from './citus.js'
 import { compile, lockOf, needsOwnTransaction, strongest } from './compile.js'
 import { splitKey, tableKeyOf, type TableConfig, type TenantizeConfig } from './config.js'
 import { objectName } from './names.js'
-import { literal, sqlText, type Operation, type PrivilegeObject, type Rel } from './operations.js'
+import { literal, sqlText, type Operation, type PrivilegeObject, type Rel, type Value } from './operations.js'
 import { backfillRows, crossingRows, defaultTenantRow, foreignTenantRows, nullTenantRows } from './preconditions.js'
 import { LOCK_LEVELS, type Backfill, type LockLevel, type ManualStep, type Plan, type Step } from './steps.js'
 
@@ -29,6 +30,10 @@ interface Ctx {
   readonly deriveChildren: boolean
   /** Names the plan has handed out, `constraint:<table oid>:<name>` or `relation:<schema>:<name>`. */
   readonly used: Set<string>
+  /** Single-column foreign keys with a composite twin that carries their actions: dropped at enforce. */
+  readonly singleForeignKeys: { table: TenantTable; fk: ForeignKeyConstraint }[]
+  /** The composite foreign keys the plan adds (target citus re-adds them once every tenant table is distributed). */
+  readonly compositeForeignKeys: Operation[]
 }
 
 /** A converted table with everything the steps need. */
@@ -132,9 +137,6 @@ export function planConversion(catalog: Catalog, config: TenantizeConfig): Plan 
     else if (pk === undefined || pk.columns.length !== 1) problems.push({ object: `tenant.table ${rootKey}`, message: 'needs a single-column primary key (the tenant id)', fix: 'add one, or let Tenantize create the tenant table' })
     else rootId = pk.columns[0]!
   }
-  if (config.target === 'citus') {
-    problems.push({ object: 'target', message: 'citus is not supported by this version of the planner', fix: 'set target to "postgres"; the Citus steps (create_distributed_table, SET LOCAL context) are planned but not built yet' })
-  }
   if (catalog.server.versionNum < 140000) {
     problems.push({ object: 'server', message: `PostgreSQL ${catalog.server.version} is too old`, fix: 'upgrade to PostgreSQL 14 or later' })
   }
@@ -150,6 +152,8 @@ export function planConversion(catalog: Catalog, config: TenantizeConfig): Plan 
     idSql: SQL_TYPE[config.tenant.idType],
     deriveChildren: !config.tenant.create,
     used: new Set(),
+    singleForeignKeys: [],
+    compositeForeignKeys: [],
   }
 
   // Resolve every configured table against the catalog.
@@ -203,7 +207,8 @@ export function planConversion(catalog: Catalog, config: TenantizeConfig): Plan 
   const ordered = [...tenantTables].sort((a, b) => depth(a) - depth(b) || a.key.localeCompare(b.key))
   for (const t of ordered) if (t.cfg.class !== 'root') columnSteps(ctx, t, byKey)
   for (const t of ordered) compositeKeySteps(ctx, t, byKey, tenantColumnOf)
-  for (const t of ordered) uniqueRewriteSteps(ctx, t)
+  const tenantKeys = new Set([rootKey, ...tenantTables.map((t) => t.key)])
+  for (const t of ordered) uniqueRewriteSteps(ctx, t, tenantKeys)
   for (const t of ordered) tenantIndexStep(ctx, t)
   statusViewStep(ctx, tenantTables)
   const readiness = readinessSteps(ctx, ordered.filter((t) => t.cfg.class !== 'root'))
@@ -232,10 +237,34 @@ export function planConversion(catalog: Catalog, config: TenantizeConfig): Plan 
   }
   if (membership !== undefined) rlsStep(ctx, membership)
   for (const t of ordered) rlsStep(ctx, t, readiness.get(t.key))
+  for (const { table, fk } of ctx.singleForeignKeys) singleForeignKeyDrop(ctx, table, fk)
   scopeSteps(ctx, byKey)
   viewSteps(ctx, tenantTables)
   manualChecks(ctx, tenantTables)
+  if (config.target === 'citus') citusSteps(ctx, ordered)
   return { steps: ctx.steps, manual: ctx.manual, enforceBlockers }
+}
+
+/** target citus: the steps of ./citus.ts at the end of enforce, or TZ_CONFIG naming what Citus would refuse. */
+function citusSteps(ctx: Ctx, tables: readonly TenantTable[]): void {
+  const tenant = tables.filter((t) => t.cfg.class !== 'root')
+  const fillTrigger = (t: TenantTable): Operation | undefined =>
+    t.existing === undefined && t.cfg.class === 'child' && ctx.deriveChildren && t.cfg.path?.reverse !== true
+      ? { op: 'createTrigger', table: t.rel, name: FILL_TRIGGER, timing: 'BEFORE', events: sqlText('INSERT OR UPDATE'), fn: { schema: 'tenantize', name: objectName('fill', t.table!.schema, t.table!.name) } }
+      : undefined
+  const citus = citusPlan({
+    catalog: ctx.catalog,
+    config: ctx.config,
+    rootKey: ctx.rootKey,
+    tables: tenant.map((t) => ({ key: t.key, rel: t.rel, table: t.table!, column: t.column, rows: t.rows, reverse: t.cfg.class === 'child' && ctx.deriveChildren && t.cfg.path?.reverse === true, ...(fillTrigger(t) === undefined ? {} : { fillTrigger: fillTrigger(t)! }) })),
+    planned: ctx.steps,
+    compositeForeignKeys: ctx.compositeForeignKeys,
+    helperCall: CURRENT_TENANT_FN,
+    freeName: (table, ...parts) => freeName(ctx, table, 'relation', ...parts),
+  })
+  if (citus.problems.length > 0) throw new TenantizeError(ErrorCodes.CONFIG, `cannot plan for citus: ${citus.problems.length} problem${citus.problems.length === 1 ? '' : 's'}`, { problems: [...citus.problems] })
+  for (const s of citus.steps) step(ctx, s)
+  ctx.manual.push(...citus.manual)
 }
 
 function helpersStep(ctx: Ctx): void {
@@ -278,6 +307,15 @@ function tenantTableStep(ctx: Ctx): void {
   step(ctx, { id: `tenant-table:${ctx.rootKey}`, phase: 'schema', table: ctx.rootKey, title: `create the tenant table ${ctx.rootKey} with the default tenant "${d.slug}"`, up, down: [{ op: 'dropTable', table: ctx.root }], lockHeld: 'brief', rows: 1 })
 }
 
+/**
+ * The tenant column's default until enforce: the context tenant when the writer sets one (tenant-aware code,
+ * or a second tenant of an existing tenant table), else the default tenant (the old app). Non-volatile, so
+ * ADD COLUMN stores it once for the existing rows — no rewrite, no scan — and they get the default tenant.
+ */
+function schemaPhaseDefault(ctx: Ctx): Value {
+  return sqlText(`COALESCE(${CURRENT_TENANT_FN}, ${quoteLiteral(ctx.config.tenant.default.id)}::${ctx.idSql})`)
+}
+
 /** Add the tenant column (or reuse it), make it NOT NULL without a blocking scan, and reference the tenant table. */
 function columnSteps(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string, TenantTable>): void {
   const col = quoteIdent(t.column)
@@ -291,7 +329,7 @@ function columnSteps(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string, Tenant
       phase: 'schema',
       table: t.key,
       title: `add ${t.column} with the default tenant as a constant default (no rewrite, no scan)`,
-      up: [{ op: 'addColumn', table: t.rel, column: t.column, type: ctx.idSql, notNull: true, default: literal(ctx.config.tenant.default.id) }],
+      up: [{ op: 'addColumn', table: t.rel, column: t.column, type: ctx.idSql, notNull: true, default: schemaPhaseDefault(ctx) }],
       down: [{ op: 'dropColumn', table: t.rel, column: t.column }],
       lockHeld: 'brief',
       addsTenantColumn: { column: t.column, derived: false },
@@ -431,7 +469,7 @@ function reverseColumnSteps(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string,
     table: t.key,
     title: `add ${t.column} with the default tenant as a constant default (no rewrite, no scan), and a trigger on ${path.parent} that gives each row it references its tenant`,
     up: [
-      { op: 'addColumn', table: t.rel, column: t.column, type: ctx.idSql, notNull: true, default: literal(ctx.config.tenant.default.id) },
+      { op: 'addColumn', table: t.rel, column: t.column, type: ctx.idSql, notNull: true, default: schemaPhaseDefault(ctx) },
       {
         op: 'createFunction',
         name: fn,
@@ -587,7 +625,14 @@ function compositeKeySteps(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string, 
     }
     // Checked at commit: the original key keeps doing its cascades and SET NULLs, and by commit time the
     // twin only has to find every surviving row in the same tenant as its parent.
-    up.push({ op: 'addForeignKey', table: t.rel, name, columns: [t.column, ...fk.columns], references: parentEntry.rel, refColumns: parentCols, deferred: true, notValid: true })
+    // The twin carries the original's actions, so the original can go later (see singleForeignKeyDrop).
+    const actions = twinActions(ctx, fk)
+    up.push({ op: 'addForeignKey', table: t.rel, name, columns: [t.column, ...fk.columns], references: parentEntry.rel, refColumns: parentCols, deferred: true, notValid: true, ...(actions ?? {}) })
+    // On Citus every foreign key between distributed tables must include the tenant column, so the original goes.
+    // On PostgreSQL it stays for now (its existence-oracle is docs/security.md row 32): dropping it changes what
+    // the app's error messages and ORMs see, and needs its own rollout.
+    if (actions !== undefined && ctx.config.target === 'citus') ctx.singleForeignKeys.push({ table: t, fk })
+    ctx.compositeForeignKeys.push(up[up.length - 1]!)
     step(ctx, {
       id: `composite-fk:${t.key}:${fk.name}`,
       phase: 'schema',
@@ -603,13 +648,51 @@ function compositeKeySteps(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string, 
   }
 }
 
+const ACTION_SQL = { 'no action': undefined, restrict: 'RESTRICT', cascade: 'CASCADE', 'set null': 'SET NULL', 'set default': 'SET DEFAULT' } as const
+
+/**
+ * The original key's referential actions for its composite twin, or undefined when the twin cannot carry
+ * them (then the original stays): SET NULL / SET DEFAULT must leave the tenant column alone, which needs
+ * a column list (PostgreSQL 15, ON DELETE only).
+ */
+function twinActions(ctx: Ctx, fk: ForeignKeyConstraint): { onDelete?: ReturnType<typeof sqlText>; onUpdate?: ReturnType<typeof sqlText> } | undefined {
+  if (fk.match !== 'simple' || fk.columns.length !== fk.references.columns.length) return undefined
+  const nulling = (a: string): boolean => a === 'set null' || a === 'set default'
+  if (nulling(fk.onUpdate)) return undefined
+  if (nulling(fk.onDelete) && ctx.catalog.server.versionNum < 150000) return undefined
+  const del = ACTION_SQL[fk.onDelete]
+  const upd = ACTION_SQL[fk.onUpdate]
+  return {
+    ...(del === undefined ? {} : { onDelete: sqlText(nulling(fk.onDelete) ? `${del} (${fk.columns.map(quoteIdent).join(', ')})` : del) }),
+    ...(upd === undefined ? {} : { onUpdate: sqlText(upd) }),
+  }
+}
+
+/**
+ * Once row-level security is on, the single-column key beside its composite twin is an existence oracle:
+ * it accepts another tenant's id (the twin refuses it at commit) but refuses an unknown one at once, so a
+ * tenant learns which ids exist. The twin enforces everything it did, with the same actions: drop it.
+ */
+function singleForeignKeyDrop(ctx: Ctx, t: TenantTable, fk: ForeignKeyConstraint): void {
+  const definition = /\bNOT VALID$/.test(fk.definition) ? fk.definition : `${fk.definition} NOT VALID`
+  step(ctx, {
+    id: `drop-single-fk:${t.key}:${fk.name}`,
+    phase: 'enforce',
+    table: t.key,
+    title: `drop foreign key ${fk.name} (${fk.columns.join(', ')}): its tenant-scoped twin enforces it, with its actions; kept, it would tell a tenant which ids of other tenants exist`,
+    up: [{ op: 'dropConstraint', table: t.rel, name: fk.name, ifExists: false }],
+    down: [{ op: 'addConstraintDefinition', table: t.rel, name: fk.name, definition: sqlText(definition) }, ...(fk.validated ? [{ op: 'validateConstraint', table: t.rel, name: fk.name } as const] : [])],
+    lockHeld: 'brief',
+  })
+}
+
 /** Global unique constraints become tenant-scoped (`UNIQUE (org_id, email)`): no existence oracle across tenants. */
-function uniqueRewriteSteps(ctx: Ctx, t: TenantTable): void {
+function uniqueRewriteSteps(ctx: Ctx, t: TenantTable, tenantKeys: ReadonlySet<string>): void {
   const table = t.table!
   if (t.cfg.class === 'root') return
   const referenced = new Set(ctx.catalog.tables.flatMap((o) => o.constraints.filter((c): c is ForeignKeyConstraint => c.type === 'foreign key' && c.references.table.oid === table.oid).map((c) => c.references.columns.join(','))))
   for (const index of table.indexes) {
-    if (index.primary && !index.columns.includes(t.column)) naturalPrimaryKey(ctx, t, index, referenced)
+    if (index.primary && !index.columns.includes(t.column)) naturalPrimaryKey(ctx, t, index, referenced, tenantKeys)
     if (!index.unique || index.primary || index.columns.includes(t.column) || t.cfg.keepGlobalUnique.includes(index.name) || (index.constraint !== null && t.cfg.keepGlobalUnique.includes(index.constraint))) continue
     const constraint = index.constraint === null ? undefined : (table.constraints.find((c) => c.name === index.constraint) as KeyOrCheckConstraint | undefined)
     if (constraint !== undefined && constraint.type !== 'unique') continue
@@ -636,33 +719,23 @@ function generated(table: Table, column: string): boolean {
 
 /**
  * A primary key whose values the app assigns (no sequence, identity or function default) stays unique across
- * tenants: a tenant cannot use a key another tenant has, and the error tells it the key exists. When no
- * foreign key references it, it becomes (tenant, key); otherwise the user decides (manual step).
+ * tenants: a tenant cannot use a key another tenant has, and the error tells it the key exists. A manual
+ * step says so and how to fix it.
  */
-function naturalPrimaryKey(ctx: Ctx, t: TenantTable, index: Index, referenced: ReadonlySet<string>): void {
+function naturalPrimaryKey(ctx: Ctx, t: TenantTable, index: Index, referenced: ReadonlySet<string>, tenantKeys: ReadonlySet<string>): void {
   const table = t.table!
   const columns = index.columns as string[]
   // Random uuids never collide and reveal nothing: only keys a tenant could guess or reuse matter.
   const uuid = columns.every((c) => table.columns.find((col) => col.name === c)?.type === 'uuid')
-  if (index.hasExpressions || uuid || columns.some((c) => generated(table, c)) || index.constraint === null) return
+  // A key that includes a reference to a tenant row (an order's line numbers) is per parent, so per tenant already.
+  const perParent = table.constraints.some((c) => c.type === 'foreign key' && tenantKeys.has(tableKeyOf(c.references.table)) && c.columns.every((x) => columns.includes(x)))
+  if (index.hasExpressions || uuid || perParent || columns.some((c) => generated(table, c)) || index.constraint === null) return
   const why = `primary key ${index.name} (${columns.join(', ')}) takes its values from the app, so it is unique across all tenants: a tenant cannot use a key another tenant has, and the duplicate-key error tells it that key exists`
-  if (referenced.has(columns.join(',')) || table.kind === 'partitioned') {
-    ctx.manual.push({ object: `${t.key} ${index.name}`, reason: `${why}; foreign keys reference it${table.kind === 'partitioned' ? ' (or the table is partitioned)' : ''}, so it is not rewritten automatically`, fix: `give ${columns.join(', ')} a database default (GENERATED BY DEFAULT AS IDENTITY) so keys never collide, or make the key (${[t.column, ...columns].join(', ')}) once every foreign key referencing it includes ${t.column}` })
-    return
-  }
-  const scoped = freeName(ctx, table, 'relation', index.name, 'tenant')
-  const global = freeName(ctx, table, 'relation', index.name, 'global')
-  const build = (name: string, cols: readonly string[]): Operation => ({ op: 'createIndex', table: t.rel, name, columns: cols, unique: true, concurrently: true, only: false })
-  const swap = (from: string): Operation => ({ op: 'swapUniqueConstraint', table: t.rel, name: index.constraint!, index: from, deferrable: 'no', primary: true })
-  step(ctx, {
-    id: `tenant-primary-key:${t.key}`,
-    phase: 'schema',
-    table: t.key,
-    title: `make primary key ${index.name} (${columns.join(', ')}) tenant-scoped: (${[t.column, ...columns].join(', ')}) — its values come from the app and nothing references it`,
-    up: [build(scoped, [t.column, ...columns]), swap(scoped)],
-    down: [build(global, columns), swap(global)],
-    lockHeld: 'brief',
-    rows: t.rows,
+  // Not rewritten automatically: the app's upserts (ON CONFLICT on this key) and lookups name it.
+  ctx.manual.push({
+    object: `${t.key} ${index.name}`,
+    reason: `${why}${referenced.has(columns.join(',')) ? '; foreign keys reference it' : ''}`,
+    fix: `give ${columns.join(', ')} a database default (GENERATED BY DEFAULT AS IDENTITY) so keys never collide, or make the key (${[t.column, ...columns].join(', ')})${referenced.has(columns.join(',')) ? ` once every foreign key referencing it includes ${t.column}` : ''} and change the app's ON CONFLICT (${columns.join(', ')}) to match`,
   })
 }
 
@@ -709,7 +782,7 @@ function tenantIndexStep(ctx: Ctx, t: TenantTable): void {
   const table = t.table!
   const leads = (cols: readonly (string | null)[]): boolean => cols[0] === t.column
   if (table.indexes.some((i) => i.predicate === null && leads(i.columns))) return
-  if (ctx.steps.some((s) => s.id.startsWith(`tenant-key:${t.key}:${t.column},`) || s.id.startsWith(`tenant-unique:${t.key}:`) || s.id === `tenant-primary-key:${t.key}`)) return
+  if (ctx.steps.some((s) => s.id.startsWith(`tenant-key:${t.key}:${t.column},`) || s.id.startsWith(`tenant-unique:${t.key}:`))) return
   const name = freeName(ctx, table, 'relation', table.name, t.column, 'idx')
   if (table.kind === 'partitioned') {
     const up: Operation[] = [{ op: 'createIndex', table: t.rel, name, columns: [t.column], unique: false, concurrently: false, only: true }]
@@ -977,7 +1050,7 @@ function grantSteps(ctx: Ctx, tables: readonly TenantTable[]): void {
 function rlsStep(ctx: Ctx, t: TenantTable, counter?: Operation): void {
   const table = t.table
   const role = ctx.config.roles.app
-  const expr = sqlText(policyExpr(t.column))
+  const expr = sqlText(ctx.config.target === 'citus' ? citusPolicyExpr(t.column, CURRENT_TENANT_FN) : policyExpr(t.column))
   const targets: { rel: Rel; rls: boolean; force: boolean; policies: readonly Policy[] }[] = []
   if (table === undefined) {
     targets.push({ rel: t.rel, rls: false, force: false, policies: [] })
@@ -994,7 +1067,7 @@ function rlsStep(ctx: Ctx, t: TenantTable, counter?: Operation): void {
   const addedWithConstantDefault = t.existing === undefined && !(t.cfg.class === 'child' && ctx.deriveChildren && t.cfg.path?.reverse !== true) && t.cfg.class !== 'root'
   if (addedWithConstantDefault) {
     up.push({ op: 'setDefault', table: t.rel, column: t.column, default: sqlText(CURRENT_TENANT_FN) })
-    down.push({ op: 'setDefault', table: t.rel, column: t.column, default: literal(ctx.config.tenant.default.id) })
+    down.push({ op: 'setDefault', table: t.rel, column: t.column, default: schemaPhaseDefault(ctx) })
   }
   // Permissive policies already there would be OR-ed with the tenant policy: each is a way around it. They are
   // replaced, and rollback puts them back verbatim (after dropping the tenant policy). Restrictive ones only narrow access and stay.
@@ -1052,7 +1125,7 @@ function scopeSteps(ctx: Ctx, byKey: ReadonlyMap<string, TenantTable>): void {
     for (const [key, column] of Object.entries(scope.tables).sort(([a], [b]) => a.localeCompare(b))) {
       const t = byKey.get(key)
       if (t === undefined) continue
-      const expr = sqlText(`((SELECT ${call}) IS NULL OR ${quoteIdent(column)} OPERATOR(pg_catalog.=) (SELECT ${call}))`)
+      const expr = sqlText(ctx.config.target === 'citus' ? citusScopeExpr(column, call) : `((SELECT ${call}) IS NULL OR ${quoteIdent(column)} OPERATOR(pg_catalog.=) (SELECT ${call}))`)
       up.push({ op: 'createPolicy', table: t.rel, name: policy, mode: 'RESTRICTIVE', command: 'ALL', roles: [role], using: expr, withCheck: expr })
       down.unshift({ op: 'dropPolicy', table: t.rel, name: policy })
     }

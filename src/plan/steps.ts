@@ -53,7 +53,7 @@ export interface Step {
   readonly down: readonly string[]
   /** The strongest lock the step takes on a table, and for how long in the worst case. */
   readonly lock: LockLevel
-  readonly lockHeld: 'brief' | 'scan without blocking writes' | 'per batch'
+  readonly lockHeld: 'brief' | 'scan without blocking writes' | 'per batch' | 'writes wait, reads go on'
   /** false for `CREATE INDEX CONCURRENTLY` and friends: run statement by statement outside a transaction. */
   readonly transactional: boolean
   /** Rows read or written (estimate), 0 for catalog-only changes. */

@@ -86,7 +86,7 @@ export function planImport(source: Catalog, model: TenantModel): ImportPlan {
     const generator = keyCol === undefined ? 'none' : keyCol.identity !== null || /^nextval\(/.test(keyCol.default ?? '') ? 'sequence' : keyCol.type === 'uuid' ? 'uuid' : 'none'
     const srcPk = src.constraints.find((c) => c.type === 'primary key')
     const pageBy = srcPk === undefined ? [] : srcPk.columns.map((n) => src.columns.find((c) => c.name === n)!)
-    const selfReferencing = model.edges.some((e) => e.from === key && e.to === key && !e.fk.columns.includes(t.column))
+    const selfReferencing = model.edges.some((e) => e.from === key && e.to === key && e.fk.columns.some((c) => c !== t.column))
     tables.push({ t, source: src, columns, key: keyCol === undefined ? undefined : { column: keyCol.name, generator }, pageBy, selfReferencing })
   }
   const known = new Set([...Object.keys(model.config.tables), ...model.tables.map((t) => t.key)])
@@ -230,8 +230,9 @@ function columnExpr(model: TenantModel, it: ImportTable, c: Column, remapped: Re
     `CASE WHEN ${raw} IS NULL THEN NULL ELSE coalesce((SELECT m.new_id FROM tenantize.id_map m WHERE m.tenant = $1 AND m."table" = ${quoteLiteral(table)} AND m.old_id = ${raw}), ${raw})::${type} END`
   if (it.t.role === 'root' && c.name === it.t.column) return `${tenantParam}::${c.type}`
   if (it.key !== undefined && c.name === it.key.column) return through(it.t.key, c.type)
+  // Single-column keys and their tenant-scoped twins (tenant, key) → (tenant, id) alike: after enforce only the twin is left.
   for (const e of model.edges) {
-    if (e.from !== it.t.key || e.fk.columns.includes(it.t.column)) continue
+    if (e.from !== it.t.key || c.name === it.t.column) continue
     const i = e.fk.columns.indexOf(c.name)
     if (i < 0) continue
     const target = remapped.get(e.to)
