@@ -27,11 +27,11 @@ async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Pro
 }
 
 /** init as the CLI runs it (facts from the data), with a role of this database's own that is dropped afterwards. */
-async function init(t: TestDatabase, tenantTable?: string, extra: { batchSize?: number } = {}): Promise<{ config: TenantizeConfig; notes: readonly string[] }> {
+async function init(t: TestDatabase, tenantTable?: string, extra: { batchSize?: number; tenantColumn?: string } = {}): Promise<{ config: TenantizeConfig; notes: readonly string[] }> {
   const role = `${t.name}_app`
   after(() => db.sql(`DROP ROLE IF EXISTS "${role}"`).then(() => undefined, () => undefined))
   const { config, notes } = await withClient(t.url, (c) =>
-    initConfig(c, { appRole: role, ...(tenantTable === undefined ? {} : { tenantTable: { schema: tenantTable.split('.')[0]!, name: tenantTable.slice(tenantTable.indexOf('.') + 1) } }) }),
+    initConfig(c, { appRole: role, ...(extra.tenantColumn === undefined ? {} : { tenantColumn: extra.tenantColumn }), ...(tenantTable === undefined ? {} : { tenantTable: { schema: tenantTable.split('.')[0]!, name: tenantTable.slice(tenantTable.indexOf('.') + 1) } }) }),
   )
   return { config: parseConfig({ ...config, ...(extra.batchSize === undefined ? {} : { batchSize: extra.batchSize }) }), notes }
 }
@@ -207,7 +207,7 @@ test('defect 5: backfill keys round-trip exactly: microsecond timestamps sharing
   for (const k of ['public.events', 'public.ledger', 'public.amounts', 'public.words', 'public.keyed']) assert.equal(config.tables[k]!.class, 'child', k)
   await apply({ databaseUrl: t.url, config, phase: 'schema', timeouts: fast, batchPauseMs: 0 })
   for (const table of ['events', 'ledger', 'amounts', 'words', 'keyed']) {
-    assert.deepEqual(await t.sql(`SELECT count(*)::int AS wrong FROM ${table} c JOIN parents p ON p.id = c.parent_id WHERE c.tenant_id IS DISTINCT FROM p.tenant_id`), [{ wrong: 0 }], table)
+    assert.deepEqual(await t.sql(`SELECT count(*)::int AS wrong FROM ${table} c JOIN parents p ON p.id = c.parent_id WHERE c.org_id IS DISTINCT FROM p.tenant_id`), [{ wrong: 0 }], table)
   }
   await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
 })
@@ -370,7 +370,7 @@ test('corpus F7: a child without any key is backfilled by row address; init neve
     CREATE TABLE widget_type (id bigint PRIMARY KEY, tenant_id bigint NOT NULL, name text);
     CREATE TABLE widget (id bigint PRIMARY KEY, type_id bigint REFERENCES widget_type (id));
     INSERT INTO widget_type VALUES (1, 1, 'a'), (2, 2, 'b');`)
-  const { config } = await init(t, 'public.tenants', { batchSize: 7 })
+  const { config } = await init(t, 'public.tenants', { batchSize: 7, tenantColumn: 'tenant_id' })
   assert.equal(config.tables['public.alarm_comment']!.class, 'child')
   assert.equal(config.tables['public.widget_type']!.class, 'direct', 'a table holding the tenant column is tenant-owned, never global reference data')
   await apply({ databaseUrl: t.url, config, phase: 'schema', timeouts: fast, batchPauseMs: 0 })
@@ -383,7 +383,7 @@ test('during the schema phase a writer with a tenant context gets its own tenant
   await t.sql(`CREATE TABLE tenants (id bigint PRIMARY KEY); INSERT INTO tenants VALUES (1), (2);
     CREATE TABLE projects (id bigint PRIMARY KEY, tenant_id bigint NOT NULL REFERENCES tenants (id));
     CREATE TABLE notes (id serial PRIMARY KEY, code text)`)
-  const { config } = await init(t, 'public.tenants')
+  const { config } = await init(t, 'public.tenants', { tenantColumn: 'tenant_id' })
   assert.equal(config.tables['public.notes']!.class, 'direct')
   await apply({ databaseUrl: t.url, config, phase: 'schema', timeouts: fast })
   await t.sql(`INSERT INTO notes (code) VALUES ('old app')`)

@@ -164,7 +164,7 @@ function resolveRoot(catalog: Catalog, options: InitOptions, previous: Tenantize
 
 function buildGraph(catalog: Catalog, options: InitOptions, previous?: TenantizeConfig): Graph {
   const notes: string[] = []
-  let column = options.tenantColumn ?? previous?.tenant.column ?? 'org_id'
+  const column = options.tenantColumn ?? previous?.tenant.column ?? 'org_id'
   const inScope = (t: Table): boolean => (options.schemas === undefined || options.schemas.includes(t.schema)) && t.schema !== 'tenantize'
   const tables = catalog.tables.filter(inScope)
   const { rootKey, root, create } = resolveRoot(catalog, options, previous, notes)
@@ -180,19 +180,6 @@ function buildGraph(catalog: Catalog, options: InitOptions, previous?: Tenantize
     if (t === undefined) throw new TenantizeError(ErrorCodes.CONFIG, `the tenant table's primary key has type ${pkType}`, { object: rootKey, fix: 'use a uuid, bigint/integer or text primary key' })
     idType = t
     rootId = pk.columns[0]!
-  }
-
-  // With an existing tenant table and no column given, the tenant column is the name most foreign keys to it use (tenant_id, say).
-  if (root !== undefined && options.tenantColumn === undefined && previous === undefined) {
-    const names = new Map<string, number>()
-    for (const t of tables) {
-      for (const fk of foreignKeysOf(catalog, t)) if (fkKey(fk) === rootKey && fk.columns.length === 1 && tableKeyOf(t) !== rootKey) names.set(fk.columns[0]!, (names.get(fk.columns[0]!) ?? 0) + 1)
-    }
-    const common = [...names].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))[0]
-    if (common !== undefined && common[0] !== column) {
-      column = common[0]
-      notes.push(`tenant column: ${column}, the name ${common[1]} foreign key(s) to ${rootKey} use (pass --tenant-column to choose another)`)
-    }
   }
 
   // Tables that cannot be converted (yet) are excluded with the reason.
