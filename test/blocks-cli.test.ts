@@ -49,8 +49,8 @@ test('add rbac writes the next-numbered pair with the generated SQL and prints t
   await writeFile(join(dir, '0007_create_invoice.up.sql'), 'CREATE TABLE invoice (id int);\n')
   const run = await add(['rbac', '--dir', dir])
   assert.equal(run.code, 0)
-  assert.equal(await readFile(join(dir, '0008_rbac.up.sql'), 'utf8'), blockMigration('rbac').up)
-  assert.equal(await readFile(join(dir, '0008_rbac.down.sql'), 'utf8'), blockMigration('rbac').down)
+  assert.equal(await readFile(join(dir, '0008_rbac.up.sql'), 'utf8'), blockMigration('rbac', { appRole: 'tenantize_app' }).up)
+  assert.equal(await readFile(join(dir, '0008_rbac.down.sql'), 'utf8'), blockMigration('rbac', { appRole: 'tenantize_app' }).down)
   assert.equal(
     run.stdout,
     `Created ${join(dir, '0008_rbac.up.sql')}\nCreated ${join(dir, '0008_rbac.down.sql')}\n` +
