@@ -45,7 +45,7 @@ test('sell-out: the default organization takes all existing data, schema phase u
     assert.ok(ids.includes('composite-fk:public.sellout_entries2:sellout_entries2_upload_id_fkey'))
     assert.ok(ids.includes('view:public.monthly_sellout'))
     const add = plan.steps.find((s) => s.id === 'add-column:public.sellout_entries2')!
-    assert.deepEqual(add.up, [`ALTER TABLE "public"."sellout_entries2" ADD COLUMN "client_id" uuid NOT NULL DEFAULT '${DEFAULT}'`], 'existing rows belong to the default organization, without a rewrite')
+    assert.deepEqual(add.up, [`ALTER TABLE "public"."sellout_entries2" ADD COLUMN "client_id" uuid NOT NULL DEFAULT COALESCE(tenantize.current_tenant_id(), '${DEFAULT}'::uuid)`], 'existing rows belong to the default organization, without a rewrite; a writer with a context gets its own')
   })
 
   await t.test('phase schema while the unchanged pipeline loads sell-out rows', async () => {
