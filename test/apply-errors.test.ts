@@ -166,11 +166,12 @@ test('a role without CREATE on the schema is refused before anything runs, --dry
   const file = join(dir, 'privileges.json')
   await writeFile(file, JSON.stringify(config))
   const runner = t.role('runner')
-  await t.sql(`CREATE ROLE "${runner}" LOGIN; GRANT CREATE ON DATABASE "${t.name}" TO "${runner}"; REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+  // A password: the embedded server asks for one over TCP (the machine's server trusts local connections).
+  await t.sql(`CREATE ROLE "${runner}" LOGIN PASSWORD 'tz-runner-pw'; GRANT CREATE ON DATABASE "${t.name}" TO "${runner}"; REVOKE CREATE ON SCHEMA public FROM PUBLIC;
     ALTER TABLE clients OWNER TO "${runner}"; ALTER TABLE projects OWNER TO "${runner}"; ALTER TABLE tasks OWNER TO "${runner}"`)
   const url = new URL(t.url)
   url.username = runner
-  url.password = ''
+  url.password = 'tz-runner-pw'
   for (const extra of [['--dry-run'], []]) {
     const r = await runCli(['apply', '--db', url.toString(), '--config', file, '--yes', '--phase', 'schema', ...extra])
     assert.notEqual(r.code, 0)

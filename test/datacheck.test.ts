@@ -153,7 +153,7 @@ test('privileges: a role that does not own a table and may not create in its sch
   const runner = `${t.name}_runner`
   after(() => db.sql(`DROP ROLE IF EXISTS "${runner}"`).catch(() => undefined))
   await t.sql(`
-    CREATE ROLE "${runner}" LOGIN;
+    CREATE ROLE "${runner}" LOGIN PASSWORD 'tz-runner-pw';
     CREATE SCHEMA app;
     GRANT USAGE ON SCHEMA app TO "${runner}";
     CREATE TABLE app.users (id bigint PRIMARY KEY, email text);
@@ -164,6 +164,7 @@ test('privileges: a role that does not own a table and may not create in its sch
   const config = await configFor(t, { defaultTenantId: '0d5e6f00-0000-4000-8000-000000000001', edit: (c) => ({ ...c, tenant: { ...c.tenant, membership: null } }) })
   const url = new URL(t.url)
   url.username = runner
+  url.password = 'tz-runner-pw' // the embedded server asks for one over TCP
   const plan = await planOf(t, config)
   const findings = (await runDataCheck(url.toString(), plan)).findings
   assert.deepEqual(findings.map((f) => [f.id, f.kind, f.table, f.samples]), [
