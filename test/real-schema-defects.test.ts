@@ -4,9 +4,9 @@
  */
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
-import pg from 'pg'
 import { apply, initConfig, readiness, resetReadiness, rollback } from '../src/apply/index.js'
 import { introspect } from '../src/catalog/index.js'
+import { withClient } from '../src/db/connect.js'
 import { TenantizeError } from '../src/errors.js'
 import { parseConfig, type TenantizeConfig } from '../src/plan/config.js'
 import { planConversion } from '../src/plan/plan.js'
@@ -15,16 +15,6 @@ import { asRole, dataChecksums, schemaFingerprint } from './helpers/conversion.j
 
 const db = await testDatabase(import.meta.url)
 const fast = { lockTimeoutMs: 500, retryDelayMs: 50, tries: 20 }
-
-async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client(url)
-  await client.connect()
-  try {
-    return await fn(client)
-  } finally {
-    await client.end()
-  }
-}
 
 /** init as the CLI runs it (facts from the data), with a role of this database's own that is dropped afterwards. */
 async function init(t: TestDatabase, tenantTable?: string, extra: { batchSize?: number; tenantColumn?: string } = {}): Promise<{ config: TenantizeConfig; notes: readonly string[] }> {
