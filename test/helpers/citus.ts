@@ -1,0 +1,175 @@
+/**
+ * A real Citus cluster for the tests that need one (`target: citus`): coordinator 127.0.0.1:9700,
+ * workers :9701 and :9702, built from ../shared/citus (build.sh) and started by its cluster.sh.
+ *
+ * Order: `TENANTIZE_TEST_CITUS_URL` (a coordinator's admin URL) if set; else a coordinator already
+ * answering on 127.0.0.1:9700; else start the cluster with cluster.sh when Citus is installed into the
+ * machine's PostgreSQL 15. When none of these works the tests say why and skip — except when
+ * `TENANTIZE_TEST_CITUS=required` (CI), where an unavailable cluster fails the file.
+ *
+ * Each test file gets its own database on every node (Citus keeps its metadata per database): created on
+ * the three nodes, `CREATE EXTENSION citus` in each, the coordinator registered and both workers added.
+ * Dropped (WITH FORCE, coordinator first) when the file's tests end.
+ */
+import { after } from 'node:test'
+import { existsSync, mkdirSync, rmdirSync } from 'node:fs'
+import { basename, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import pg from 'pg'
+import { quoteIdent } from '../../src/sql/quote.js'
+
+const PORT = 9700
+const HOST = '127.0.0.1'
+const CLUSTER_SH = resolve(fileURLToPath(new URL('../../..', import.meta.url)), 'shared/citus/cluster.sh')
+const CITUS_SO = '/usr/lib/postgresql/15/lib/citus.so'
+
+export interface CitusDatabase {
+  /** URL of this file's database on the coordinator (user postgres). */
+  readonly url: string
+  readonly name: string
+  /** Admin URL of the coordinator (database postgres). */
+  readonly adminUrl: string
+  /** URLs of this file's database on each worker. */
+  readonly workerUrls: readonly string[]
+  /** Run SQL on this file's database on the coordinator with a fresh connection. */
+  sql<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<R[]>
+  /** Run SQL on this file's database on worker `i` (0 or 1). */
+  workerSql<R extends pg.QueryResultRow = pg.QueryResultRow>(i: number, text: string, values?: unknown[]): Promise<R[]>
+  /** A role name unique to this database; roles a test creates on the cluster must use it (dropped after). */
+  role(label: string): string
+}
+
+/** Why the cluster is not available, when it is not. */
+export interface CitusUnavailable {
+  readonly unavailable: string
+}
+
+function urlOf(port: number, database: string): string {
+  return `postgres://postgres@${HOST}:${port}/${encodeURIComponent(database)}`
+}
+
+async function runSql<R extends pg.QueryResultRow>(url: string, text: string, values?: unknown[]): Promise<R[]> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 })
+  await client.connect()
+  try {
+    return (await client.query<R>(text, values)).rows
+  } finally {
+    await client.end()
+  }
+}
+
+async function coordinatorAnswers(adminUrl: string): Promise<boolean> {
+  try {
+    const rows = await runSql<{ v: string | null }>(adminUrl, "SELECT (SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'citus') AS v")
+    return rows[0]?.v !== null && rows[0]?.v !== undefined
+  } catch {
+    return false
+  }
+}
+
+/** Start the cluster once per machine: a lock directory keeps parallel test files from racing cluster.sh. */
+async function startCluster(adminUrl: string): Promise<string | undefined> {
+  if (!existsSync(CITUS_SO)) return `Citus is not installed into PostgreSQL 15 (${CITUS_SO} is missing): run ../shared/citus/build.sh (as root; several minutes once)`
+  if (!existsSync(CLUSTER_SH)) return `${CLUSTER_SH} is missing: the tests expect ../shared/citus beside the project`
+  const lock = '/tmp/tenantize-citus-start.lock'
+  for (let i = 0; i < 600; i++) {
+    try {
+      mkdirSync(lock)
+      break
+    } catch {
+      if (await coordinatorAnswers(adminUrl)) return undefined
+      await new Promise((r) => setTimeout(r, 200))
+    }
+  }
+  try {
+    if (await coordinatorAnswers(adminUrl)) return undefined
+    const run = spawnSync('bash', [CLUSTER_SH, 'start'], { encoding: 'utf8' })
+    if (run.status !== 0) return `cluster.sh start failed (exit ${run.status ?? 'signal'}): ${(run.stderr || run.stdout).trim().slice(0, 400)}`
+    return (await coordinatorAnswers(adminUrl)) ? undefined : 'cluster.sh start ran but the coordinator does not answer on 127.0.0.1:9700'
+  } finally {
+    try {
+      rmdirSync(lock)
+    } catch {
+      // another process removed it
+    }
+  }
+}
+
+let clusterPromise: Promise<{ adminUrl: string; workers: number[] } | CitusUnavailable> | undefined
+
+/** The coordinator's admin URL and the worker ports, or why there is no cluster. Resolved once per process. */
+export function citusCluster(): Promise<{ adminUrl: string; workers: number[] } | CitusUnavailable> {
+  clusterPromise ??= (async () => {
+    const adminUrl = process.env['TENANTIZE_TEST_CITUS_URL'] ?? urlOf(PORT, 'postgres')
+    if (!(await coordinatorAnswers(adminUrl))) {
+      if (process.env['TENANTIZE_TEST_CITUS_URL'] !== undefined) return { unavailable: `TENANTIZE_TEST_CITUS_URL=${adminUrl} does not answer as a Citus coordinator` }
+      const why = await startCluster(adminUrl)
+      if (why !== undefined) return { unavailable: why }
+    }
+    const nodes = await runSql<{ nodeport: number }>(adminUrl, "SELECT nodeport FROM pg_catalog.pg_dist_node WHERE noderole = 'primary' AND groupid <> 0 ORDER BY nodeport")
+    if (nodes.length === 0) return { unavailable: `the coordinator at ${adminUrl} has no workers (pg_dist_node): run ../shared/citus/cluster.sh start` }
+    return { adminUrl, workers: nodes.map((n) => n.nodeport) }
+  })()
+  return clusterPromise
+}
+
+/**
+ * A fresh database for this test file on every node of the cluster, or why there is none. In CI
+ * (`TENANTIZE_TEST_CITUS=required`) an unavailable cluster throws instead, so the file fails.
+ * Use: `const citus = await citusDatabase(import.meta.url); test('…', { skip: 'unavailable' in citus && citus.unavailable }, …)`.
+ */
+export async function citusDatabase(fileUrl: string): Promise<CitusDatabase | CitusUnavailable> {
+  const cluster = await citusCluster()
+  if ('unavailable' in cluster) {
+    if (process.env['TENANTIZE_TEST_CITUS'] === 'required') throw new Error(`a Citus cluster is required (TENANTIZE_TEST_CITUS=required): ${cluster.unavailable}`)
+    console.log(`# Citus tests skipped: ${cluster.unavailable}`)
+    return cluster
+  }
+  const label = basename(fileURLToPath(fileUrl)).replace(/\.test\.ts$/, '').replace(/[^a-z0-9]+/gi, '_').toLowerCase().slice(0, 30)
+  const token = randomBytes(4).toString('hex')
+  const name = `tzc_${label}_${token}`
+  const coordinatorPort = Number(new URL(cluster.adminUrl).port || 5432)
+  const ports = [coordinatorPort, ...cluster.workers]
+  const admin = (port: number) => (port === coordinatorPort ? cluster.adminUrl : urlOf(port, 'postgres'))
+  for (const port of ports) {
+    // Citus would propagate CREATE DATABASE itself only with citus.enable_create_database_propagation; be explicit.
+    await runSql(admin(port), `SET citus.enable_create_database_propagation = off; CREATE DATABASE ${quoteIdent(name)}`).catch(async (e: unknown) => {
+      if (/unrecognized configuration parameter/.test(String(e))) await runSql(admin(port), `CREATE DATABASE ${quoteIdent(name)}`)
+      else throw e
+    })
+    await runSql(urlOf(port, name), 'CREATE EXTENSION IF NOT EXISTS citus')
+  }
+  const coordinator = new URL(cluster.adminUrl)
+  coordinator.pathname = `/${encodeURIComponent(name)}`
+  const url = coordinator.toString()
+  await runSql(url, 'SELECT pg_catalog.citus_set_coordinator_host($1, $2)', [HOST, coordinatorPort])
+  for (const port of cluster.workers) await runSql(url, 'SELECT pg_catalog.citus_add_node($1, $2)', [HOST, port])
+  after(async () => {
+    for (const port of ports) {
+      await runSql(admin(port), `DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`).catch(() => undefined)
+    }
+    for (const port of ports) {
+      const left = await runSql<{ rolname: string }>(admin(port), 'SELECT rolname FROM pg_catalog.pg_roles WHERE rolname LIKE $1', [`${name}_%`]).catch(() => [])
+      for (const r of left) await runSql(admin(port), `DROP ROLE IF EXISTS ${quoteIdent(r.rolname)}`).catch(() => undefined)
+    }
+  })
+  return {
+    url,
+    name,
+    adminUrl: cluster.adminUrl,
+    workerUrls: cluster.workers.map((p) => urlOf(p, name)),
+    sql: (text, values) => runSql(url, text, values),
+    workerSql: (i, text, values) => {
+      const port = cluster.workers[i]
+      if (port === undefined) throw new Error(`no worker ${i}: the cluster has ${cluster.workers.length}`)
+      return runSql(urlOf(port, name), text, values)
+    },
+    role(label) {
+      const role = `${name}_${label}`
+      if (Buffer.byteLength(role) > 63) throw new Error(`role name ${role} is longer than 63 bytes: use a shorter label`)
+      return role
+    },
+  }
+}
