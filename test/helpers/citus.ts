@@ -60,6 +60,17 @@ async function runSql<R extends pg.QueryResultRow>(url: string, text: string, va
   }
 }
 
+/** Run statements one after the other on one connection (each its own implicit transaction). */
+async function runStatements(url: string, statements: readonly string[]): Promise<void> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 })
+  await client.connect()
+  try {
+    for (const text of statements) await client.query(text)
+  } finally {
+    await client.end()
+  }
+}
+
 async function coordinatorAnswers(adminUrl: string): Promise<boolean> {
   try {
     const rows = await runSql<{ v: string | null }>(adminUrl, "SELECT (SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'citus') AS v")
@@ -135,10 +146,8 @@ export async function citusDatabase(fileUrl: string): Promise<CitusDatabase | Ci
   const admin = (port: number) => (port === coordinatorPort ? cluster.adminUrl : urlOf(port, 'postgres'))
   for (const port of ports) {
     // Citus would propagate CREATE DATABASE itself only with citus.enable_create_database_propagation; be explicit.
-    await runSql(admin(port), `SET citus.enable_create_database_propagation = off; CREATE DATABASE ${quoteIdent(name)}`).catch(async (e: unknown) => {
-      if (/unrecognized configuration parameter/.test(String(e))) await runSql(admin(port), `CREATE DATABASE ${quoteIdent(name)}`)
-      else throw e
-    })
+    // Two statements on one connection: in one query string they would form a transaction block, which CREATE DATABASE refuses.
+    await runStatements(admin(port), ['SET citus.enable_create_database_propagation = off', `CREATE DATABASE ${quoteIdent(name)}`])
     await runSql(urlOf(port, name), 'CREATE EXTENSION IF NOT EXISTS citus')
   }
   const coordinator = new URL(cluster.adminUrl)
