@@ -60,6 +60,12 @@ export const ErrorCodes = {
   SERVER: 'TZ_SERVER',
   /** Rows violate a constraint or hold values the statement cannot take (SQLSTATE class 22, 23, 44). */
   DATA: 'TZ_DATA',
+  /**
+   * A tenant lifecycle command (`tenant create|show|suspend|resume|delete|import|export`) refused: no such
+   * tenant, a slug taken, the default tenant, a status that does not allow it, rows of shared tables in
+   * the way, a source that cannot be imported, a target that is not empty.
+   */
+  TENANT: 'TZ_TENANT',
 } as const
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]

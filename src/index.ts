@@ -5,6 +5,8 @@
  *   way Tenantize turns names and literals into SQL.
  * - Catalog: {@link introspect} — one consistent read of a live database into an immutable snapshot.
  * - Migrations: {@link migrateUp}, {@link migrateDown}, {@link migrateStatus}, {@link createMigration}.
+ * - Tenants: {@link createTenant}, {@link listTenants}, {@link showTenant}, {@link suspendTenant},
+ *   {@link resumeTenant}, {@link deleteTenant}, {@link importTenant} — the lifecycle after the conversion.
  * - Errors: every deliberate error is a {@link TenantizeError} with a stable {@link ErrorCodes} code.
  */
 export { ErrorCodes, TenantizeError, isTenantizeError } from './errors.js'
@@ -57,3 +59,39 @@ export { parseConfig, configJsonSchema } from './plan/config.js'
 export type { TenantizeConfig, TableConfig, ScopeConfig } from './plan/config.js'
 export { planConversion } from './plan/plan.js'
 export type { Plan, Step, ManualStep, LockLevel } from './plan/steps.js'
+export {
+  createTenant,
+  insertTenant,
+  validateSlug,
+  SLUG_PATTERN,
+  listTenants,
+  showTenant,
+  suspendTenant,
+  resumeTenant,
+  deleteTenant,
+  importTenant,
+  planImport,
+  findTenant,
+  readTenants,
+  tenantModel,
+  LIFECYCLE_STATUSES,
+  TENANTS_SCOPE,
+} from './tenants/index.js'
+export type {
+  TenantOptions,
+  NewTenant,
+  TenantRow,
+  LifecycleStatus,
+  TenantUsage,
+  TableUsage,
+  UsageOptions,
+  DeleteTenantOptions,
+  DeleteTenantResult,
+  TableCount,
+  ImportTenantOptions,
+  ImportTenantResult,
+  ImportPlan,
+  DriftItem,
+  TenantModel,
+  TenantTable,
+} from './tenants/index.js'

@@ -98,7 +98,7 @@ test('import a second copy of the energy-billing database as a new tenant: drift
     ])
     assert.match(dry.drift.find((d) => d.column === 'email')!.effect, /NULL/)
     assert.match(dry.drift.find((d) => d.column === 'name')!.effect, /cast to text/)
-    await assert.rejects(importTenant({ ...base, from: drifted.url, slug: 'drifted', name: 'Drifted' }), (e: unknown) => e instanceof TenantizeError && e.code === 'TZ_PREFLIGHT' && e.problems.some((p) => p.object === 'public.customer.city'))
+    await assert.rejects(importTenant({ ...base, from: drifted.url, slug: 'drifted', name: 'Drifted' }), (e: unknown) => e instanceof TenantizeError && e.code === 'TZ_TENANT' && e.problems.some((p) => p.object === 'public.customer.city'))
     assert.deepEqual(await db.sql(`SELECT count(*)::int AS n FROM organizations WHERE slug = 'drifted'`), [{ n: 0 }], 'nothing was created')
   })
 

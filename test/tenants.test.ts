@@ -55,7 +55,7 @@ test('tenant lifecycle on the converted energy-billing example: create, list, sh
     assert.deepEqual({ slug: created.slug, name: created.name, status: created.status }, { slug: 'helios', name: 'Helios Utilities', status: 'active' })
     helios = created.id
     await assert.rejects(createTenant({ ...base, slug: 'Helios!', name: 'x' }), (e: unknown) => e instanceof TenantizeError && e.code === 'TZ_USAGE' && /slug/.test(e.object ?? ''))
-    await assert.rejects(createTenant({ ...base, slug: 'helios', name: 'again' }), (e: unknown) => e instanceof TenantizeError && e.code === 'TZ_EXISTS')
+    await assert.rejects(createTenant({ ...base, slug: 'helios', name: 'again' }), (e: unknown) => e instanceof TenantizeError && e.code === 'TZ_TENANT')
     await assert.rejects(createTenant({ ...base, slug: 'ghost', name: 'x', owner: '1' }), /no membership table/)
     assert.deepEqual(await db.sql(`SELECT count(*)::int AS n FROM organizations WHERE slug = 'ghost'`), [{ n: 0 }], 'nothing of a refused create is left')
     await addRows(db, helios, 'HEL', 96)
@@ -127,7 +127,7 @@ test('tenant lifecycle on the converted energy-billing example: create, list, sh
     assert.equal(dry.tables.at(-1)?.table, 'public.organizations', 'the tenant row last')
     const order = dry.tables.map((x) => x.table)
     assert.ok(order.indexOf('public.invoice_line') < order.indexOf('public.invoice') && order.indexOf('public.invoice') < order.indexOf('public.billing_period') && order.indexOf('public.customer') < order.indexOf('public.client'), `children before parents: ${order.join(', ')}`)
-    await assert.rejects(deleteTenant({ ...base, tenant: 'helios' }), (e: unknown) => e instanceof TenantizeError && e.code === 'TZ_PREFLIGHT' && e.problems.some((p) => p.object === 'public.shared_note shared_note_client_id_fkey'))
+    await assert.rejects(deleteTenant({ ...base, tenant: 'helios' }), (e: unknown) => e instanceof TenantizeError && e.code === 'TZ_TENANT' && e.problems.some((p) => p.object === 'public.shared_note shared_note_client_id_fkey'))
     await assert.rejects(deleteTenant({ ...base, tenant: 'helios', allowShared: true }), (e: unknown) => e instanceof TenantizeError && e.problems.some((p) => p.fix === 'delete or re-point those rows first'), 'ON DELETE NO ACTION cannot be allowed')
     assert.deepEqual(await db.sql(`SELECT count(*)::int AS n FROM meter_reading WHERE org_id = $1`, [helios]), [{ n: 192 }], 'nothing was deleted')
     await db.sql(`DROP TABLE shared_note`)

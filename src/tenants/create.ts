@@ -49,7 +49,7 @@ export async function insertTenant(client: pg.Client, model: TenantModel, input:
   return transaction(client, async () => {
     if (model.slugColumn !== null) {
       const taken = await client.query(`SELECT 1 FROM ${model.root.sql} WHERE ${quoteIdent(model.slugColumn)}::text = $1`, [input.slug])
-      if (taken.rows.length > 0) throw new TenantizeError(ErrorCodes.EXISTS, 'a tenant with this slug exists already', { object: `slug ${input.slug}`, fix: 'choose another slug' })
+      if (taken.rows.length > 0) throw new TenantizeError(ErrorCodes.TENANT, 'a tenant with this slug exists already', { object: `slug ${input.slug}`, fix: 'choose another slug' })
     }
     const names = [...values.keys()]
     const { rows } = await client.query<{ id: string }>(
@@ -61,7 +61,7 @@ export async function insertTenant(client: pg.Client, model: TenantModel, input:
     const id = rows[0]!.id
     const membership = model.config.tenant.membership
     if (input.owner !== undefined) {
-      if (membership === null || !model.ownsTenantTable) throw new TenantizeError(ErrorCodes.USAGE, 'there is no membership table to add the owner to', { object: 'owner', fix: 'leave out the owner, or configure tenant.membership' })
+      if (membership === null || !model.ownsTenantTable) throw new TenantizeError(ErrorCodes.TENANT, 'there is no membership table to add the owner to', { object: 'owner', fix: 'leave out the owner, or configure tenant.membership' })
       const { schema, name } = splitKey(membership.table)
       await client.query(`INSERT INTO ${qualifiedName(schema, name)} ("org_id", "user_id", "role") VALUES ($1, $2, 'owner')`, [id, input.owner])
     }

@@ -164,7 +164,7 @@ export async function deleteTenant(options: DeleteTenantOptions): Promise<Delete
   const prepared = await withModel(options, 'delete', async (client, model) => {
     const tenant = await findTenant(client, model, options.tenant)
     if (tenant.id === model.config.tenant.default.id) {
-      throw new TenantizeError(ErrorCodes.USAGE, 'is the default tenant, which owns the rows the single-tenant app wrote', { object: `tenant ${tenant.slug ?? tenant.id}`, fix: 'delete another tenant; to undo the conversion, use tenantize rollback' })
+      throw new TenantizeError(ErrorCodes.TENANT, 'is the default tenant, which owns the rows the single-tenant app wrote', { object: `tenant ${tenant.slug ?? tenant.id}`, fix: 'delete another tenant; to undo the conversion, use tenantize rollback' })
     }
     const tables = await countRows(client, model, tenant.id, model.childrenFirst)
     const shared = await sharedRows(client, model, tenant.id)
@@ -172,7 +172,7 @@ export async function deleteTenant(options: DeleteTenantOptions): Promise<Delete
       .filter((s) => options.allowShared !== true || s.onDelete === 'no action' || s.onDelete === 'restrict')
       .map((s) => ({ object: `${s.table} ${s.foreignKey}`, message: `${s.rows} row(s) of this shared table reference the tenant's rows in ${s.references} (ON DELETE ${s.onDelete.toUpperCase()})`, fix: s.onDelete === 'no action' || s.onDelete === 'restrict' ? 'delete or re-point those rows first' : 'pass --allow-shared to let the foreign key\'s ON DELETE action apply to them' }))
     if (blocking.length > 0 && options.dryRun !== true) {
-      throw new TenantizeError(ErrorCodes.PREFLIGHT, 'rows of shared tables reference this tenant\'s rows; nothing was deleted', { object: `tenant ${tenant.slug ?? tenant.id}`, problems: blocking })
+      throw new TenantizeError(ErrorCodes.TENANT, 'rows of shared tables reference this tenant\'s rows; nothing was deleted', { object: `tenant ${tenant.slug ?? tenant.id}`, problems: blocking })
     }
     return { model, tenant, tables, shared }
   })

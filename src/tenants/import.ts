@@ -205,7 +205,7 @@ async function mapKeys(client: pg.Client, model: TenantModel, it: ImportTable, t
     )
     const n = Number(rows[0]?.n ?? 0)
     if (n > 0) {
-      throw new TenantizeError(ErrorCodes.PREFLIGHT, `${n} key(s) collide with rows already in the target, and ${key.column} has no sequence or uuid default to draw new values from`, {
+      throw new TenantizeError(ErrorCodes.TENANT, `${n} key(s) collide with rows already in the target, and ${key.column} has no sequence or uuid default to draw new values from`, {
         object: `${it.t.key}.${key.column}`,
         fix: 'give the column a default (a sequence, or gen_random_uuid() for uuid keys), or change the colliding keys in the source; then run the import again (it resumes)',
       })
@@ -309,7 +309,7 @@ export async function importTenant(options: ImportTenantOptions): Promise<Import
       if (roots !== undefined && counts.get(roots.t.key) !== 1) problems.push({ object: roots.t.key, message: `the source holds ${counts.get(roots.t.key)} tenant row(s); a single-tenant source holds one`, fix: 'import from a database with exactly one row in the tenant table' })
       const existing = model.slugColumn === null ? [] : await readTenants(client, model, `r.${quoteIdent(model.slugColumn)}::text = $1`, [options.slug])
       if (existing.length > 0 && existing[0]!.status !== 'importing') problems.push({ object: `slug ${options.slug}`, message: 'a tenant with this slug exists already', fix: 'choose another slug' })
-      if (problems.length > 0 && options.dryRun !== true) throw new TenantizeError(ErrorCodes.PREFLIGHT, `the source cannot be imported: ${problems.length} problem(s); nothing was changed`, { object: 'tenant import', problems })
+      if (problems.length > 0 && options.dryRun !== true) throw new TenantizeError(ErrorCodes.TENANT, `the source cannot be imported: ${problems.length} problem(s); nothing was changed`, { object: 'tenant import', problems })
       return { model, plan, counts, resume: existing[0] }
     })
     const { model, plan, counts } = prepared

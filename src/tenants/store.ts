@@ -107,7 +107,7 @@ export async function findTenant(client: Queryable, model: TenantModel, ref: str
   }
   const found = conditions.length === 0 ? [] : await readTenants(client, model, conditions.join(' OR '), values)
   if (found.length === 0) {
-    throw new TenantizeError(ErrorCodes.USAGE, `no tenant with this ${model.slugColumn === null ? 'id' : 'id or slug'}`, {
+    throw new TenantizeError(ErrorCodes.TENANT, `no tenant with this ${model.slugColumn === null ? 'id' : 'id or slug'}`, {
       object: model.root.key,
       fix: 'list the tenants with tenantize tenant list',
     })

@@ -142,7 +142,7 @@ async function changeStatus(options: TenantOptions & { readonly tenant: string }
       const to = what === 'suspend' ? 'suspended' : 'active'
       if (tenant.status === to) return tenant
       if (tenant.status !== from) {
-        throw new TenantizeError(ErrorCodes.USAGE, `is ${tenant.status}, so it cannot be ${what === 'suspend' ? 'suspended' : 'resumed'}`, {
+        throw new TenantizeError(ErrorCodes.TENANT, `is ${tenant.status}, so it cannot be ${what === 'suspend' ? 'suspended' : 'resumed'}`, {
           object: `tenant ${tenant.slug ?? tenant.id}`,
           fix: tenant.status === 'importing' ? 'let the import finish: run tenantize tenant import again to resume it' : 'run tenantize tenant delete again to finish deleting it',
         })

@@ -152,7 +152,7 @@ export function registerTenant(program: Command, io: CliIO, setExit: (code: numb
         for (const s of result.shared) line(io.stdout, `⚠ ${s.rows} row(s) of shared table ${s.table} reference its rows in ${s.references} (${s.foreignKey}, ON DELETE ${s.onDelete.toUpperCase()})`)
       }
       if (result.dryRun && result.shared.length > 0 && !o.allowShared) {
-        throw new TenantizeError(ErrorCodes.PREFLIGHT, 'rows of shared tables reference this tenant\'s rows: delete would refuse', { object: `tenant ${who(result.tenant)}`, fix: 'delete or re-point those rows, or pass --allow-shared' })
+        throw new TenantizeError(ErrorCodes.TENANT, 'rows of shared tables reference this tenant\'s rows: delete would refuse', { object: `tenant ${who(result.tenant)}`, fix: 'delete or re-point those rows, or pass --allow-shared' })
       }
       setExit(0)
     })
