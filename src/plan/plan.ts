@@ -539,16 +539,25 @@ function backfillOf(t: TenantTable, parentSql: string, parentCol: string, fkColu
   const upper = `(${k.join(', ')}) <= (${keys.map((c, i) => `$${keys.length + 2 + i}::${typeOf(c)}`).join(', ')})`
   const col = quoteIdent(t.column)
   const pending = (c: string, p: string): string => (reverse ? `${c}.${col} IS DISTINCT FROM ${p}.${parentCol}` : `${c}.${col} IS NULL`)
+  // The UPDATE finds its rows by the batch's first and last key, a range the planner turns into an index
+  // (or TID) range scan. Joined to the batch's keys instead, it hashed the whole table once per batch: the
+  // new tenant column has no statistics, so it expected few rows still to fill and chose a sequential scan.
+  const row = (prefix: string): string => `(${k.map((x) => `${prefix}${x}`).join(', ')})`
   const batchSql = `WITH batch AS (
   SELECT ${k.join(', ')} FROM ${t.sql} WHERE ${after} AND ${upper} ORDER BY ${k.join(', ')} LIMIT ${limit}
+), first AS (
+  SELECT ${k.join(', ')} FROM batch ORDER BY ${k.join(', ')} LIMIT 1
+), last AS (
+  SELECT ${k.join(', ')} FROM batch ORDER BY ${k.map((x) => `${x} DESC`).join(', ')} LIMIT 1
 ), filled AS (
   UPDATE ${t.sql} AS c SET ${col} = p.${parentCol}
-  FROM batch AS b, ${parentSql} AS p
-  WHERE ${k.map((x) => `c.${x} = b.${x}`).join(' AND ')} AND ${pending('c', 'p')} AND ${fkColumns.map((c, i) => `p.${quoteIdent(parentColumns[i]!)} = c.${quoteIdent(c)}`).join(' AND ')}
+  FROM ${parentSql} AS p
+  WHERE ${row('c.')} >= (SELECT ${k.join(', ')} FROM first) AND ${row('c.')} <= (SELECT ${k.join(', ')} FROM last)
+    AND ${pending('c', 'p')} AND ${fkColumns.map((c, i) => `p.${quoteIdent(parentColumns[i]!)} = c.${quoteIdent(c)}`).join(' AND ')}
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM filled)::int AS updated, ${k.map((x, i) => `last.${x}::text AS k${i + 1}`).join(', ')}
-FROM (SELECT ${k.join(', ')} FROM batch ORDER BY ${k.map((x) => `${x} DESC`).join(', ')} LIMIT 1) AS last`
+FROM last`
   const join = (c: string, p: string): string => fkColumns.map((f, i) => `${p}.${quoteIdent(parentColumns[i]!)} = ${c}.${quoteIdent(f)}`).join(' AND ')
   const loopSql = `DO $tenantize$
 DECLARE
