@@ -8,7 +8,7 @@ import type { TenantizeConfig } from '../plan/config.js'
 import { splitKey } from '../plan/config.js'
 import { planConversion } from '../plan/plan.js'
 import type { Phase, Plan, Step } from '../plan/steps.js'
-import { qualifiedName, quoteIdent } from '../sql/quote.js'
+import { qualifiedName, quoteIdent, quoteLiteral } from '../sql/quote.js'
 import { assertConfigMatchesCatalog } from './config-check.js'
 import { configChecksum, forgetFrozenPlan, readFrozenPlan, saveFrozenPlan, stepChecksum, unitName } from './frozen-plan.js'
 
@@ -40,6 +40,8 @@ function stepUnit(step: Step, index: number, direction: 'up' | 'down', options: 
   const name = unitName(index, step)
   return {
     name,
+    phase: step.phase,
+    table: step.table,
     version: String(index + 1),
     checksum: stepChecksum(step),
     source: `plan step ${step.id}`,
@@ -108,7 +110,7 @@ async function backfill(ctx: UnitContext, name: string, step: Step, options: App
     doneHere += Number(row['updated'])
     const seconds = (performance.now() - started) / 1000
     const rate = seconds > 0 ? doneHere / seconds : 0
-    ctx.emit({ event: 'progress', migration: name, done, total, rowsPerSecond: rate, etaSeconds: rate > 0 ? Math.max(0, total - done) / rate : null })
+    ctx.emit({ event: 'progress', migration: name, phase: step.phase, table: step.table, done, total, rowsPerSecond: rate, etaSeconds: rate > 0 ? Math.max(0, total - done) / rate : null })
     if (pause > 0) await sleep(pause)
   }
   const left = Number((await client.query<{ remaining: string }>(spec.remainingSql)).rows[0]?.remaining ?? 0)
@@ -181,12 +183,62 @@ export async function readiness(databaseUrl: string): Promise<TableReadiness[]> 
   return withClient(databaseUrl, async (client) => (await readReadiness(client)) ?? [])
 }
 
+/** The comment on `tenantize.readiness` that keeps when the window was last reset (dropped with the view at rollback). */
+const RESET_MARK = 'tenantize readiness window reset at '
+
 /** Start a new readiness window: every count back to zero (e.g. once the app that sets the context is deployed). */
 export async function resetReadiness(databaseUrl: string): Promise<void> {
   await withClient(databaseUrl, async (client) => {
-    await client.query(`SELECT pg_catalog.setval(pg_catalog.format('%I.%I', s.schemaname, s.sequencename)::pg_catalog.regclass, 1, false)
-                          FROM pg_catalog.pg_sequences s
-                         WHERE s.schemaname = 'tenantize' AND s.sequencename LIKE 'ctx\\_%'`)
+    await client.query('BEGIN')
+    try {
+      await client.query(`SELECT pg_catalog.setval(pg_catalog.format('%I.%I', s.schemaname, s.sequencename)::pg_catalog.regclass, 1, false)
+                            FROM pg_catalog.pg_sequences s
+                           WHERE s.schemaname = 'tenantize' AND s.sequencename LIKE 'ctx\\_%'`)
+      // When the window started, for `tenantize status --readiness`: a comment on the view, so rollback leaves nothing behind.
+      await client.query(`DO $reset$ BEGIN
+          IF pg_catalog.to_regclass('tenantize.readiness') IS NOT NULL THEN
+            EXECUTE pg_catalog.format('COMMENT ON VIEW tenantize.readiness IS %L', ${quoteLiteral(RESET_MARK)} || pg_catalog.to_char(pg_catalog.clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'));
+          END IF;
+        END $reset$`)
+      await client.query('COMMIT')
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined)
+      throw error
+    }
+  })
+}
+
+export interface ReadinessWindow extends TableReadiness {
+  /** When counting started for this table: its counter step applied, or the last reset if later (ISO 8601, UTC). */
+  readonly since: string | null
+  /** Its enforce step ran: writes without a tenant context now fail instead of being counted. */
+  readonly enforced: boolean
+}
+
+/**
+ * {@link readiness} with, per table, when its window started and whether it is enforced already (what
+ * `tenantize status --readiness` shows). Empty before the schema phase. Reads only.
+ */
+export async function readinessWindows(databaseUrl: string): Promise<ReadinessWindow[]> {
+  return withClient(databaseUrl, async (client) => {
+    const counts = await readReadiness(client)
+    if (counts === undefined) return []
+    const { rows } = await client.query<{ name: string; at: string }>(
+      `SELECT name, pg_catalog.to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at FROM tenantize.migrations WHERE scope = $1 AND name ~ '^[0-9]+_(readiness|rls):'`,
+      [APPLY_SCOPE],
+    )
+    const counting = new Map<string, string>()
+    const enforced = new Set<string>()
+    for (const r of rows) {
+      const m = /^\d+_(readiness|rls):(.*)$/s.exec(r.name)
+      if (m?.[1] === 'readiness') counting.set(m[2]!, r.at)
+      else if (m?.[1] === 'rls') enforced.add(m[2]!)
+    }
+    const comment = (await client.query<{ c: string | null }>(`SELECT pg_catalog.obj_description('tenantize.readiness'::pg_catalog.regclass, 'pg_class') AS c`)).rows[0]?.c ?? ''
+    const reset = comment.startsWith(RESET_MARK) ? comment.slice(RESET_MARK.length) : undefined
+    // Both are ISO 8601 in UTC with microseconds: the later one sorts last.
+    const later = (a: string | undefined, b: string | undefined): string | null => ([a, b].filter((x) => x !== undefined).sort().at(-1) ?? null)
+    return counts.map((c) => ({ ...c, since: later(counting.get(c.table), reset), enforced: enforced.has(c.table) }))
   })
 }
 
@@ -199,7 +251,7 @@ async function assertReady(client: pg.ClientBase, pending: readonly Step[]): Pro
   if (blocking.length === 0) return
   throw new TenantizeError(ErrorCodes.PREFLIGHT, `${blocking.length} table(s) still get writes without a tenant context: each would fail once row-level security is on; nothing was changed`, {
     object: 'apply --phase enforce',
-    problems: blocking.map((r) => ({ object: r.table, message: `${r.withoutContext} write statement(s) without a tenant context, ${r.withContext} with one, since the schema phase or the last reset`, fix: 'deploy the app with tenant context (withTenant) for this table, reset the window (tenantize status --readiness --reset) and watch it stay at 0; or enforce other tables first (--tables), or --force' })),
+    problems: blocking.map((r) => ({ object: r.table, message: `${r.withoutContext} write statement(s) without a tenant context, ${r.withContext} with one, since the schema phase or the last reset`, fix: 'deploy the app with tenant context (withTenant) for this table, reset the window (tenantize status --readiness --reset) and watch it stay at 0; or enforce other tables first (--tables), or pass --ignore-readiness to enforce anyway (those writes then fail)' })),
   })
 }
 

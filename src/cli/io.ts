@@ -1,6 +1,7 @@
 /** Where a command writes; tests pass their own to capture output. */
 export interface CliIO {
-  readonly stdout: { write(text: string): unknown; readonly isTTY?: boolean }
+  /** `columns`: the terminal's width, when it is one (live progress lines are cut to fit). */
+  readonly stdout: { write(text: string): unknown; readonly isTTY?: boolean; readonly columns?: number }
   readonly stderr: { write(text: string): unknown }
   readonly env: NodeJS.ProcessEnv
 }

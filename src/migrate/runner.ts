@@ -26,17 +26,23 @@ import { preflight, type PreflightCheck } from './preflight.js'
 import { splitStatements, type Statement } from './split.js'
 import { migrationStatus, planDown, planUp, type MigrationStatus } from './status.js'
 
+/** Where a unit belongs, when it is a plan step: its phase (`schema`, `enforce`) and table; absent for migration files. */
+export interface UnitLabel {
+  readonly phase?: string
+  readonly table?: string | null
+}
+
 /** What the runner reports as it goes; the CLI renders these as text or one JSON object per line. */
 export type MigrateEvent =
   | ({ readonly event: 'preflight' } & PreflightCheck)
   | { readonly event: 'backup'; readonly file: string; readonly bytes: number; readonly durationMs: number }
   | { readonly event: 'plan'; readonly direction: Direction; readonly migrations: readonly string[]; readonly dryRun: boolean }
   | { readonly event: 'would-run'; readonly direction: Direction; readonly migration: string; readonly noTransaction: boolean; readonly statements: readonly { readonly line: number; readonly sql: string }[] }
-  | { readonly event: 'start'; readonly direction: Direction; readonly migration: string; readonly index: number; readonly total: number; readonly noTransaction: boolean }
+  | ({ readonly event: 'start'; readonly direction: Direction; readonly migration: string; readonly index: number; readonly total: number; readonly noTransaction: boolean } & UnitLabel)
   | { readonly event: 'retry'; readonly direction: Direction; readonly migration: string; readonly attempt: number; readonly delayMs: number; readonly blockers: readonly number[] }
-  | { readonly event: 'finish'; readonly direction: Direction; readonly migration: string; readonly index: number; readonly total: number; readonly durationMs: number }
+  | ({ readonly event: 'finish'; readonly direction: Direction; readonly migration: string; readonly index: number; readonly total: number; readonly durationMs: number } & UnitLabel)
   | { readonly event: 'fail'; readonly direction: Direction; readonly migration: string; readonly error: string; readonly sqlstate: string | undefined }
-  | { readonly event: 'progress'; readonly migration: string; readonly done: number; readonly total: number; readonly rowsPerSecond: number; readonly etaSeconds: number | null }
+  | ({ readonly event: 'progress'; readonly migration: string; readonly done: number; readonly total: number; readonly rowsPerSecond: number; readonly etaSeconds: number | null } & UnitLabel)
   | { readonly event: 'done'; readonly direction: Direction; readonly migrations: readonly string[]; readonly durationMs: number; readonly dryRun: boolean }
   /** An INVALID index of the name a concurrent build is about to use was dropped (or, attached to a partitioned index, rebuilt). */
   | { readonly event: 'repair'; readonly direction: Direction; readonly migration: string; readonly index: string; readonly action: 'drop' | 'reindex' }
@@ -107,8 +113,8 @@ export interface UnitContext {
   readonly emit: (event: MigrateEvent) => void
 }
 
-/** One thing the runner applies or reverses: a migration file, or a step of a Tenantize plan. */
-export interface Unit {
+/** One thing the runner applies or reverses: a migration file, or a step of a Tenantize plan (with its phase and table, passed on in its events). */
+export interface Unit extends UnitLabel {
   /** Ledger key, e.g. `0003_add_org_id`. */
   readonly name: string
   readonly version: string
@@ -321,6 +327,8 @@ function connectionLost(error: unknown): boolean {
   return /^Connection terminated|not queryable|^read ECONNRESET/.test(error.message) || (typeof code === 'string' && ['ECONNRESET', 'EPIPE', 'ECONNREFUSED', 'ETIMEDOUT'].includes(code))
 }
 
+const label = (u: Unit): UnitLabel => ({ ...(u.phase === undefined ? {} : { phase: u.phase }), ...(u.table === undefined ? {} : { table: u.table }) })
+
 async function runUnitsOrThrow(direction: Direction, options: RunUnitsOptions, select: (client: pg.Client) => Promise<Unit[]>): Promise<MigrateResult> {
   const emit = options.onEvent ?? (() => undefined)
   const started = performance.now()
@@ -367,13 +375,13 @@ async function runUnitsOrThrow(direction: Direction, options: RunUnitsOptions, s
       try {
         if (signal?.aborted === true) throw interrupted(signal, `before ${name}`)
         await assertLockHeld(client)
-        emit({ event: 'start', direction, migration: name, index: i + 1, total: units.length, noTransaction: p.noTransaction })
+        emit({ event: 'start', direction, migration: name, index: i + 1, total: units.length, noTransaction: p.noTransaction, ...label(p) })
         await recordEvent(client, { scope, migration: name, direction, event: 'start', runner: runnerName() })
         crashPoint('unit-start')
         const durationMs = await runOne(client, monitor, pid, p, direction, policy, scope, emit, signal)
         crashPoint('unit-end')
         await recordEvent(client, { scope, migration: name, direction, event: 'finish', durationMs: Math.round(durationMs), runner: runnerName() })
-        emit({ event: 'finish', direction, migration: name, index: i + 1, total: units.length, durationMs })
+        emit({ event: 'finish', direction, migration: name, index: i + 1, total: units.length, durationMs, ...label(p) })
         done.push(name)
       } catch (caught) {
         if (caught instanceof TenantizeError && caught.code === ErrorCodes.INTERRUPTED) {

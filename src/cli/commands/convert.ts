@@ -5,6 +5,8 @@ import type { Command } from 'commander'
 import { z } from 'zod'
 import { apply, conversionStatus, initConfig, rollback } from '../../apply/index.js'
 import { appLoginProblems, grantAppLogin } from '../../apply/app-login.js'
+import { readinessWindows, resetReadiness, type ReadinessWindow } from '../../apply/apply.js'
+import { assertConfigMatchesCatalog } from '../../apply/config-check.js'
 import { planPrismaMigrations, planSqlFiles } from '../../apply/sql-files.js'
 import { introspect } from '../../catalog/index.js'
 import { withClient } from '../../db/connect.js'
@@ -18,8 +20,7 @@ import { DEFAULT_CONFIG_FILE, readConfigFile } from '../config-file.js'
 import { withInterrupts } from '../interrupt.js'
 import { line, table, type CliIO } from '../io.js'
 import { duration, parseOptions, positiveInt } from '../options.js'
-import type { MigrateEvent } from '../../migrate/index.js'
-import { eventRenderer } from './migrate.js'
+import { convertRenderer } from '../progress.js'
 import { checkData, DataCheckError, renderFindings, type Finding } from '../../datacheck/index.js'
 
 const SCHEMA_URL = './node_modules/tenantize/docs/config.schema.json'
@@ -113,6 +114,8 @@ function registerPlan(program: Command, io: CliIO, setExit: (code: number) => vo
       const config = await readConfigFile(o.config)
       const url = resolveDatabaseUrl(o.db, io.env)
       const { plan, findings } = await withClient(url, async (client) => {
+        // The same check apply makes before step 1: a path or scope naming a missing table or column is a TZ_CONFIG here too.
+        await assertConfigMatchesCatalog(client, config)
         const plan = planConversion(await introspect(client), config)
         const findings: readonly Finding[] | undefined = o.dataCheck && (o.format === 'text' || o.format === 'json') ? (await checkData(client, plan)).findings : undefined
         return { plan, findings }
@@ -164,72 +167,6 @@ const runSchema = z.object({
   json: z.boolean().default(false),
 })
 
-const seconds = (ms: number): string => (ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`)
-
-/**
- * The runner's events for apply / rollback as people read them (JSON lines with --json). Without a
- * terminal: one line per step, no "started" lines. On a terminal: one live line (step n/N, the table, rows/s
- * and ETA of a backfill) rewritten in place, and a summary. A dry run prints each step's SQL under one
- * comment naming it. Pre-flight, backup, retries, repairs, failures and interruptions get lines of their own.
- */
-export function convertRenderer(io: CliIO, json: boolean): (e: MigrateEvent) => void {
-  const render = eventRenderer(io, json)
-  if (json) return render
-  const tty = io.stdout.isTTY === true
-  let live = false
-  let current = { index: 0, total: 0, name: '' }
-  const arrow = (d: string): string => (d === 'up' ? '↑' : '↓')
-  const own = (text: string): void => {
-    line(io.stdout, `${live ? '\r\x1b[K' : ''}${text}`)
-    live = false
-  }
-  const status = (text: string): void => {
-    io.stdout.write(`\r${text}\x1b[K`)
-    live = true
-  }
-  return (e) => {
-    switch (e.event) {
-      case 'plan':
-        own(e.migrations.length === 0 ? 'Nothing to run: every step is applied.' : `${e.dryRun ? 'Would run' : 'Running'} ${e.migrations.length} step(s) ${e.direction}${e.dryRun ? '' : ` (${arrow(e.direction)} ${e.migrations[0]} … ${e.migrations.at(-1)})`}`)
-        return
-      case 'would-run':
-        line(io.stdout, `\n-- ${arrow(e.direction)} ${e.migration}${e.noTransaction ? ' (no transaction: statement by statement)' : ' (one transaction)'}`)
-        for (const st of e.statements) line(io.stdout, `${st.sql};`)
-        return
-      case 'start':
-        current = { index: e.index, total: e.total, name: e.migration }
-        if (tty) status(`  step ${e.index}/${e.total} ${arrow(e.direction)} ${e.migration} …`)
-        return
-      case 'finish':
-        if (tty) status(`  step ${e.index}/${e.total} ${arrow(e.direction)} ${e.migration} ✔ (${seconds(e.durationMs)})`)
-        else line(io.stdout, `[${e.index}/${e.total}] ${arrow(e.direction)} ${e.migration} (${seconds(e.durationMs)})`)
-        return
-      case 'progress': {
-        const eta = e.etaSeconds === null ? '' : `, ETA ${Math.ceil(e.etaSeconds)} s`
-        const text = `${e.done.toLocaleString('en-US')}/${e.total.toLocaleString('en-US')} rows, ${Math.round(e.rowsPerSecond).toLocaleString('en-US')} rows/s${eta}`
-        if (tty) status(`  step ${current.index}/${current.total} ${e.migration}: ${text}`)
-        return
-      }
-      case 'repair':
-        own(`  ⟳ ${e.migration}: ${e.action === 'drop' ? 'dropped' : 'rebuilt'} INVALID index ${e.index} left by an interrupted build${e.action === 'drop' ? '; building it again' : ''}`)
-        return
-      case 'interrupt':
-        own(`■ stopped by ${e.signal} at ${e.migration} (${e.done} of ${e.total} done in this run)`)
-        return
-      case 'done':
-        if (e.migrations.length > 0) own(e.dryRun ? 'Dry run: nothing was changed.' : `Done: ${e.migrations.length} step(s) ${e.direction} in ${seconds(e.durationMs)}.`)
-        else if (live) own('')
-        return
-      default:
-        if (live) {
-          io.stdout.write('\r\x1b[K')
-          live = false
-        }
-        render(e)
-    }
-  }
-}
-
 /** The runner options every apply / rollback passes, from the shared flags. */
 function runnerFlags(o: z.output<typeof runSchema>, io: CliIO, signal: AbortSignal, command: string) {
   return {
@@ -279,14 +216,48 @@ async function confirm(io: CliIO, command: string, question: string): Promise<bo
   }
 }
 
+/** `--tables a,b`: schema.table keys, comma-separated (spaces around them ignored). */
+const tableList = z.string().transform((value, ctx) => {
+  const tables = value.split(',').map((t) => t.trim()).filter((t) => t !== '')
+  if (tables.length === 0) {
+    ctx.addIssue({ code: 'custom', message: 'names no table; write schema.table, several separated by commas' })
+    return z.NEVER
+  }
+  return tables
+})
+
+const utc = (iso: string | null): string => (iso === null ? '-' : `${iso.slice(0, 10)} ${iso.slice(11, 19)} UTC`)
+
+/** With --ignore-readiness: the tables about to be enforced although writes without a tenant context were counted. */
+async function reportForced(io: CliIO, json: boolean, databaseUrl: string, tables: readonly string[] | undefined): Promise<void> {
+  const forced = (await readinessWindows(databaseUrl)).filter((r) => !r.enforced && r.withoutContext > 0 && (tables === undefined || tables.includes(r.table)))
+  if (json) {
+    line(io.stdout, JSON.stringify({ event: 'ignore-readiness', tables: forced.map((r) => ({ table: r.table, withoutContext: r.withoutContext, withContext: r.withContext, since: r.since })) }))
+    return
+  }
+  if (forced.length === 0) return
+  line(io.stdout, `⚠ --ignore-readiness: enforcing ${forced.length} table(s) that still get writes without a tenant context; those writes fail from now on:`)
+  for (const l of table(['table', 'without context', 'total', 'since'], forced.map((r) => [r.table, String(r.withoutContext), String(r.withoutContext + r.withContext), utc(r.since)]))) line(io.stdout, `  ${l}`)
+}
+
 function registerApply(program: Command, io: CliIO, setExit: (code: number) => void): void {
   runFlags(program.command('apply').description('run the plan online through the migration runner: phase schema (the app keeps working), then enforce (RLS, policies, roles, grants)'))
     .option('--phase <phase>', 'schema, enforce or all', 'all')
     .option('--batch-size <n>', 'rows per backfill batch (default: the config batchSize)')
     .option('--backup <file>', 'pg_dump -Fc the database into FILE first; a failed backup stops the run')
     .option('--app-login <role>', 'the login role your app connects with: checked before anything runs (not owner, superuser or BYPASSRLS), then granted the app role once RLS is on (default: roles.login of the config)')
+    .option('--tables <list>', 'enforce only these tables, comma-separated schema.table (a canary cut-over); the other tables stay as they are for a later run')
+    .option('--ignore-readiness', 'enforce although tables still get writes without a tenant context (tenantize status --readiness): those writes fail from then on; the tables and their counts are printed first')
+    .addHelpText('after', `
+Readiness: from the schema phase on, every write statement on a tenant table is counted with and without
+a tenant context. Enforce refuses (TZ_PREFLIGHT, exit 2) while a table it would enforce has writes without
+one in the window (see tenantize status --readiness): deploy the app with tenant context, start a new window
+with tenantize status --readiness --reset, enforce the ready tables first with --tables, or pass
+--ignore-readiness. --force is not an override for it: --force only skips the pre-flight of long
+transactions and locks.`)
     .action(async (raw: unknown) => {
-      const o = parseOptions(runSchema.extend({ phase: z.enum(['schema', 'enforce', 'all']).default('all'), batchSize: positiveInt.optional(), backup: z.string().min(1).optional(), appLogin: z.string().min(1).max(63).optional() }), raw)
+      const o = parseOptions(runSchema.extend({ phase: z.enum(['schema', 'enforce', 'all']).default('all'), batchSize: positiveInt.optional(), backup: z.string().min(1).optional(), appLogin: z.string().min(1).max(63).optional(), tables: tableList.optional(), ignoreReadiness: z.boolean().default(false) }), raw)
+      if (o.tables !== undefined && o.phase === 'schema') throw new TenantizeError(ErrorCodes.USAGE, '--tables chooses the tables to enforce: the schema phase always runs for every table', { object: '--tables', fix: 'use it with --phase enforce (or all), or leave it out' })
       const config = await readConfigFile(o.config)
       const databaseUrl = resolveDatabaseUrl(o.db, io.env)
       const login = o.appLogin ?? config.roles.login
@@ -296,6 +267,7 @@ function registerApply(program: Command, io: CliIO, setExit: (code: number) => v
         setExit(0)
         return
       }
+      if (o.ignoreReadiness && o.phase !== 'schema') await reportForced(io, o.json, databaseUrl, o.tables)
       const ran = await refusedByDataCheck(io, o.json, setExit, withInterrupts(io, 'apply', (signal) =>
         apply({
           databaseUrl,
@@ -304,6 +276,8 @@ function registerApply(program: Command, io: CliIO, setExit: (code: number) => v
           ...runnerFlags(o, io, signal, `tenantize apply${o.phase === 'all' ? '' : ` --phase ${o.phase}`}`),
           ...(o.batchSize === undefined ? {} : { batchSize: o.batchSize }),
           ...(o.backup === undefined ? {} : { backupFile: o.backup }),
+          ...(o.tables === undefined ? {} : { tables: o.tables }),
+          ignoreReadiness: o.ignoreReadiness,
         }),
       ))
       if (!ran) return
@@ -345,14 +319,55 @@ function registerRollback(program: Command, io: CliIO, setExit: (code: number) =
     })
 }
 
+/** The share of writes without a tenant context, in percent with one decimal; null when none was counted. */
+const share = (r: ReadinessWindow): number | null => {
+  const total = r.withContext + r.withoutContext
+  return total === 0 ? null : Math.round((r.withoutContext / total) * 1000) / 10
+}
+
+/** `status --readiness [--reset]`: the counts per table, and whether enforce would go ahead. Resolves to the exit code. */
+async function showReadiness(io: CliIO, url: string, json: boolean, reset: boolean): Promise<number> {
+  if (reset) await resetReadiness(url)
+  const rows = await readinessWindows(url)
+  const waiting = rows.filter((r) => !r.enforced && r.withoutContext > 0)
+  const ready = rows.length > 0 && waiting.length === 0
+  if (json) {
+    line(io.stdout, JSON.stringify({ ready, reset, tables: rows.map((r) => ({ table: r.table, withoutContext: r.withoutContext, withContext: r.withContext, total: r.withContext + r.withoutContext, share: share(r), since: r.since, enforced: r.enforced })) }, null, 2))
+    return ready ? 0 : 1
+  }
+  if (rows.length === 0) {
+    line(io.stdout, 'No readiness counters: they start with the schema phase (tenantize apply --phase schema) and count every write statement on a tenant table from then on.')
+    return 1
+  }
+  if (reset) line(io.stdout, `Readiness window reset: every count starts again from 0.`)
+  line(io.stdout, 'Write statements per table since its window started (the schema phase, or tenantize status --readiness --reset):')
+  const cells = rows.map((r) => {
+    const pct = share(r)
+    return [r.table, String(r.withoutContext), String(r.withContext + r.withoutContext), pct === null ? '-' : `${pct.toFixed(1)}%`, utc(r.since), r.enforced ? 'enforced' : 'counting']
+  })
+  for (const l of table(['table', 'without context', 'total', 'share', 'since', 'state'], cells)) line(io.stdout, `  ${l}`)
+  for (const r of waiting) line(io.stdout, `✖ ${r.table}: ${r.withoutContext} write statement(s) without a tenant context: each would fail once it is enforced — deploy the app with tenant context (withTenant) for it, then tenantize status --readiness --reset`)
+  const open = rows.filter((r) => !r.enforced)
+  if (ready) line(io.stdout, open.length === 0 ? '✔ every table is enforced.' : `✔ no write without a tenant context on the ${open.length} table(s) still to enforce: ready for tenantize apply --phase enforce`)
+  else line(io.stdout, `${waiting.length} of ${open.length} table(s) still to enforce are not ready: apply --phase enforce refuses (enforce the ready ones with --tables, or override with --ignore-readiness)`)
+  return ready ? 0 : 1
+}
+
 function registerStatus(program: Command, io: CliIO, setExit: (code: number) => void): void {
   program
     .command('status')
     .description('the conversion ledger and, per table, its class, tenant column, NOT NULL, RLS enabled/forced, policy and index (an INVALID index is shown as NO); exit 1 when a converted table lacks one of them')
     .option('--db <url>', 'database URL (default: $DATABASE_URL)')
-    .option('--json', 'JSON output')
+    .option('--readiness', 'instead: per table, the write statements without a tenant context and in all since its window started (the schema phase, or the last --reset), the share without, and when the window started; exit 0 when every table still to enforce is at 0, 1 otherwise (or when nothing is counted yet)')
+    .option('--reset', 'with --readiness: start a new window (every count back to 0), e.g. once the app that sets the tenant context is deployed')
+    .option('--json', 'JSON output (one object)')
     .action(async (raw: unknown) => {
-      const o = parseOptions(z.object({ db: z.string().optional(), json: z.boolean().default(false) }), raw)
+      const o = parseOptions(z.object({ db: z.string().optional(), json: z.boolean().default(false), readiness: z.boolean().default(false), reset: z.boolean().default(false) }), raw)
+      if (o.reset && !o.readiness) throw new TenantizeError(ErrorCodes.USAGE, '--reset starts a new readiness window', { object: '--reset', fix: 'use it with --readiness: tenantize status --readiness --reset' })
+      if (o.readiness) {
+        setExit(await showReadiness(io, resolveDatabaseUrl(o.db, io.env), o.json, o.reset))
+        return
+      }
       const status = await conversionStatus(resolveDatabaseUrl(o.db, io.env))
       if (o.json) line(io.stdout, JSON.stringify(status, null, 2))
       else {
