@@ -1,100 +1,136 @@
 /**
- * Backfill throughput (goal 4 of issue #14): the plan's batched keyset backfill of a child table's tenant
- * column ÷ one big UPDATE of the same rows, as rows per second (goal ≥ 0.5).
+ * Backfill throughput (goal 4 of issue #14): `apply --phase schema`'s batched keyset backfill of a child
+ * table's tenant column ÷ one hand-written UPDATE of the same rows, as rows per second (goal ≥ 0.5); the
+ * longest batch (goal ≤ 200 ms); and throughput at the largest size ÷ at 100,000 rows (goal ≥ 0.8).
  *
- * `organizations` (the tenant table, two tenants), `projects` (1,000 rows with `org_id`) and `tasks` (500,000
- * rows, child of projects: its `org_id` is derived from the project's). The plan's steps up to the
- * backfill of `tasks` run first; then the backfill runs as `apply` runs it — batches of the configured
- * size, each its own transaction, with apply's default 10 ms pause between them (its progress row left
- * out). Then the column is emptied again, the table vacuumed, and one `UPDATE … FROM projects` fills it.
+ * Per size: `organizations` (the tenant table, two tenants), `projects` (1,000 rows with `org_id`) and
+ * `tasks` (the size, child of projects: its `org_id` is derived from the project's). First the baseline:
+ * a nullable column added by hand and filled by one `UPDATE … FROM projects` (no trigger), then dropped and
+ * the table rewritten compact again (VACUUM FULL). Then `apply --phase schema` runs as a user runs it —
+ * batches of the config's size, each its own transaction with its progress row, 10 ms pauses — and the
+ * backfill step is timed by apply's own start/finish events (its two counts of rows left included). A
+ * batch's duration is the gap between two progress events less the pause.
+ *
+ * Quick: 100,000 and 1,000,000 rows. `--full`: 5,000,000 too.
  */
 import pg from 'pg'
+import { apply } from '../src/apply/index.js'
 import { introspect } from '../src/catalog/index.js'
 import { withClient } from '../src/db/connect.js'
 import { createScratchDatabase } from '../src/db/provision.js'
-import { resolveTestServer } from '../src/db/test-server.js'
+import { resolveTestServer, type TestServer } from '../src/db/test-server.js'
+import type { MigrateEvent } from '../src/migrate/index.js'
 import { proposeConfig } from '../src/plan/classify.js'
 import { parseConfig } from '../src/plan/config.js'
-import { planConversion } from '../src/plan/plan.js'
-import type { BenchMeasure } from './result.js'
+import { quoteIdent } from '../src/sql/quote.js'
+import { quantile, type BenchMeasure, type BenchOptions } from './result.js'
 
-const ROWS = 500_000
 const PAUSE_MS = 10
 const DEFAULT_TENANT = '00000000-0000-4000-8000-0000000000b1'
 
-export default async function backfillBench(): Promise<readonly BenchMeasure[]> {
+interface Run {
+  readonly rows: number
+  readonly backfillMs: number
+  readonly bigMs: number
+  readonly batches: number
+  readonly batchSize: number
+  readonly longestBatchMs: number
+  readonly p95BatchMs: number
+  readonly version: string
+}
+
+async function run(server: TestServer, rows: number): Promise<Run> {
+  const db = await createScratchDatabase(server.url, 'bench_backfill')
+  const role = `${db.name}_app`
+  const client = new pg.Client(db.url)
+  await client.connect()
+  try {
+    await client.query(`
+      CREATE TABLE organizations (id uuid PRIMARY KEY, slug text NOT NULL UNIQUE, name text NOT NULL);
+      INSERT INTO organizations VALUES ('${DEFAULT_TENANT}', 'default', 'Default'), ('00000000-0000-4000-8000-0000000000b2', 'other', 'Other');
+      CREATE TABLE projects (id bigint PRIMARY KEY, org_id uuid NOT NULL REFERENCES organizations (id), name text NOT NULL);
+      CREATE TABLE tasks (id bigint PRIMARY KEY, project_id bigint NOT NULL REFERENCES projects (id), body text NOT NULL);
+      INSERT INTO projects SELECT g, CASE WHEN g % 2 = 0 THEN '${DEFAULT_TENANT}'::uuid ELSE '00000000-0000-4000-8000-0000000000b2' END, 'project ' || g FROM generate_series(1, 1000) g;
+      INSERT INTO tasks SELECT g, 1 + g % 1000, md5(g::text) FROM generate_series(1, ${rows}) g;
+      CREATE INDEX tasks_project_id ON tasks (project_id);`)
+    await client.query('VACUUM ANALYZE tasks')
+    const version = (await client.query<{ v: string }>(`SELECT current_setting('server_version') AS v`)).rows[0]?.v ?? '?'
+
+    // The baseline: one UPDATE of every row, written by hand.
+    await client.query('ALTER TABLE tasks ADD COLUMN baseline_org_id uuid')
+    const t0 = performance.now()
+    const big = await client.query('UPDATE tasks AS c SET baseline_org_id = p.org_id FROM projects AS p WHERE p.id = c.project_id')
+    const bigMs = performance.now() - t0
+    if (big.rowCount !== rows) throw new Error(`the big UPDATE changed ${big.rowCount} rows, expected ${rows}`)
+    await client.query('ALTER TABLE tasks DROP COLUMN baseline_org_id')
+    await client.query('VACUUM FULL tasks')
+    await client.query('ANALYZE tasks')
+
+    const catalog = await introspect(client)
+    // The tenant table exists: the plan derives each child's tenant from its parent (the backfill).
+    const config = parseConfig(proposeConfig(catalog, { defaultTenantId: DEFAULT_TENANT, appRole: role, tenantTable: { schema: 'public', name: 'organizations' } }).config)
+    let started: number | undefined
+    let finishedMs: number | undefined
+    const progress: number[] = []
+    const onEvent = (e: MigrateEvent): void => {
+      if (!('migration' in e) || !e.migration.includes('backfill:public.tasks')) return
+      if (e.event === 'start') started = performance.now()
+      if (e.event === 'progress') progress.push(performance.now())
+      if (e.event === 'finish') finishedMs = e.durationMs
+    }
+    await apply({ databaseUrl: db.url, config, phase: 'schema', batchPauseMs: PAUSE_MS, onEvent })
+    if (started === undefined || finishedMs === undefined) throw new Error('apply ran no backfill of public.tasks')
+    const filled = Number((await client.query<{ n: string }>(`SELECT count(*) AS n FROM tasks WHERE ${quoteIdent(config.tenant.column)} IS NOT NULL`)).rows[0]?.n)
+    if (filled !== rows) throw new Error(`the backfill filled ${filled} rows, expected ${rows}`)
+    // The first gap also holds the count of rows left and the upper key: not a batch.
+    const gaps = progress.slice(1).map((at, i) => at - progress[i]! - PAUSE_MS)
+    return { rows, backfillMs: finishedMs, bigMs, batches: progress.length, batchSize: config.batchSize, longestBatchMs: Math.max(...gaps), p95BatchMs: quantile(gaps, 0.95), version }
+  } finally {
+    await client.end()
+    await db.drop()
+    await withClient(server.url, (c) => c.query(`DROP ROLE IF EXISTS ${quoteIdent(role)}`)).catch(() => undefined)
+  }
+}
+
+export default async function backfillBench(options: BenchOptions): Promise<readonly BenchMeasure[]> {
+  const sizes = options.full ? [100_000, 1_000_000, 5_000_000] : [100_000, 1_000_000]
   const server = await resolveTestServer()
   try {
-    const db = await createScratchDatabase(server.url, 'bench_backfill')
-    const client = new pg.Client(db.url)
-    await client.connect()
-    try {
-      await client.query(`
-        CREATE TABLE organizations (id uuid PRIMARY KEY, slug text NOT NULL UNIQUE, name text NOT NULL);
-        INSERT INTO organizations VALUES ('${DEFAULT_TENANT}', 'default', 'Default'), ('00000000-0000-4000-8000-0000000000b2', 'other', 'Other');
-        CREATE TABLE projects (id bigint PRIMARY KEY, org_id uuid NOT NULL REFERENCES organizations (id), name text NOT NULL);
-        CREATE TABLE tasks (id bigint PRIMARY KEY, project_id bigint NOT NULL REFERENCES projects (id), body text NOT NULL);
-        CREATE INDEX tasks_project_id ON tasks (project_id);
-        INSERT INTO projects SELECT g, CASE WHEN g % 2 = 0 THEN '${DEFAULT_TENANT}'::uuid ELSE '00000000-0000-4000-8000-0000000000b2' END, 'project ' || g FROM generate_series(1, 1000) g;
-        INSERT INTO tasks SELECT g, 1 + g % 1000, md5(g::text) FROM generate_series(1, ${ROWS}) g;`)
-      await client.query('VACUUM ANALYZE tasks')
-      const catalog = await introspect(client)
-      // The tenant table exists: the plan derives each child's tenant from its parent (the backfill).
-      const config = parseConfig(proposeConfig(catalog, { defaultTenantId: DEFAULT_TENANT, appRole: `${db.name}_app`, tenantTable: { schema: 'public', name: 'organizations' } }).config)
-      const steps = planConversion(catalog, config).steps
-      const at = steps.findIndex((s) => s.backfill !== undefined && s.table === 'public.tasks')
-      if (at < 0) throw new Error(`no backfill of public.tasks in the plan: ${steps.map((s) => s.id).join(', ')}`)
-      for (const s of steps.slice(0, at)) {
-        if (s.backfill !== undefined) throw new Error(`unexpected backfill before tasks: ${s.id}`)
-        if (s.transactional) await client.query('BEGIN')
-        for (const sql of s.up) await client.query(sql)
-        if (s.transactional) await client.query('COMMIT')
-      }
-      const spec = steps[at]!.backfill!
-      const size = config.batchSize
-      const upper = Object.values((await client.query<Record<string, string>>(spec.upperKeySql)).rows[0] ?? {})
-      let last: (string | null)[] = spec.keyColumns.map(() => null)
-      let filled = 0
-      let batches = 0
-      const t0 = performance.now()
-      for (;;) {
-        await client.query('BEGIN')
-        const row = (await client.query<Record<string, string | number>>(spec.batchSql, [...last, size, ...upper])).rows[0]
-        await client.query('COMMIT')
-        if (row === undefined) break
-        filled += Number(row['updated'])
-        batches++
-        last = spec.keyColumns.map((_, i) => String(row[`k${i + 1}`]))
-        await new Promise((resolve) => setTimeout(resolve, PAUSE_MS))
-      }
-      const backfillMs = performance.now() - t0
-      if (filled !== ROWS) throw new Error(`the backfill filled ${filled} rows, expected ${ROWS}`)
-
-      const column = config.tenant.column
-      await client.query(`UPDATE tasks SET ${pg.escapeIdentifier(column)} = NULL`)
-      await client.query('VACUUM ANALYZE tasks')
-      const t1 = performance.now()
-      const big = await client.query(`UPDATE tasks AS c SET ${pg.escapeIdentifier(column)} = p.${pg.escapeIdentifier(column)} FROM projects AS p WHERE p.id = c.project_id`)
-      const bigMs = performance.now() - t1
-      if (big.rowCount !== ROWS) throw new Error(`the big UPDATE changed ${big.rowCount} rows`)
-      const version = (await client.query<{ v: string }>(`SELECT current_setting('server_version') AS v`)).rows[0]?.v ?? '?'
-      const rate = (ms: number): string => `${Math.round(ROWS / (ms / 1000)).toLocaleString('en')} rows/s`
-      console.error(`# backfill: batched ${rate(backfillMs)} (${batches} batches of ${size}), one UPDATE ${rate(bigMs)}`)
-      return [
-        {
-          name: `batched backfill ÷ one big UPDATE, ${ROWS.toLocaleString('en')} rows (throughput)`,
-          value: bigMs / backfillMs,
-          unit: '×',
-          min: 0.5,
-          note: `${rate(backfillMs)} (${batches} batches of ${size.toLocaleString('en')}, ${PAUSE_MS} ms pauses) vs ${rate(bigMs)}; PostgreSQL ${version} (${server.kind})`,
-        },
-      ]
-    } finally {
-      await client.end()
-      await db.drop()
-      await withClient(server.url, (c) => c.query(`DROP ROLE IF EXISTS ${pg.escapeIdentifier(`${db.name}_app`)}`)).catch(() => undefined)
+    const runs: Run[] = []
+    for (const rows of sizes) {
+      const r = await run(server, rows)
+      console.error(`# backfill ${rows}: batched ${rate(r.rows, r.backfillMs)} (${r.batches} batches of ${r.batchSize}, longest ${r.longestBatchMs.toFixed(0)} ms), one UPDATE ${rate(r.rows, r.bigMs)}`)
+      runs.push(r)
     }
+    const first = runs[0]!
+    const last = runs[runs.length - 1]!
+    const out: BenchMeasure[] = runs.map((r) => ({
+      name: `batched backfill ÷ one big UPDATE, ${r.rows.toLocaleString('en')} rows (throughput)`,
+      value: r.bigMs / r.backfillMs,
+      unit: '×',
+      min: 0.5,
+      note: `${rate(r.rows, r.backfillMs)} (${r.batches} batches of ${r.batchSize.toLocaleString('en')}, ${PAUSE_MS} ms pauses, progress rows, counts of rows left) vs ${rate(r.rows, r.bigMs)} (no trigger); PostgreSQL ${r.version} (${server.kind})`,
+    }))
+    out.push({
+      name: 'longest backfill batch (one transaction)',
+      value: Math.max(...runs.map((r) => r.longestBatchMs)),
+      unit: 'ms',
+      limit: 200,
+      note: `${runs.map((r) => `${r.rows.toLocaleString('en')} rows: longest ${r.longestBatchMs.toFixed(0)} ms, p95 ${r.p95BatchMs.toFixed(0)} ms`).join('; ')} (the gap between progress events less the pause)`,
+    })
+    out.push({
+      name: `backfill throughput at ${last.rows.toLocaleString('en')} ÷ at ${first.rows.toLocaleString('en')} rows`,
+      value: (last.rows / last.backfillMs) / (first.rows / first.backfillMs),
+      unit: '×',
+      min: 0.8,
+      note: options.full ? '' : 'quick mode: 1M for 5M (npm run bench -- --full)',
+    })
+    return out
   } finally {
     await server.stop()
   }
+}
+
+function rate(rows: number, ms: number): string {
+  return `${Math.round(rows / (ms / 1000)).toLocaleString('en')} rows/s`
 }

@@ -17,7 +17,25 @@ export interface BenchMeasure {
   readonly note?: string
 }
 
-export type Bench = () => Promise<readonly BenchMeasure[]>
+/** How `npm run bench` runs a benchmark. */
+export interface BenchOptions {
+  /** `npm run bench -- --full`: the large sizes too (up to 5M rows); quick mode stays under 5 minutes in all. */
+  readonly full: boolean
+}
+
+export type Bench = (options: BenchOptions) => Promise<readonly BenchMeasure[]>
+
+/** The value at quantile `q` (0…1) of a non-empty list, nearest rank. */
+export function quantile(values: readonly number[], q: number): number {
+  if (values.length === 0) throw new TypeError('quantile of nothing')
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!
+}
+
+/** Peak resident memory of this process so far, MiB (`process.resourceUsage().maxRSS`). */
+export function peakRssMiB(): number {
+  return process.resourceUsage().maxRSS / 1024
+}
 
 /** Median of a non-empty list of numbers. */
 export function median(values: readonly number[]): number {

@@ -6,6 +6,8 @@
  *
  *   npm run bench                               # all benchmarks, on the test server (see src/db/test-server.ts)
  *   npm run bench -- introspect                 # only bench/introspect.bench.ts
+ *   npm run bench -- --skip runtime-context     # all but bench/runtime-context.bench.ts
+ *   npm run bench -- --full                     # the large sizes too (up to 5M rows; quick mode: < 5 min)
  *   TENANTIZE_TEST_PG=embedded npm run bench    # on embedded PostgreSQL 18
  *
  * Timings live here, never in tests.
@@ -15,10 +17,14 @@ import { cpus, loadavg, totalmem } from 'node:os'
 import type { Bench, BenchMeasure } from '../bench/result.js'
 
 const dir = new URL('../bench/', import.meta.url)
-const filters = process.argv.slice(2)
+const args = process.argv.slice(2)
+const full = args.includes('--full')
+const skips = args.flatMap((a, i) => (args[i - 1] === '--skip' ? [a] : a.startsWith('--skip=') ? [a.slice('--skip='.length)] : []))
+const filters = args.filter((a, i) => !a.startsWith('--') && args[i - 1] !== '--skip')
 const files = (await readdir(dir))
   .filter((f) => f.endsWith('.bench.ts'))
   .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
+  .filter((f) => !skips.some((x) => f.includes(x)))
   .sort()
 if (files.length === 0) {
   console.error(`no benchmark matches ${filters.join(' ')}`)
@@ -34,11 +40,11 @@ const format = (m: BenchMeasure, value: number): string =>
 
 for (const file of files) {
   const bench = file.replace(/\.bench\.ts$/, '')
-  console.error(`# running ${bench}…`)
+  console.error(`# running ${bench}${full ? ' (full)' : ''}…`)
   try {
     const mod = (await import(new URL(file, dir).href)) as { default?: Bench }
     if (typeof mod.default !== 'function') throw new Error(`${file} has no default export function`)
-    for (const m of await mod.default()) {
+    for (const m of await mod.default({ full })) {
       const over = (m.limit !== undefined && m.value > m.limit) || (m.min !== undefined && m.value < m.min)
       failed ||= over
       const goal = m.limit !== undefined ? `≤ ${format(m, m.limit)}` : m.min !== undefined ? `≥ ${format(m, m.min)}` : ''
@@ -71,7 +77,7 @@ const machine = {
   node: process.version,
   platform: `${process.platform} ${process.arch}`,
 }
-interface Stored { bench: string; measure: string; value: string; limit: string; status: string; note: string; ranAt: string; machine: typeof machine }
+interface Stored { bench: string; measure: string; value: string; limit: string; status: string; note: string; ranAt: string; mode?: 'quick' | 'full'; machine: typeof machine }
 let stored: Stored[] = []
 try {
   stored = (JSON.parse(await readFile(resultsFile, 'utf8')) as { results: Stored[] }).results
@@ -80,10 +86,10 @@ try {
 }
 const ranAt = new Date().toISOString()
 const ran = new Set(files.map((f) => f.replace(/\.bench\.ts$/, '')))
-const results = [...stored.filter((r) => !ran.has(r.bench)), ...rows.map((r) => ({ ...r, ranAt, machine }))].sort((x, y) => (x.bench < y.bench ? -1 : x.bench > y.bench ? 1 : 0))
+const results = [...stored.filter((r) => !ran.has(r.bench)), ...rows.map((r) => ({ ...r, ranAt, mode: full ? 'full' as const : 'quick' as const, machine }))].sort((x, y) => (x.bench < y.bench ? -1 : x.bench > y.bench ? 1 : 0))
 await writeFile(resultsFile, `${JSON.stringify({ results }, null, 2)}\n`)
 const cell = (text: string): string => text.replaceAll('|', '\\|')
-const machines = [...new Map(results.map((r) => [`${r.bench}`, `${r.bench}: ${r.ranAt.slice(0, 16).replace('T', ' ')} UTC, ${r.machine.cpus}, ${r.machine.memory}, load ${r.machine.loadAverage}, Node ${r.machine.node}`])).values()]
+const machines = [...new Map(results.map((r) => [`${r.bench}`, `${r.bench}: ${r.ranAt.slice(0, 16).replace('T', ' ')} UTC${r.mode === undefined ? '' : ` (${r.mode})`}, ${r.machine.cpus}, ${r.machine.memory}, load ${r.machine.loadAverage}, Node ${r.machine.node}`])).values()]
 await writeFile(new URL('../bench/README.md', import.meta.url), `# Benchmarks — latest figures
 
 Written by \`npm run bench\` (scripts/bench.ts) from bench/results.json; do not edit by hand. A goal a
