@@ -6,7 +6,7 @@
  * - Catalog: {@link introspect} — one consistent read of a live database into an immutable snapshot.
  * - Migrations: {@link migrateUp}, {@link migrateDown}, {@link migrateStatus}, {@link createMigration}.
  * - Tenants: {@link createTenant}, {@link listTenants}, {@link showTenant}, {@link suspendTenant},
- *   {@link resumeTenant}, {@link deleteTenant}, {@link importTenant} — the lifecycle after the conversion.
+ *   {@link resumeTenant}, {@link deleteTenant}, {@link importTenant}, {@link exportTenant} — the lifecycle after the conversion.
  * - Errors: every deliberate error is a {@link TenantizeError} with a stable {@link ErrorCodes} code.
  */
 export { ErrorCodes, TenantizeError, isTenantizeError } from './errors.js'
@@ -71,6 +71,7 @@ export {
   deleteTenant,
   importTenant,
   planImport,
+  exportTenant,
   findTenant,
   readTenants,
   tenantModel,
@@ -92,6 +93,9 @@ export type {
   ImportTenantResult,
   ImportPlan,
   DriftItem,
+  ExportTenantOptions,
+  ExportTenantResult,
+  ExportedTable,
   TenantModel,
   TenantTable,
 } from './tenants/index.js'

@@ -2,7 +2,7 @@ import type { Command } from 'commander'
 import { z } from 'zod'
 import { resolveDatabaseUrl } from '../../db/url.js'
 import { ErrorCodes, TenantizeError } from '../../errors.js'
-import { createTenant, deleteTenant, importTenant, listTenants, resumeTenant, showTenant, suspendTenant, type TenantRow, type TenantUsage } from '../../tenants/index.js'
+import { createTenant, deleteTenant, exportTenant, importTenant, listTenants, resumeTenant, showTenant, suspendTenant, type TenantRow, type TenantUsage } from '../../tenants/index.js'
 import { DEFAULT_CONFIG_FILE, readConfigFile } from '../config-file.js'
 import { line, table, type CliIO } from '../io.js'
 import { duration, parseOptions, positiveInt } from '../options.js'
@@ -32,6 +32,7 @@ const runSchema = {
   retries: positiveInt.default(10),
 }
 const deleteSchema = z.object({ ...runSchema, allowShared: z.boolean().default(false) })
+const exportSchema = z.object({ ...common, to: z.string().min(1), batchSize: positiveInt.optional() })
 const importSchema = z.object({ ...runSchema, from: z.string().min(1), slug: z.string().min(1), name: z.string().min(1).optional(), id: z.string().min(1).optional() })
 
 async function base(o: { db?: string | undefined; config: string }, io: CliIO): Promise<{ databaseUrl: string; config: Awaited<ReturnType<typeof readConfigFile>> }> {
@@ -90,7 +91,7 @@ function withRunner(cmd: Command): Command {
     .option('--retries <n>', 'tries in all when a statement hits lock_timeout', '10')
 }
 
-/** `tenantize tenant create|list|show|suspend|resume|delete|import`. */
+/** `tenantize tenant create|list|show|suspend|resume|delete|import|export`. */
 export function registerTenant(program: Command, io: CliIO, setExit: (code: number) => void): void {
   const tenant = program.command('tenant').description('tenant lifecycle on a converted database: create, list, show, suspend, resume, delete, export and import tenants')
 
@@ -170,6 +171,20 @@ export function registerTenant(program: Command, io: CliIO, setExit: (code: numb
         for (const d of result.drift) line(io.stdout, `${d.blocking ? '✖' : '⚠'} ${d.kind} ${d.table}${d.column === undefined ? '' : `.${d.column}`}${d.source === undefined && d.target === undefined ? '' : ` (${d.source ?? '–'} → ${d.target ?? '–'})`}: ${d.effect}`)
         line(io.stdout, `${result.dryRun ? 'Would import' : 'Imported'} ${result.tables.reduce((a, t) => a + t.rows, 0)} row(s)${result.tenant === undefined ? '' : ` as tenant ${who(result.tenant)} (${result.tenant.id})`}`)
         for (const l of table(['table', 'rows', 'new ids'], result.tables.map((t) => [t.table, String(t.rows), result.dryRun ? '' : String(t.remapped)]))) line(io.stdout, `  ${l}`)
+      }
+      setExit(0)
+    })
+
+  withCommon(tenant.command('export').description('write a tenant as a standalone single-tenant database with the schema before the conversion (tenant columns, composite keys and policies removed): into an empty database, or a file psql -f loads; shared tables in full').argument('<tenant>', 'id or slug'))
+    .requiredOption('--to <url|file>', 'an empty database (postgres://…) or a new .sql file')
+    .option('--batch-size <n>', 'rows per batch (default: the config batchSize)')
+    .action(async (ref: string, raw: unknown) => {
+      const o = parseOptions(exportSchema, raw)
+      const result = await exportTenant({ ...(await base(o, io)), tenant: ref, to: o.to, ...(o.batchSize === undefined ? {} : { batchSize: o.batchSize }), onEvent: eventRenderer(io, o.json) })
+      if (o.json) line(io.stdout, JSON.stringify(result))
+      else {
+        line(io.stdout, `Exported tenant ${who(result.tenant)} to ${result.to}: ${result.rows} row(s) in ${result.tables.length} table(s), ${result.sequences} sequence(s) set, in ${result.seconds.toFixed(1)} s`)
+        for (const l of table(['table', 'rows', 'scope'], result.tables.map((t) => [t.table, String(t.rows), t.scope === 'tenant' ? 'tenant rows' : `shared, in full${t.leftOut > 0 ? ` but ${t.leftOut} row(s) referencing other tenants` : ''}`]))) line(io.stdout, `  ${l}`)
       }
       setExit(0)
     })
