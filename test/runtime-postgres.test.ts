@@ -88,3 +88,27 @@ test('postgres.js: asSystem runs through the separate systemSql only', async () 
     await admin.end()
   }
 })
+
+test('postgres.js: unsafe without parameters is one query string with its context: results of the text only, errors roll back, a comment gives an empty result', async () => {
+  await withSql(async (_sql, tsql, counts) => {
+    await withTenant(a, () => tsql.unsafe('SELECT 1')) // the connection opened (and postgres.js' type lookup done)
+    const before = counts.requests
+    const rows = await withTenant(a, () => tsql.unsafe<{ n: number }[]>('SELECT count(*)::int AS n FROM items'))
+    assert.equal(counts.requests - before, 1, 'one query, no reserved connection')
+    assert.deepEqual([...rows], [{ n: expected.get(a)!.length }])
+    // Several statements in the text: postgres.js' array of results, without the context statement's.
+    const both = (await withTenant(b, () => tsql.unsafe('SELECT count(*)::int AS n FROM items; SELECT 2 AS two'))) as unknown as { n?: number; two?: number }[][]
+    assert.deepEqual(both.map((r) => [...r]), [[{ n: expected.get(b)!.length }], [{ two: 2 }]])
+    // A failing text rolls back what it did before failing (one implicit transaction).
+    await assert.rejects(withTenant(a, () => tsql.unsafe(`INSERT INTO items (org_id, id, body) VALUES ('${a}', 'simple-undone', 'x'); SELECT 1/0`)), /division by zero/)
+    assert.deepEqual(await db.sql(`SELECT id FROM items WHERE id = 'simple-undone'`), [])
+    // Only a comment: nothing of the context statement (its row holds the tenant id) comes back.
+    const empty = await withTenant(a, () => tsql.unsafe('-- nothing'))
+    assert.equal(empty.length, 0)
+    // The two-argument form unsafe(text, options) and explicit parameters keep working.
+    const viaOptions = await withTenant(a, () => (tsql.unsafe as unknown as (q: string, o: object) => Promise<unknown[]>)('SELECT 1 AS one', { prepare: false }))
+    assert.deepEqual([...viaOptions], [{ one: 1 }])
+    const [row] = await withTenant(a, () => tsql.unsafe<{ n: number }[]>('SELECT count(*)::int AS n FROM items WHERE id <> $1', ['none']))
+    assert.deepEqual(row, { n: expected.get(a)!.length })
+  })
+})

@@ -29,9 +29,43 @@ import { generatePrismaClient, type GeneratedPrisma } from './fixtures/prisma/cl
 
 const QUIET_MS = 25
 
-/** A TCP proxy that counts the client's round trips (see the file comment). */
+/**
+ * Reads the frontend messages of one connection and counts those that end an exchange with the server —
+ * `Sync` (extended protocol) and `Query` (simple protocol) — each answered by its own ReadyForQuery.
+ */
+class MessageReader {
+  private buffer = Buffer.alloc(0)
+  private started = false
+
+  constructor(private readonly onExchange: () => void) {}
+
+  push(chunk: Buffer): void {
+    this.buffer = Buffer.concat([this.buffer, chunk])
+    for (;;) {
+      if (!this.started) {
+        // The startup message (or an SSLRequest before it) has no type byte.
+        if (this.buffer.length < 8) return
+        const length = this.buffer.readInt32BE(0)
+        if (this.buffer.length < length) return
+        const code = this.buffer.readInt32BE(4)
+        this.buffer = this.buffer.subarray(length)
+        if (code !== 80877103) this.started = true // not an SSLRequest: the startup message
+        continue
+      }
+      if (this.buffer.length < 5) return
+      const length = this.buffer.readInt32BE(1)
+      if (this.buffer.length < length + 1) return
+      const type = String.fromCharCode(this.buffer[0]!)
+      if (type === 'S' || type === 'Q') this.onExchange()
+      this.buffer = this.buffer.subarray(length + 1)
+    }
+  }
+}
+
+/** A TCP proxy that counts the client's round trips (see the file comment) and its exchanges (Sync / Query messages). */
 class RoundTripCounter {
   turns = 0
+  exchanges = 0
   private readonly server: Server
   private readonly sockets = new Set<Socket>()
 
@@ -40,6 +74,7 @@ class RoundTripCounter {
       const upstream = netConnect(Number(target.port || 5432), target.hostname)
       this.sockets.add(client).add(upstream)
       let answered = true // a connection starts with the client's turn
+      const reader = new MessageReader(() => this.exchanges++)
       let pending: Buffer[] = []
       let timer: NodeJS.Timeout | undefined
       const release = (): void => {
@@ -58,6 +93,7 @@ class RoundTripCounter {
           this.turns++
           answered = false
         }
+        reader.push(chunk)
         upstream.write(chunk)
         if (pending.length > 0) arm() // the client is still writing: keep holding the answers
       })
@@ -88,9 +124,14 @@ class RoundTripCounter {
 
   /** Round trips `fn` takes (run it on connections opened before). */
   async count(fn: () => Promise<unknown>): Promise<number> {
-    const before = this.turns
+    return (await this.measure(fn)).turns
+  }
+
+  /** Round trips and exchanges (Sync / Query messages, each answered by a ReadyForQuery) `fn` takes. */
+  async measure(fn: () => Promise<unknown>): Promise<{ turns: number; exchanges: number }> {
+    const [turns, exchanges] = [this.turns, this.exchanges]
     await fn()
-    return this.turns - before
+    return { turns: this.turns - turns, exchanges: this.exchanges - exchanges }
   }
 }
 
@@ -128,7 +169,7 @@ interface Case {
  * size): the statement is right and takes one round trip, and the transaction takes as many round trips
  * scoped as bare.
  */
-async function check(name: string, scoped: Case, bare: Case): Promise<void> {
+async function check(name: string, scoped: Case, bare: Case, scopedExchanges = 1): Promise<void> {
   const inTenant = <T>(fn: () => Promise<T>): Promise<T> => withTenant(a, fn)
   // Warm up: connections open, statements prepared, ORM metadata loaded.
   for (let i = 0; i < 2; i++) {
@@ -137,9 +178,10 @@ async function check(name: string, scoped: Case, bare: Case): Promise<void> {
     await bare.statement()
     await bare.transaction()
   }
-  assert.equal(await counter.count(() => bare.statement()), 1, `${name}: the bare statement is one round trip`)
+  assert.deepEqual(await counter.measure(() => bare.statement()), { turns: 1, exchanges: 1 }, `${name}: the bare statement is one round trip, one exchange`)
   let ids: string[] = []
-  assert.equal(await counter.count(async () => (ids = await inTenant(() => scoped.statement()))), 1, `${name}: a scoped statement is one round trip`)
+  const statement = await counter.measure(async () => (ids = await inTenant(() => scoped.statement())))
+  assert.deepEqual(statement, { turns: 1, exchanges: scopedExchanges }, `${name}: a scoped statement is one round trip, ${scopedExchanges} exchange(s) with the server`)
   assert.deepEqual(ids, [one])
   const bareTransaction = await counter.count(() => bare.transaction())
   assert.ok(bareTransaction >= 3, `${name}: the bare transaction takes ${bareTransaction} round trips`)
@@ -189,7 +231,21 @@ test('postgres.js: one round trip per statement; sql.begin costs what it costs w
       statement: async () => (await (s as unknown as Tag)`SELECT id FROM items WHERE id = ${one}`).map((r) => r.id!),
       transaction: () => (s.begin as Begin)(async (tx) => [await tx`SELECT id FROM items WHERE id = ${one}`, await tx`SELECT count(*) FROM items`]),
     })
-    await check('postgres.js', run(tsql), run(sql))
+    // postgres.js ends every query it sends with its own Sync, and offers no way to write two statements
+    // before one Sync: a tagged query with its context is BEGIN + context, the query, COMMIT — written
+    // together (one round trip), three exchanges with the server.
+    await check('postgres.js', run(tsql), run(sql), 3)
+    // Without parameters (simple protocol) the context goes in the same query string: one exchange.
+    type Unsafe = (text: string) => Promise<readonly { id?: string }[]>
+    const text = `SELECT id FROM items WHERE id = '${one}'`
+    await withTenant(a, () => (tsql.unsafe as Unsafe)(text))
+    await (sql.unsafe as Unsafe)(text)
+    assert.deepEqual(await counter.measure(() => (sql.unsafe as Unsafe)(text)), { turns: 1, exchanges: 1 }, 'postgres.js: bare unsafe')
+    let rows: readonly { id?: string }[] = []
+    const scopedUnsafe = await counter.measure(async () => (rows = await withTenant(a, () => (tsql.unsafe as Unsafe)(text))))
+    assert.deepEqual(scopedUnsafe, { turns: 1, exchanges: 1 }, 'postgres.js: unsafe without parameters is one round trip, one exchange')
+    assert.deepEqual(rows.map((r) => r.id), [one])
+    assert.equal((await (sql.unsafe as Unsafe)(text)).length, 0, 'without context the same text sees nothing')
   } finally {
     await sql.end()
   }

@@ -143,8 +143,30 @@ export function tenantSql<TTypes extends Record<string, unknown>>(sql: Sql<TType
     return one((reserved) => (reserved as unknown as (t: TemplateStringsArray, ...p: readonly unknown[]) => PendingQuery<never>)(template, ...parameters))
   }
 
-  function unsafe(query: string, parameters?: unknown[], queryOptions?: UnsafeQueryOptions): Promise<unknown> {
-    return one((reserved) => reserved.unsafe(query, parameters as never[] | undefined, queryOptions) as PendingQuery<never>)
+  /**
+   * Without parameters postgres.js sends `unsafe` text as a simple-protocol query: the context statement
+   * goes in front of it in the same query string — one message, one implicit transaction, no reserved
+   * connection, no `BEGIN` / `COMMIT`. Not with `SET LOCAL` (Citus sends the whole string of a propagated
+   * `SET LOCAL` to the workers), nor for an empty text.
+   */
+  async function simple(query: string, queryOptions: UnsafeQueryOptions | undefined): Promise<unknown> {
+    const statement = context.statement(tenantForTransaction())
+    const result = (await base.unsafe(`${statement};\n${query}`, [], { ...queryOptions, simple: true } as UnsafeQueryOptions)) as unknown
+    if (!Array.isArray(result) || !Array.isArray(result[0])) {
+      // Only the context statement answered (the text was a comment): an empty result, never its row.
+      return new ((result as object).constructor as new () => unknown)()
+    }
+    const rest = (result as unknown[]).slice(1)
+    return rest.length === 1 ? rest[0] : rest
+  }
+
+  function unsafe(query: string, parameters?: unknown[] | UnsafeQueryOptions, queryOptions?: UnsafeQueryOptions): Promise<unknown> {
+    // postgres.js' own signature: unsafe(text, options) when the second argument is not an array.
+    const [values, options] = parameters === undefined || Array.isArray(parameters) ? [parameters, queryOptions] : [undefined, parameters]
+    const explicit = (options as { simple?: unknown } | undefined)?.simple
+    const asSimple = explicit !== undefined ? explicit === true : values === undefined || values.length === 0
+    if (asSimple && context.strategy === 'set_config' && typeof query === 'string' && query.trim() !== '') return simple(query, options)
+    return one((reserved) => reserved.unsafe(query, (values ?? []) as never[], options) as PendingQuery<never>)
   }
 
   async function begin(...args: [(tx: TransactionSql<TTypes>) => unknown] | [string, (tx: TransactionSql<TTypes>) => unknown]): Promise<unknown> {
