@@ -28,10 +28,17 @@ export async function reverseReach(client: pg.ClientBase, catalog: Catalog, opti
       const t = splitKey(e.table)
       const p = splitKey(e.parent)
       const match = e.columns.map((c, i) => `p.${quoteIdent(e.parentColumns[i]!)} = c.${quoteIdent(c)}`).join(' AND ')
+      // A parent whose tenant is in another table: join along its NOT NULL foreign keys to that table.
+      const joins = e.through.map((h, i) => {
+        const from = i === 0 ? 'p' : `h${i - 1}`
+        const to = splitKey(h.table)
+        return ` JOIN ${qualifiedName(to.schema, to.name)} AS h${i} ON ${h.columns.map((c, k) => `h${i}.${quoteIdent(h.referenced[k]!)} = ${from}.${quoteIdent(c)}`).join(' AND ')}`
+      }).join('')
+      const tenantOf = e.through.length === 0 ? 'p' : `h${e.through.length - 1}`
       const { rows } = await client.query<{ total: string; single: string; multi: string }>(
         `SELECT count(*)::bigint AS total, count(*) FILTER (WHERE r.n = 1)::bigint AS single, count(*) FILTER (WHERE r.n > 1)::bigint AS multi
            FROM ${qualifiedName(t.schema, t.name)} AS c
-           CROSS JOIN LATERAL (SELECT count(DISTINCT p.${quoteIdent(e.parentTenant)}) AS n FROM ${qualifiedName(p.schema, p.name)} AS p WHERE ${match}) AS r`,
+           CROSS JOIN LATERAL (SELECT count(DISTINCT ${tenantOf}.${quoteIdent(e.parentTenant)}) AS n FROM ${qualifiedName(p.schema, p.name)} AS p${joins} WHERE ${match}) AS r`,
       )
       const r = rows[0]!
       out.push({ ...e, rows: Number(r.total), single: Number(r.single), multi: Number(r.multi) })

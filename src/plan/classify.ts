@@ -48,8 +48,23 @@ export interface ReverseEdge {
   readonly columns: readonly string[]
   /** Foreign-key columns of `parent`. */
   readonly parentColumns: readonly string[]
-  /** The parent's column holding its tenant (the tenant table's primary key, or its tenant column). */
+  /**
+   * The parent's column holding its tenant (the tenant table's primary key, or its tenant column); with
+   * `through`, that column of the last hop's table.
+   */
   readonly parentTenant: string
+  /**
+   * A parent whose tenant is not in its own row (it reaches the tenant through its foreign keys): the NOT
+   * NULL foreign keys from `parent` to a table whose rows name their tenant, in order. Empty otherwise.
+   */
+  readonly through: readonly ReverseHop[]
+}
+
+/** One NOT NULL foreign key of a {@link ReverseEdge}'s `through`: `columns` of the previous table → `table` (`referenced`). */
+export interface ReverseHop {
+  readonly columns: readonly string[]
+  readonly table: string
+  readonly referenced: readonly string[]
 }
 
 /** What the data says about a {@link ReverseEdge}. */
@@ -265,13 +280,40 @@ export function reverseEdges(catalog: Catalog, options: InitOptions, previous?: 
   const reach = forwardReach(g)
   const targets = new Set(g.candidates.map(tableKeyOf).filter((k) => !reach.has(k)))
   const all = [...g.candidates, ...(g.rootId === null ? [] : [catalog.table(splitKey(g.rootKey).schema, splitKey(g.rootKey).name)!])]
+  // A parent that reaches the tenant through its foreign keys: the shortest chain of NOT NULL ones to a
+  // table whose rows name their tenant (the child's rows take their tenant along such a chain).
+  const byKey = new Map(g.candidates.map((t) => [tableKeyOf(t), t]))
+  const chainOf = (start: string): ReverseHop[] | undefined => {
+    const seen = new Set([start])
+    let frontier: { key: string; hops: ReverseHop[] }[] = [{ key: start, hops: [] }]
+    while (frontier.length > 0) {
+      const next: { key: string; hops: ReverseHop[] }[] = []
+      for (const { key, hops } of frontier) {
+        const t = byKey.get(key)
+        if (t === undefined) continue
+        const fks = [...(g.outgoing.get(key) ?? [])].filter((fk) => fk.columns.every((c) => t.columns.find((col) => col.name === c)?.nullable === false)).sort((a, b) => a.name.localeCompare(b.name))
+        for (const fk of fks) {
+          const to = fkKey(fk)
+          if (seen.has(to)) continue
+          seen.add(to)
+          const chain = [...hops, { columns: [...fk.columns], table: to, referenced: [...fk.references.columns] }]
+          if (known.has(to)) return chain
+          next.push({ key: to, hops: chain })
+        }
+      }
+      frontier = next
+    }
+    return undefined
+  }
   const out: ReverseEdge[] = []
   for (const p of all) {
-    const parentTenant = known.get(tableKeyOf(p))
-    if (parentTenant === undefined) continue
+    const own = known.get(tableKeyOf(p))
+    const through = own !== undefined ? [] : reach.has(tableKeyOf(p)) ? chainOf(tableKeyOf(p)) : undefined
+    if (through === undefined) continue
+    const parentTenant = own ?? known.get(through[through.length - 1]!.table)!
     for (const fk of foreignKeysOf(catalog, p)) {
-      if (!targets.has(fkKey(fk)) || fk.columns.includes(parentTenant)) continue
-      out.push({ table: fkKey(fk), parent: tableKeyOf(p), constraint: fk.name, columns: [...fk.references.columns], parentColumns: [...fk.columns], parentTenant })
+      if (!targets.has(fkKey(fk)) || (own !== undefined && fk.columns.includes(parentTenant))) continue
+      out.push({ table: fkKey(fk), parent: tableKeyOf(p), constraint: fk.name, columns: [...fk.references.columns], parentColumns: [...fk.columns], parentTenant, through })
     }
   }
   return out.sort((a, b) => a.table.localeCompare(b.table) || a.parent.localeCompare(b.parent) || a.constraint.localeCompare(b.constraint))
@@ -323,7 +365,8 @@ export function proposeConfig(catalog: Catalog, options: InitOptions, previous?:
       }
       const used = edges.filter((e) => e.single > 0).sort((a, b) => b.single - a.single || (a.parent === rootKey ? -1 : b.parent === rootKey ? 1 : 0) || a.constraint.localeCompare(b.constraint))
       if (used.length === 0) continue
-      const paths = used.map((e): TenantPath => ({ columns: [...e.columns], parent: e.parent, parentColumns: [...e.parentColumns], via: e.parent === rootKey ? [rootKey] : [e.parent, rootKey], reverse: true }))
+      const viaOf = (e: ReverseReach): string[] => [e.parent, ...(e.through ?? []).map((h) => h.table), rootKey].filter((v, i, a) => a.indexOf(v) === i)
+      const paths = used.map((e): TenantPath => ({ columns: [...e.columns], parent: e.parent, parentColumns: [...e.parentColumns], via: viaOf(e), reverse: true }))
       const best = used[0]!
       const unreached = best.rows - best.single
       classes.set(key, {
@@ -335,12 +378,15 @@ export function proposeConfig(catalog: Catalog, options: InitOptions, previous?:
         keepGlobalUnique: [],
         sharedReferences: [],
       })
-      reverseHops.set(key, best.parent === rootKey ? [rootKey] : [best.parent])
+      reverseHops.set(key, viaOf(best).filter((v) => v !== rootKey))
     }
   }
   const candidateKeys = new Set(candidates.map(tableKeyOf))
   const isTenantOwned = (key: string): boolean => key === rootKey || (candidateKeys.has(key) && classes.get(key)?.class !== 'global' && classes.get(key)?.class !== 'excluded')
 
+  // Tables whose rows get the default tenant only because nothing says otherwise (an existing tenant table, no
+  // path to it): a child that can take its tenant from a table whose rows name their tenant takes it from there.
+  const assumed = new Set<string>()
   // Direct tables: reference the existing tenant table, or (new tenant table) reference no other tenant-owned table.
   for (const t of candidates) {
     const key = tableKeyOf(t)
@@ -352,6 +398,7 @@ export function proposeConfig(catalog: Catalog, options: InitOptions, previous?:
     } else if (g.holdsTenant.has(key)) {
       classes.set(key, { class: 'direct', reason: `already holds the tenant column ${column} (without a foreign key): its rows keep their tenants; the data check finds values that are no tenant, and the plan adds the foreign key`, alternatives: [], keepGlobalUnique: [], sharedReferences: [] })
     } else if (fks.length === 0) {
+      if (!create) assumed.add(key)
       classes.set(key, { class: 'direct', reason: create ? 'references no other tenant table: gets its own tenant column; existing rows belong to the default tenant' : 'has no foreign-key path to the tenant table: gets its own tenant column; existing rows belong to the default tenant', ...withColumn(key), alternatives: [], keepGlobalUnique: [], sharedReferences: [] })
     }
   }
@@ -386,7 +433,7 @@ export function proposeConfig(catalog: Catalog, options: InitOptions, previous?:
   }
   const place = (t: Table, parents: readonly ForeignKeyConstraint[]): void => {
     const key = tableKeyOf(t)
-    const ranked = [...parents].sort((a, b) => Number(notNull(t, b)) - Number(notNull(t, a)) || hops.get(fkKey(a))!.length - hops.get(fkKey(b))!.length || a.name.localeCompare(b.name))
+    const ranked = [...parents].sort((a, b) => Number(notNull(t, b)) - Number(notNull(t, a)) || Number(assumed.has(fkKey(a))) - Number(assumed.has(fkKey(b))) || hops.get(fkKey(a))!.length - hops.get(fkKey(b))!.length || a.name.localeCompare(b.name))
     const paths = ranked.map((fk) => pathOf(fk, [fkKey(fk), ...hops.get(fkKey(fk))!, rootKey].filter((v, i, a) => a.indexOf(v) === i)))
     const best = ranked[0]!
     classes.set(key, {
@@ -399,6 +446,7 @@ export function proposeConfig(catalog: Catalog, options: InitOptions, previous?:
         sharedReferences: [],
     })
     hops.set(key, [fkKey(best), ...hops.get(fkKey(best))!])
+    if (assumed.has(fkKey(best))) assumed.add(key)
   }
   for (;;) {
     const pending = candidates.filter((t) => !classes.has(tableKeyOf(t)) && distance.has(tableKeyOf(t)))
