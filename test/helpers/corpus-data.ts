@@ -293,9 +293,13 @@ function fillOrder(catalog: Catalog, tables: readonly Table[]): { order: Table[]
   while (remaining.length > 0) {
     let index = remaining.findIndex((t) => [...deps.get(keyOf(t))!].every((p) => done.has(p)))
     if (index < 0) {
-      // A cycle: take the table with the fewest missing parents; those foreign keys are filled with NULL.
+      // A cycle: take the table with the fewest missing parents its NOT NULL foreign keys need (those keys
+      // could only be filled with NULL), then the fewest missing parents; those foreign keys are filled with NULL.
       const missing = (t: Table): number => [...deps.get(keyOf(t))!].filter((p) => !done.has(p)).length
-      index = remaining.reduce((best, t, i) => (missing(t) < missing(remaining[best]!) ? i : best), 0)
+      const required = (t: Table): number =>
+        new Set(foreignKeysOf(catalog, t).filter((c) => !done.has(keyOf(c.references.table)) && keys.has(keyOf(c.references.table)) && keyOf(c.references.table) !== keyOf(t) && c.columns.every((n) => t.columns.find((x) => x.name === n)?.nullable === false)).map((c) => keyOf(c.references.table))).size
+      const rank = (t: Table): number => required(t) * 10_000 + missing(t)
+      index = remaining.reduce((best, t, i) => (rank(t) < rank(remaining[best]!) ? i : best), 0)
       const t = remaining[index]!
       for (const p of deps.get(keyOf(t))!) if (!done.has(p)) broken.add(`${keyOf(t)}->${p}`)
     }

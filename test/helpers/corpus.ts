@@ -11,6 +11,7 @@ import { after, type TestContext } from 'node:test'
 import pg from 'pg'
 import { apply, conversionStatus, resetReadiness, rollback } from '../../src/apply/index.js'
 import { initConfig } from '../../src/apply/init.js'
+import { DataCheckError, describeFinding } from '../../src/datacheck/findings.js'
 import { introspect, type Catalog } from '../../src/catalog/index.js'
 import { parseConfig, splitKey, type TenantizeConfig } from '../../src/plan/config.js'
 import type { Plan } from '../../src/plan/steps.js'
@@ -220,6 +221,8 @@ export async function corpusConversion(t: TestContext, db: TestDatabase, name: s
         failed = error
       }
       const written = await writer.stop()
+      // The data check's refusal lists its findings: name them in the failure, not only their number.
+      if (failed instanceof DataCheckError) assert.fail(`${failed.message}:\n  ${failed.findings.map((f) => `${f.table ?? 'database'}: ${describeFinding(f)}`).join('\n  ')}`)
       if (failed !== undefined) throw failed
       assert.ok(written.length > 0, 'the old app kept writing during the schema phase')
       for (const [k, w] of writers.entries()) w.rows = written.filter((r) => r.table === k).map((r) => r.row)
