@@ -123,8 +123,8 @@ test('target citus: the Citus steps come last in enforce, in this order, with ex
         lockHeld: 'writes wait, reads go on',
         transactional: true,
         up: [
-          `ALTER TABLE "public"."project" ADD CONSTRAINT "project_org_id_account_id_tenant_fkey" FOREIGN KEY ("org_id", "account_id") REFERENCES "public"."account" ("org_id", "id") DEFERRABLE INITIALLY DEFERRED`,
-          `ALTER TABLE "public"."task item" ADD CONSTRAINT "task item_org_id_project_id_tenant_fkey" FOREIGN KEY ("org_id", "project_id") REFERENCES "public"."project" ("org_id", "id") ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED`,
+          `ALTER TABLE "public"."project" ADD CONSTRAINT "project_org_id_account_id_tenant_fkey" FOREIGN KEY ("org_id", "account_id") REFERENCES "public"."account" ("org_id", "id")`,
+          `ALTER TABLE "public"."task item" ADD CONSTRAINT "task item_org_id_project_id_tenant_fkey" FOREIGN KEY ("org_id", "project_id") REFERENCES "public"."project" ("org_id", "id") ON DELETE CASCADE`,
         ],
         down: [`ALTER TABLE "public"."project" DROP CONSTRAINT IF EXISTS "project_org_id_account_id_tenant_fkey"`, "ALTER TABLE \"public\".\"task item\" DROP CONSTRAINT IF EXISTS \"task item_org_id_project_id_tenant_fkey\""],
       },
@@ -167,4 +167,41 @@ test('target citus refuses, naming object and fix, what Citus cannot distribute:
     problemsOf({ 'public.project': { class: 'child', path: { columns: ['account_id'], parent: 'public.account', parentColumns: ['id'] }, sharedReferences: [{ constraint: 'project_account_id_fkey', reason: 'test' }] } }),
     ["public.project project_account_id_fkey: is a shared reference (may point at another tenant's row); Citus cannot keep a foreign key across shards | drop project_account_id_fkey, or classify public.account global"],
   )
+})
+
+test('target citus: a sub-tenant scope is AND-ed into the tenant policy (Citus copies RESTRICTIVE policies to the shards as PERMISSIVE); view grants come back after distribution', async () => {
+  const other = await db.another('citus_scope')
+  await other.sql(await readFile('test/fixtures/citus/schema.sql', 'utf8'))
+  await other.sql(`CREATE VIEW open_projects AS SELECT p.id, p.title FROM project p; CREATE ROLE ${other.role('reader')}; GRANT SELECT ON open_projects TO ${other.role('reader')}`)
+  const c = new pg.Client(other.url)
+  await c.connect()
+  const scoped = await introspect(c)
+  await c.end()
+  const config = { ...base('citus'), scopes: [{ name: 'account', setting: 'tenantize.account_id', idType: 'bigint' as const, tables: { 'public.account': 'id', 'public.project': 'account_id' } }] }
+  const p = planConversion(scoped, parseConfig(config))
+  const step = p.steps.find((s) => s.id === 'scope:account')!
+  assert.ok(!p.steps.some((s) => s.up.some((u) => /AS RESTRICTIVE/.test(u))), 'no restrictive policy')
+  assert.deepEqual(step.up.filter((u) => /POLICY/.test(u) && /"project"/.test(u)), [
+    'DROP POLICY IF EXISTS "tenant_isolation" ON "public"."project"',
+    `CREATE POLICY "tenant_isolation" ON "public"."project" AS PERMISSIVE FOR ALL TO "tz_citus_app" USING (("org_id" OPERATOR(pg_catalog.=) tenantize.current_tenant_id()) AND ("tenantize"."current_account_id"() IS NULL OR "account_id" OPERATOR(pg_catalog.=) "tenantize"."current_account_id"())) WITH CHECK (("org_id" OPERATOR(pg_catalog.=) tenantize.current_tenant_id()) AND ("tenantize"."current_account_id"() IS NULL OR "account_id" OPERATOR(pg_catalog.=) "tenantize"."current_account_id"()))`,
+  ])
+  assert.deepEqual(step.down.filter((u) => /"project"/.test(u)), [
+    'DROP POLICY IF EXISTS "tenant_isolation" ON "public"."project"',
+    'CREATE POLICY "tenant_isolation" ON "public"."project" AS PERMISSIVE FOR ALL TO "tz_citus_app" USING ("org_id" OPERATOR(pg_catalog.=) tenantize.current_tenant_id()) WITH CHECK ("org_id" OPERATOR(pg_catalog.=) tenantize.current_tenant_id())',
+  ], 'rollback puts the tenant policy back without the scope')
+  const grants = ['GRANT SELECT ON TABLE "public"."open_projects" TO "tz_citus_app"', `GRANT SELECT ON TABLE "public"."open_projects" TO "${other.role('reader')}"`]
+  assert.deepEqual(p.steps.at(-1)!.id, 'citus-view-grants')
+  assert.deepEqual(p.steps.at(-1)!.up, grants)
+  assert.deepEqual(p.steps.find((s) => s.id === 'citus-reference:public.currency')!.down.slice(1), grants, 'rollback grants them again after the last table is local')
+
+  await other.sql(`CREATE POLICY only_open ON project AS RESTRICTIVE USING (title <> 'closed')`)
+  const c2 = new pg.Client(other.url)
+  await c2.connect()
+  const restricted = await introspect(c2)
+  await c2.end()
+  assert.throws(() => planConversion(restricted, parseConfig(config)), (error: unknown) => {
+    assert.ok(error instanceof TenantizeError)
+    assert.deepEqual(error.problems.map((x) => `${x.object}: ${x.message}`), ['public.project: has RESTRICTIVE policy only_open; Citus 13.2 copies policies to the shards without AS RESTRICTIVE, where each would widen access instead of narrowing it'])
+    return true
+  })
 })

@@ -2,6 +2,8 @@
  * `target: 'citus'`: what the plan adds or changes when the database is a Citus coordinator. PURE, like
  * the rest of the planner. Facts measured on Citus 13.2 (docs/citus.md):
  * - a policy with a sub-select is refused on a distributed table: the policy calls the STABLE helper directly;
+ * - a RESTRICTIVE policy reaches the shards as PERMISSIVE (Citus drops `AS RESTRICTIVE` when it copies
+ *   policies): sub-tenant scopes are AND-ed into the tenant policy, and existing restrictive policies refused;
  * - primary keys and unique constraints must include the distribution column (the tenant column), and
  *   foreign keys between distributed tables must include it on both sides: the plan's composite keys;
  * - a table with triggers cannot be distributed; neither can one referenced by, or referencing, a local table;
@@ -32,6 +34,24 @@ export function citusScopeExpr(column: string, helperCall: string): string {
   return `(${helperCall} IS NULL OR ${quoteIdent(column)} OPERATOR(pg_catalog.=) ${helperCall})`
 }
 
+/**
+ * Sub-tenant scopes on Citus. Citus 13.2 copies a table's policies to its shards without `AS RESTRICTIVE`
+ * (commands/policy.c, CreatePolicyCommandForPolicy), so a RESTRICTIVE scope policy would be OR-ed with the
+ * tenant policy on the shards and widen access to every row of every tenant. On Citus the scope is AND-ed
+ * into the one permissive tenant policy instead: the policy is replaced, in the step's transaction, by one
+ * whose condition is the tenant's AND each scope's so far. `before` is the scopes already folded in.
+ */
+export function citusScopedPolicy(table: Rel, policy: string, role: string, tenantExpr: string, before: readonly string[], scope: string): { up: Operation[]; down: Operation[] } {
+  const policyOf = (scopes: readonly string[]): Operation => {
+    const expr = sqlText(scopes.length === 0 ? tenantExpr : `(${[tenantExpr, ...scopes].join(' AND ')})`)
+    return { op: 'createPolicy', table, name: policy, mode: 'PERMISSIVE', command: 'ALL', roles: [role], using: expr, withCheck: expr }
+  }
+  return {
+    up: [{ op: 'dropPolicy', table, name: policy }, policyOf([...before, scope])],
+    down: [{ op: 'dropPolicy', table, name: policy }, policyOf(before)],
+  }
+}
+
 /** A tenant table as the planner resolved it. */
 export interface CitusTenantTable {
   readonly key: string
@@ -43,6 +63,13 @@ export interface CitusTenantTable {
   readonly fillTrigger?: Operation
   /** Its tenant comes from the row that references it (a reverse path): a trigger on the parent writes it. */
   readonly reverse: boolean
+}
+
+/** A view over tenant or global tables: Citus recreates it (CREATE VIEW + owner, no grants) whenever it converts a table it reads. */
+export interface CitusView {
+  readonly rel: Rel
+  /** The privileges it must have once the tables are distributed (its own, and the app role's SELECT when the plan grants it). */
+  readonly grants: readonly { readonly grantee: string; readonly privilege: string }[]
 }
 
 export interface CitusInput {
@@ -57,6 +84,8 @@ export interface CitusInput {
   readonly compositeForeignKeys: readonly Operation[]
   /** The helper call policies and defaults use, e.g. `tenantize.current_tenant_id()`. */
   readonly helperCall: string
+  /** Views over tenant and global tables (their grants are lost each time Citus converts a table they read). */
+  readonly views: readonly CitusView[]
   /** A relation name in `table`'s schema that nothing uses yet. */
   freeName(table: Table, ...parts: string[]): string
 }
@@ -153,6 +182,8 @@ export function citusPlan(input: CitusInput): CitusPlan {
   for (const t of input.tables) {
     if (t.reverse) problems.push({ object: t.key, message: 'takes its tenant from the row that references it (a reverse path), kept up to date by a trigger; Citus refuses triggers on distributed tables', fix: 'choose a forward path (a foreign key of this table) in tables.' + t.key + '.path, or classify it global' })
     if (t.table.kind === 'partitioned') problems.push({ object: t.key, message: 'is partitioned: its keys are not rewritten for target citus yet', fix: 'distribute it by hand (create_distributed_table) after the conversion, or classify it global' })
+    const restrictive = t.table.policies.filter((p) => p.mode === 'restrictive')
+    if (restrictive.length > 0) problems.push({ object: t.key, message: `has RESTRICTIVE polic${restrictive.length === 1 ? 'y' : 'ies'} ${restrictive.map((p) => p.name).join(', ')}; Citus 13.2 copies policies to the shards without AS RESTRICTIVE, where each would widen access instead of narrowing it`, fix: 'drop them and put their condition into a sub-tenant scope (scopes in the config), which target citus AND-s into the tenant policy' })
     const userTriggers = t.table.triggers.filter((g) => g.parentOid === null)
     if (userTriggers.length > 0) problems.push({ object: t.key, message: `has trigger(s) ${userTriggers.map((g) => g.name).join(', ')}; Citus refuses to distribute a table with triggers`, fix: 'drop them (move their work into the app), or set citus.enable_unsafe_triggers and distribute it yourself' })
     for (const index of t.table.indexes) {
@@ -204,19 +235,30 @@ export function citusPlan(input: CitusInput): CitusPlan {
     })
   }
 
+  // Citus recreates the views over a table each time it converts the table (to a Citus local table when a
+  // reference table it references appears, to a distributed one, back to a local one), without their grants.
+  const viewGrants: Operation[] = input.views.flatMap((v) => {
+    const byGrantee = new Map<string, string[]>()
+    for (const g of v.grants) byGrantee.set(g.grantee, [...new Set([...(byGrantee.get(g.grantee) ?? []), g.privilege])])
+    return [...byGrantee].sort(([a], [b]) => a.localeCompare(b)).map(([grantee, privileges]): Operation => ({ op: 'grant', privileges: privileges.sort(), on: { kind: 'table', rel: v.rel }, role: grantee }))
+  })
+
   // Reference tables: global tables (referenced ones first), then the tenant table.
   const tableOf = (key: string): Table | undefined => catalog.table(splitKey(key).schema, splitKey(key).name)
   const refsOf = (key: string): string[] => (tableOf(key)?.constraints ?? []).filter((c): c is ForeignKeyConstraint => c.type === 'foreign key').map((c) => tableKeyOf(c.references.table))
-  for (const key of [...referencedFirst(globalKeys, refsOf), rootKey]) {
+  const references = [...referencedFirst(globalKeys, refsOf), rootKey]
+  for (const key of references) {
     const r = splitKey(key)
     const rows = Math.max(0, Math.round(tableOf(key)?.estimatedRows ?? (key === rootKey ? 1 : 0)))
+    // The first conversion is the last one rollback undoes: the views get their grants back after it.
+    const restoreViews = key === references[0] && viewGrants.length > 0
     steps.push({
       id: `citus-reference:${key}`,
       phase: 'enforce',
       table: key,
-      title: `${key === rootKey ? 'the tenant table' : 'global table'} becomes a reference table (a copy on every node; writes wait while its rows are copied)`,
+      title: `${key === rootKey ? 'the tenant table' : 'global table'} becomes a reference table (a copy on every node; writes wait while its rows are copied)${restoreViews ? '; rollback grants the views theirs again (Citus recreates views without grants)' : ''}`,
       up: [{ op: 'select', sql: sqlText(`SELECT pg_catalog.create_reference_table(${quoteLiteral(relSql(r))})`) }],
-      down: [undistribute(r)],
+      down: [undistribute(r), ...(restoreViews ? viewGrants : [])],
       lock: 'EXCLUSIVE',
       lockHeld: 'writes wait, reads go on',
       rows,
@@ -270,12 +312,23 @@ export function citusPlan(input: CitusInput): CitusPlan {
       id: 'citus-foreign-keys-on',
       phase: 'enforce',
       table: null,
-      title: `the composite foreign keys again, between the colocated shards (each validated on its shards: writes to the two tables wait meanwhile)`,
-      up: composite.map((o) => ({ ...o, notValid: false })),
+      title: `the composite foreign keys again, between the colocated shards, checked at once (a violation checked at commit reaches the app only as "could not commit transaction for shard N"); each validated on its shards: writes to the two tables wait meanwhile`,
+      up: composite.map((o) => ({ ...o, notValid: false, deferred: false })),
       down: composite.map((o) => ({ op: 'dropConstraint', table: o.table, name: o.name, ifExists: true })),
       lock: 'SHARE ROW EXCLUSIVE',
       lockHeld: 'writes wait, reads go on',
       rows: input.tables.reduce((n, t) => n + t.rows, 0),
+    })
+  }
+  if (viewGrants.length > 0) {
+    steps.push({
+      id: 'citus-view-grants',
+      phase: 'enforce',
+      table: null,
+      title: `the grants of ${input.views.length} view(s) over the converted tables again: Citus recreated the views without them`,
+      up: viewGrants,
+      down: [],
+      lockHeld: 'brief',
     })
   }
   return { steps, problems, manual }

@@ -2,7 +2,7 @@ import type { Catalog, Column, ForeignKeyConstraint, Index, KeyOrCheckConstraint
 import { ErrorCodes, TenantizeError, type Problem } from '../errors.js'
 import { indexDefinitionParts } from '../sql/index-definition.js'
 import { parseQualifiedName, qualifiedName, quoteIdent, quoteLiteral, roleName } from '../sql/quote.js'
-import { citusPlan, citusPolicyExpr, citusScopeExpr } from './citus.js'
+import { citusPlan, citusPolicyExpr, citusScopedPolicy, citusScopeExpr, type CitusView } from './citus.js'
 import { compile, lockOf, needsOwnTransaction, strongest } from './compile.js'
 import { splitKey, tableKeyOf, type TableConfig, type TenantizeConfig } from './config.js'
 import { objectName } from './names.js'
@@ -260,11 +260,25 @@ function citusSteps(ctx: Ctx, tables: readonly TenantTable[]): void {
     planned: ctx.steps,
     compositeForeignKeys: ctx.compositeForeignKeys,
     helperCall: CURRENT_TENANT_FN,
+    views: citusViews(ctx, tables),
     freeName: (table, ...parts) => freeName(ctx, table, 'relation', ...parts),
   })
   if (citus.problems.length > 0) throw new TenantizeError(ErrorCodes.CONFIG, `cannot plan for citus: ${citus.problems.length} problem${citus.problems.length === 1 ? '' : 's'}`, { problems: [...citus.problems] })
   for (const s of citus.steps) step(ctx, s)
   ctx.manual.push(...citus.manual)
+}
+
+/** target citus: views over tenant and global tables, with the grants they must keep (the app's SELECT when the plan grants it). */
+function citusViews(ctx: Ctx, tables: readonly TenantTable[]): CitusView[] {
+  const globals = Object.entries(ctx.config.tables).filter(([, c]) => c.class === 'global').map(([k]) => ctx.catalog.table(splitKey(k).schema, splitKey(k).name)?.oid)
+  const converted = new Set([...tables.flatMap((t) => (t.table === undefined ? [] : [t.table.oid])), ...globals.filter((o): o is number => o !== undefined)])
+  return ctx.catalog.views
+    .filter((v) => v.kind === 'view' && v.extension === null && tenantTablesBehind(ctx, v.oid, converted).length > 0)
+    .map((v) => ({
+      rel: { schema: v.schema, name: v.name },
+      grants: [...v.grants.filter((g) => g.grantee !== v.owner).map((g) => ({ grantee: g.grantee, privilege: g.privilege })), ...(ctx.steps.some((s) => s.id === `view:${v.schema}.${v.name}`) ? [{ grantee: ctx.config.roles.app, privilege: 'SELECT' }] : [])],
+    }))
+    .filter((v) => v.grants.length > 0)
 }
 
 function helpersStep(ctx: Ctx): void {
@@ -1122,6 +1136,7 @@ function restorePolicy(p: Policy, table: Rel): Operation {
 /** Sub-tenant scopes: a helper per scope and a RESTRICTIVE policy on each of its tables. */
 function scopeSteps(ctx: Ctx, byKey: ReadonlyMap<string, TenantTable>): void {
   const role = ctx.config.roles.app
+  const citusScopes = new Map<string, string[]>()
   for (const scope of ctx.config.scopes) {
     const fn: Rel = { schema: 'tenantize', name: `current_${scope.name}_id` }
     const call = `${relSql(fn)}()`
@@ -1134,12 +1149,22 @@ function scopeSteps(ctx: Ctx, byKey: ReadonlyMap<string, TenantTable>): void {
     for (const [key, column] of Object.entries(scope.tables).sort(([a], [b]) => a.localeCompare(b))) {
       const t = byKey.get(key)
       if (t === undefined) continue
-      const expr = sqlText(ctx.config.target === 'citus' ? citusScopeExpr(column, call) : `((SELECT ${call}) IS NULL OR ${quoteIdent(column)} OPERATOR(pg_catalog.=) (SELECT ${call}))`)
+      if (ctx.config.target === 'citus') {
+        // Citus copies policies to the shards as PERMISSIVE: the scope goes into the tenant policy (see citusScopedPolicy).
+        const before = citusScopes.get(key) ?? []
+        const scoped = citusScopedPolicy(t.rel, POLICY_NAME, role, citusPolicyExpr(t.column, CURRENT_TENANT_FN), before, citusScopeExpr(column, call))
+        citusScopes.set(key, [...before, citusScopeExpr(column, call)])
+        up.push(...scoped.up)
+        down.unshift(...scoped.down)
+        continue
+      }
+      const expr = sqlText(`((SELECT ${call}) IS NULL OR ${quoteIdent(column)} OPERATOR(pg_catalog.=) (SELECT ${call}))`)
       up.push({ op: 'createPolicy', table: t.rel, name: policy, mode: 'RESTRICTIVE', command: 'ALL', roles: [role], using: expr, withCheck: expr })
       down.unshift({ op: 'dropPolicy', table: t.rel, name: policy })
     }
     down.push({ op: 'dropFunction', name: fn, args: '' })
-    step(ctx, { id: `scope:${scope.name}`, phase: 'enforce', table: null, title: `sub-tenant scope ${scope.name}: RESTRICTIVE policies from ${scope.setting} on ${Object.keys(scope.tables).length} table(s)`, up, down, lockHeld: 'brief' })
+    const how = ctx.config.target === 'citus' ? `AND-ed into policy ${POLICY_NAME} (Citus copies RESTRICTIVE policies to its shards as PERMISSIVE)` : 'RESTRICTIVE policies'
+    step(ctx, { id: `scope:${scope.name}`, phase: 'enforce', table: null, title: `sub-tenant scope ${scope.name}: ${how} from ${scope.setting} on ${Object.keys(scope.tables).length} table(s)`, up, down, lockHeld: 'brief' })
   }
 }
 
