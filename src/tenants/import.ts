@@ -159,15 +159,17 @@ async function stage(ctx: UnitContext, source: pg.Client, it: ImportTable, tenan
     const { rows } = await source.query<Record<string, string>>(`SELECT pg_catalog.to_jsonb(x)::text AS data, ${ks.select} FROM ${src} AS x ${where} ORDER BY ${ks.order} LIMIT ${Number(size)}`, params)
     if (rows.length === 0) break
     const last = Array.from({ length: width }, (_, i) => rows.at(-1)![`k${i}`] ?? null)
-    await ctx.retrying(`${it.t.key} import`, () =>
-      transaction(client, async () => {
-        await client.query(
-          `INSERT INTO tenantize.import_rows (tenant, "table", seq, data) SELECT $1, $2, $3::bigint + u.ord, u.d::jsonb FROM unnest($4::text[]) WITH ORDINALITY AS u(d, ord)`,
-          [tenantId, it.t.key, progress.done, rows.map((r) => r['data'])],
-        )
-        await saveProgress(client, step, { last, done: progress.done + rows.length })
-      }),
-    )
+    // The rows and the progress in one statement: one round trip, atomic.
+    await ctx.retrying(`${it.t.key} import`, async () => {
+      await client.query(
+        `WITH staged AS (
+           INSERT INTO tenantize.import_rows (tenant, "table", seq, data) SELECT $1, $2, $3::bigint + u.ord, u.d::jsonb FROM unnest($4::text[]) WITH ORDINALITY AS u(d, ord)
+         )
+         INSERT INTO tenantize.backfill_progress (scope, step, last_key, rows_done) VALUES ($5, $6, $7, $8)
+         ON CONFLICT (scope, step) DO UPDATE SET last_key = EXCLUDED.last_key, rows_done = EXCLUDED.rows_done, updated_at = clock_timestamp()`,
+        [tenantId, it.t.key, progress.done, rows.map((r) => r['data']), TENANTS_SCOPE, step, JSON.stringify({ last }), progress.done + rows.length],
+      )
+    })
     progress.last = last
     progress.done += rows.length
     tick(rows.length)
@@ -223,11 +225,19 @@ async function mapKeys(client: pg.Client, model: TenantModel, it: ImportTable, t
   return Number(remapped?.n ?? 0)
 }
 
-/** The SQL expression for a column of a staged row (alias b, jsonb in b."tenantize data"): mapped through the id map where it is a remapped key or references one. */
-function columnExpr(model: TenantModel, it: ImportTable, c: Column, remapped: ReadonlyMap<string, string>, tenantParam: string): string {
-  const raw = `b."tenantize data" ->> ${quoteLiteral(c.name)}`
-  const through = (table: string, type: string): string =>
-    `CASE WHEN ${raw} IS NULL THEN NULL ELSE coalesce((SELECT m.new_id FROM tenantize.id_map m WHERE m.tenant = $1 AND m."table" = ${quoteLiteral(table)} AND m.old_id = ${raw}), ${raw})::${type} END`
+/**
+ * The SQL expression for a column of a staged row (alias `b`, jsonb in `b.data`; the populated record in
+ * `x`): read through the id map where it is a remapped key or references one. Each such column gets one
+ * LEFT JOIN on tenantize.id_map's primary key (tenant, table, old_id), pushed to `joins`: the batch is
+ * remapped as a set, not row by row.
+ */
+function columnExpr(model: TenantModel, it: ImportTable, c: Column, remapped: ReadonlyMap<string, string>, tenantParam: string, joins: string[]): string {
+  const raw = `b.data ->> ${quoteLiteral(c.name)}`
+  const through = (table: string, type: string): string => {
+    const alias = `m${joins.length}`
+    joins.push(`LEFT JOIN tenantize.id_map AS ${alias} ON ${alias}.tenant = $1 AND ${alias}."table" = ${quoteLiteral(table)} AND ${alias}.old_id = ${raw}`)
+    return `coalesce(${alias}.new_id, ${raw})::${type}`
+  }
   if (it.t.role === 'root' && c.name === it.t.column) return `${tenantParam}::${c.type}`
   if (it.key !== undefined && c.name === it.key.column) return through(it.t.key, c.type)
   // Single-column keys and their tenant-scoped twins (tenant, key) → (tenant, id) alike: after enforce only the twin is left.
@@ -238,41 +248,51 @@ function columnExpr(model: TenantModel, it: ImportTable, c: Column, remapped: Re
     const target = remapped.get(e.to)
     if (target !== undefined && target === e.fk.references.columns[i]) return through(e.to, c.type)
   }
-  return `b.${quoteIdent(c.name)}`
+  return `x.${quoteIdent(c.name)}`
 }
 
-/** Insert one table's staged rows in batches (parents were inserted before), resumable by staged sequence number. */
+/**
+ * Insert one table's staged rows in batches (parents were inserted before), resumable by staged sequence
+ * number. One statement per batch — read the staged rows, remap them with joins, insert them, record the
+ * progress — so one round trip, atomic without BEGIN/COMMIT.
+ */
 async function insertRows(ctx: UnitContext, model: TenantModel, it: ImportTable, tenantId: string, newTenant: string, remapped: ReadonlyMap<string, string>, size: number, pause: number, tick: (n: number) => void): Promise<void> {
   const client = ctx.client
   const step = `import:${tenantId}:insert:${it.t.key}`
   const progress = await readProgress(client, step)
   const names = it.columns.map((c) => quoteIdent(c.name))
-  const exprs = it.columns.map((c) => columnExpr(model, it, c, remapped, '$3'))
+  const joins: string[] = []
+  const exprs = it.columns.map((c) => columnExpr(model, it, c, remapped, '$3', joins))
   if (it.t.role !== 'root') {
     names.push(quoteIdent(it.t.column))
     exprs.push(`$3::${tenantIdType(model.config)}`)
   }
   const limit = it.selfReferencing ? 'ALL' : String(Number(size))
-  const sql = `WITH b AS (
-  SELECT r.seq AS "tenantize seq", r.data AS "tenantize data", x.* FROM tenantize.import_rows r, pg_catalog.jsonb_populate_record(NULL::${it.t.sql}, r.data) AS x
-   WHERE r.tenant = $1 AND r."table" = $2 AND r.seq > $4::bigint ORDER BY r.seq LIMIT ${limit}
+  const sql = `WITH b AS MATERIALIZED (
+  SELECT r.seq, r.data FROM tenantize.import_rows r WHERE r.tenant = $1 AND r."table" = $2 AND r.seq > $4::bigint ORDER BY r.seq LIMIT ${limit}
 ), ins AS (
   INSERT INTO ${it.t.sql} (${names.join(', ')}) OVERRIDING SYSTEM VALUE
-  SELECT ${exprs.join(', ')} FROM b ORDER BY b."tenantize seq"
+  SELECT ${exprs.join(', ')}
+    FROM b CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::${it.t.sql}, b.data) AS x
+    ${joins.join('\n    ')}
+   ORDER BY b.seq
   RETURNING 1
+), done AS (
+  SELECT (SELECT count(*) FROM ins) AS n, (SELECT max(b.seq) FROM b) AS last
+), saved AS (
+  INSERT INTO tenantize.backfill_progress (scope, step, last_key, rows_done)
+  SELECT $5, $6, pg_catalog.jsonb_build_object('last', pg_catalog.jsonb_build_array(d.last::text)), $7::bigint + d.n FROM done d WHERE d.last IS NOT NULL
+  ON CONFLICT (scope, step) DO UPDATE SET last_key = EXCLUDED.last_key, rows_done = EXCLUDED.rows_done, updated_at = clock_timestamp()
 )
-SELECT (SELECT count(*) FROM ins)::int AS n, (SELECT max("tenantize seq") FROM b)::text AS last`
+SELECT d.n::int AS n, d.last::text AS last FROM done d`
   for (;;) {
     let n = 0
     let last: string | null = null
-    await ctx.retrying(`${it.t.key} import`, () =>
-      transaction(client, async () => {
-        const row = (await client.query<{ n: number; last: string | null }>(sql, [tenantId, it.t.key, newTenant, progress.last?.[0] ?? '0'])).rows[0]!
-        n = row.n
-        last = row.last
-        if (last !== null) await saveProgress(client, step, { last: [last], done: progress.done + n })
-      }),
-    )
+    await ctx.retrying(`${it.t.key} import`, async () => {
+      const row = (await client.query<{ n: number; last: string | null }>(sql, [tenantId, it.t.key, newTenant, progress.last?.[0] ?? '0', TENANTS_SCOPE, step, progress.done])).rows[0]!
+      n = row.n
+      last = row.last
+    })
     if (last === null) break
     progress.last = [last]
     progress.done += n
@@ -349,6 +369,8 @@ export async function importTenant(options: ImportTenantOptions): Promise<Import
             ctx.emit({ event: 'progress', migration: name, done, total, rowsPerSecond: rate, etaSeconds: rate > 0 ? Math.max(0, total - done) / rate : null })
           }
           for (const it of plan.tables) await stage(ctx, source, it, label, size, pause, tick)
+          // Fresh statistics for the tables just filled: without them the planner reads a whole table's map per row.
+          await client.query('ANALYZE tenantize.import_rows')
           // Keys: tables parents first, so the tenant table's row (own tenant table) is mapped before its id is needed.
           const remapped = new Map<string, string>()
           await transaction(client, async () => {
@@ -358,6 +380,7 @@ export async function importTenant(options: ImportTenantOptions): Promise<Import
               remappedCounts.set(it.t.key, await mapKeys(client, model, it, label, it.t.role === 'root' ? options.id : undefined))
             }
           })
+          await client.query('ANALYZE tenantize.id_map')
           let newTenant = tenant?.id
           if (newTenant === undefined) {
             const root = plan.tables.find((it) => it.t.role === 'root')!
