@@ -62,8 +62,8 @@ test('target citus: the Citus steps come last in enforce, in this order, with ex
         lock: 'none',
         lockHeld: 'brief',
         transactional: true,
-        up: [`ALTER ROLE "tz_citus_app" SET "citus"."propagate_set_commands" = 'local'`],
-        down: [`ALTER ROLE "tz_citus_app" RESET "citus"."propagate_set_commands"`],
+        up: [`ALTER ROLE "tz_citus_app" SET "citus"."propagate_set_commands" = 'local'`, 'ALTER ROLE "tz_citus_app" LOGIN'],
+        down: ['ALTER ROLE "tz_citus_app" NOLOGIN', `ALTER ROLE "tz_citus_app" RESET "citus"."propagate_set_commands"`],
       },
       ...['account', 'project', 'task item'].map((t) => ({
         id: `citus-primary-key:public.${t}`,

@@ -7,7 +7,8 @@
  * - primary keys and unique constraints must include the distribution column (the tenant column), and
  *   foreign keys between distributed tables must include it on both sides: the plan's composite keys;
  * - a table with triggers cannot be distributed; neither can one referenced by, or referencing, a local table;
- * - `SET LOCAL` reaches the workers only with `citus.propagate_set_commands = 'local'` (set for the app role).
+ * - `SET LOCAL` reaches the workers only with `citus.propagate_set_commands = 'local'` (set for the app role);
+ * - the coordinator connects to the workers as the current user, also after `SET ROLE`: the app role needs LOGIN.
  *
  * The conversion runs on the coordinator's local tables exactly as on PostgreSQL (concurrent builds,
  * NOT VALID + VALIDATE, readiness counters), and the tables are distributed last, once enforce has
@@ -16,7 +17,7 @@
  */
 import type { Catalog, ForeignKeyConstraint, Table } from '../catalog/types.js'
 import type { Problem } from '../errors.js'
-import { qualifiedName, quoteIdent, quoteLiteral } from '../sql/quote.js'
+import { qualifiedName, quoteIdent, quoteLiteral, roleName } from '../sql/quote.js'
 import { splitKey, tableKeyOf, type TenantizeConfig } from './config.js'
 import { literal, sqlText, type Operation, type Rel } from './operations.js'
 import type { LockLevel, ManualStep, Step } from './steps.js'
@@ -199,15 +200,17 @@ export function citusPlan(input: CitusInput): CitusPlan {
   }
   if (problems.length > 0) return { steps, problems, manual }
 
-  // The app role's sessions send SET LOCAL to the workers.
+  // The app role's sessions send SET LOCAL to the workers. The coordinator opens its connections to the
+  // workers as the current user, also after SET ROLE: the app role must be allowed to log in there.
   const role = config.roles.app
+  const login = catalog.role(role)?.login !== true
   steps.push({
     id: 'citus-context',
     phase: 'enforce',
     table: null,
-    title: `${CITUS_PROPAGATE_SETTING} = 'local' for ${role}: its SET LOCAL tenant context reaches the workers`,
-    up: [{ op: 'roleSetting', role, setting: CITUS_PROPAGATE_SETTING, value: literal('local') }],
-    down: [{ op: 'roleSetting', role, setting: CITUS_PROPAGATE_SETTING, value: null }],
+    title: `${CITUS_PROPAGATE_SETTING} = 'local' for ${role}: its SET LOCAL tenant context reaches the workers${login ? `; LOGIN, since the coordinator connects to the workers as ${role} (it stays a role your login role SET ROLEs to; pg_hba.conf decides who may log in as it)` : ''}`,
+    up: [{ op: 'roleSetting', role, setting: CITUS_PROPAGATE_SETTING, value: literal('local') }, ...(login ? [{ op: 'select', sql: sqlText(`ALTER ROLE ${roleName(role)} LOGIN`) } as const] : [])],
+    down: [...(login ? [{ op: 'select', sql: sqlText(`ALTER ROLE ${roleName(role)} NOLOGIN`) } as const] : []), { op: 'roleSetting', role, setting: CITUS_PROPAGATE_SETTING, value: null }],
     lockHeld: 'brief',
   })
   manual.push({ object: `role ${role}`, reason: `${CITUS_PROPAGATE_SETTING} = 'local' applies to sessions that log in as ${role}; a login role that only SET ROLEs to it does not get it, and set_config() never reaches the workers`, fix: `ALTER ROLE <your login role> SET ${CITUS_PROPAGATE_SETTING} = 'local'; and use the runtime's strategy 'set-local'` })
