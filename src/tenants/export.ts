@@ -146,7 +146,7 @@ async function originalSchema(source: pg.Client, sourceUrl: string, steps: reado
       const catalog = await introspect(scratch)
       const preData = await pgDump(bin, scratchUrl, ['--section=pre-data'])
       const postData = await pgDump(bin, scratchUrl, ['--section=post-data'])
-      return { preData, postData, catalog, restrict: RESTRICT.test(preData) }
+      return { preData, postData, catalog, restrict: /^\\restrict\b/m.test(preData) }
     } finally {
       await scratch.end().catch(() => undefined)
     }
@@ -159,6 +159,8 @@ async function originalSchema(source: pg.Client, sourceUrl: string, steps: reado
 interface TablePlan {
   readonly key: string
   readonly sql: string
+  /** `ONLY "schema"."table"` (an inheritance parent's rows without its children's, which are exported as tables of their own), or the partitioned table with its partitions. */
+  readonly from: string
   readonly columns: readonly Column[]
   readonly scope: 'tenant' | 'shared'
   /** SQL over alias `x`, `$1` the tenant id. */
@@ -178,8 +180,10 @@ function tablePlans(model: TenantModel, original: Catalog): TablePlan[] {
     const key = tableKeyOf(table)
     const columns = table.columns.filter((c) => c.generated === null)
     const t = model.table(key)
+    const sql = qualifiedName(table.schema, table.name)
+    const from = table.kind === 'partitioned' ? sql : `ONLY ${sql}`
     if (t !== undefined) {
-      plans.push({ key, sql: t.sql, columns, scope: 'tenant', where: `x.${quoteIdent(t.column)} = $1::${idType}` })
+      plans.push({ key, sql, from, columns, scope: 'tenant', where: `x.${quoteIdent(t.column)} = $1::${idType}` })
       continue
     }
     // A shared table's rows that reference another tenant's rows would break their foreign key in the export.
@@ -191,7 +195,7 @@ function tablePlans(model: TenantModel, original: Catalog): TablePlan[] {
         const match = s.fk.columns.map((c, i) => `p.${quoteIdent(s.fk.references.columns[i]!)} = x.${quoteIdent(c)}`).join(' AND ')
         return `(${[...nulls, `EXISTS (SELECT 1 FROM ${to.sql} AS p WHERE p.${quoteIdent(to.column)} = $1::${idType} AND ${match})`].join(' OR ')})`
       })
-    plans.push({ key, sql: qualifiedName(table.schema, table.name), columns, scope: 'shared', where: conditions.length === 0 ? 'true' : conditions.join(' AND ') })
+    plans.push({ key, sql, from, columns, scope: 'shared', where: conditions.length === 0 ? 'true' : conditions.join(' AND ') })
   }
   return plans.sort((a, b) => (a.scope === b.scope ? rank(a.key) - rank(b.key) || a.key.localeCompare(b.key) : a.scope === 'shared' ? -1 : 1))
 }
@@ -300,7 +304,7 @@ export async function exportTenant(options: ExportTenantOptions): Promise<Export
     const params = (p: TablePlan): string[] => (p.where.includes('$1') ? [tenant.id] : [])
     const counts = new Map<string, { rows: number; all: number }>()
     for (const p of plans) {
-      const { rows } = await source.query<{ n: string; all: string }>(`SELECT count(*) FILTER (WHERE ${p.where})::text AS n, count(*)::text AS all FROM ${p.sql} AS x`, params(p))
+      const { rows } = await source.query<{ n: string; all: string }>(`SELECT count(*) FILTER (WHERE ${p.where})::text AS n, count(*)::text AS all FROM ${p.from} AS x`, params(p))
       counts.set(p.key, { rows: Number(rows[0]!.n), all: Number(rows[0]!.all) })
     }
     const sequences: { sql: string; value: string; called: boolean }[] = []
@@ -316,6 +320,8 @@ export async function exportTenant(options: ExportTenantOptions): Promise<Export
     if (target !== undefined) sink = databaseSink(target)
     else {
       out = createWriteStream(options.to, { flags: 'wx' })
+      // Write errors surface where the file is ended (and through a write waiting for 'drain').
+      out.on('error', () => undefined)
       sink = fileSink(out)
       await sink.sql(`${schema.restrict ? `\\restrict ${restrictKey}\n` : ''}-- Tenant ${tenant.slug ?? tenant.id} (${tenant.id}) exported by tenantize with the schema before the conversion.\n-- Load it into an empty database: psql -v ON_ERROR_STOP=1 -f FILE\n`)
     }
@@ -333,7 +339,7 @@ export async function exportTenant(options: ExportTenantOptions): Promise<Export
     for (const [i, p] of plans.entries()) {
       if (counts.get(p.key)!.rows === 0 || p.columns.length === 0) continue
       const cursor = quoteIdent(`tenantize_export_${i}`)
-      await source.query(`DECLARE ${cursor} NO SCROLL CURSOR FOR SELECT ${p.columns.map((c) => `x.${quoteIdent(c.name)}::text`).join(', ')} FROM ${p.sql} AS x WHERE ${p.where}`, params(p))
+      await source.query(`DECLARE ${cursor} NO SCROLL CURSOR FOR SELECT ${p.columns.map((c) => `x.${quoteIdent(c.name)}::text`).join(', ')} FROM ${p.from} AS x WHERE ${p.where}`, params(p))
       await sink.begin(p.sql, p.columns)
       for (;;) {
         const { rows } = await source.query<(string | null)[]>({ text: `FETCH ${size} FROM ${cursor}`, rowMode: 'array' })
