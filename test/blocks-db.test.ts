@@ -10,6 +10,10 @@ import { migrateDown, migrateUp } from '../src/migrate/index.js'
 import { tenantPool, withTenant, type TenantPool } from '../src/runtime/index.js'
 import { quoteIdent, roleName } from '../src/sql/index.js'
 import { withClient } from '../src/db/connect.js'
+import { introspect } from '../src/catalog/index.js'
+import { proposeConfig } from '../src/plan/classify.js'
+import { parseConfig } from '../src/plan/config.js'
+import { planConversion } from '../src/plan/plan.js'
 import { testDatabase, type TestDatabase } from './helpers/db.js'
 
 // The generated migrations, applied by the real runner, then exercised as the app role with two tenants.
@@ -157,6 +161,32 @@ test('an existing tenantize.current_tenant_id() is kept, and down files leave it
   assert.deepEqual(down.migrations, ['0003_audit_log', '0002_api_keys', '0001_rbac'])
   assert.deepEqual(await other.sql(`SELECT to_regclass('memberships') AS m, to_regclass('api_keys') AS k, to_regclass('audit_log') AS a, to_regprocedure('audit_log_prune(interval,integer)') AS p`), [{ m: null, k: null, a: null, p: null }])
   assert.equal(await body(), ' SELECT NULL::uuid ')
+})
+
+test("the helper the blocks create is the planner's: the same definition, no SET clause, inlined into the policies", async () => {
+  const blocks = await db.another('blocks-fast-helper')
+  await blocks.sql(`CREATE TABLE organizations (id uuid PRIMARY KEY)`)
+  await applyBlocks(blocks, { appRole: APP })
+  const planned = await db.another('planner-helper')
+  await planned.sql(`CREATE TABLE items (id bigint PRIMARY KEY)`)
+  const catalog = await withClient(planned.url, (c) => introspect(c))
+  const config = parseConfig(proposeConfig(catalog, { defaultTenantId: randomUUID(), appRole: APP }).config)
+  for (const sql of planConversion(catalog, config).steps.find((s) => s.id === 'helpers')!.up) await planned.sql(sql)
+  const definition = `SELECT pg_catalog.pg_get_functiondef(oid) AS def, proconfig AS config, prosqlbody IS NOT NULL AS standard FROM pg_catalog.pg_proc WHERE oid = 'tenantize.current_tenant_id()'::pg_catalog.regprocedure`
+  const [fromBlocks] = await blocks.sql<{ def: string; config: string[] | null; standard: boolean }>(definition)
+  assert.deepEqual(fromBlocks, (await planned.sql(definition))[0])
+  assert.equal(fromBlocks!.config, null)
+  assert.equal(fromBlocks!.standard, true)
+  const plan = await withClient(blocks.url, async (c) => {
+    await c.query('BEGIN')
+    await c.query(`SET LOCAL ROLE ${quoteIdent(APP)}`)
+    await c.query(`SELECT pg_catalog.set_config('tenantize.tenant_id', $1, true)`, [randomUUID()])
+    const { rows } = await c.query<{ 'QUERY PLAN': string }>('EXPLAIN (VERBOSE, COSTS OFF) SELECT * FROM memberships')
+    await c.query('ROLLBACK')
+    return rows.map((r) => r['QUERY PLAN']).join('\n')
+  })
+  assert.match(plan, /InitPlan[\s\S]*current_setting\('tenantize\.tenant_id'/)
+  assert.doesNotMatch(plan, /current_tenant_id/)
 })
 
 test('up, down and up again leave the same schema (the helper created by the first up stays)', async () => {

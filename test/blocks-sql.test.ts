@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { TenantizeError } from '../src/errors.js'
 import { apiKeysMigration, auditMigration, blockMigration, blockNames, rbacMigration, type BlockName } from '../src/blocks/index.js'
 
-// Exact text of every generated migration with the default names (organizations, org_id, app_user),
+// Exact text of every generated migration with the default names (organizations, org_id, tenantize_app),
 // then with names that need quoting: spaces, quotes, unicode, a schema.
 
 const RBAC_UP = `-- tenantize add rbac: who has which role in which tenant. The permission matrix lives in code
@@ -12,16 +12,17 @@ const RBAC_UP = `-- tenantize add rbac: who has which role in which tenant. The 
 CREATE SCHEMA IF NOT EXISTS tenantize;
 
 -- The current transaction's tenant, or NULL without one (policies then match no rows). Created only
--- when missing: tenantize's planner owns this function and may replace it.
+-- when missing: tenantize's planner owns this function and may replace it. Every name is qualified and
+-- there is no SET clause, so the planner inlines it into the policies.
 DO $tenantize$
 BEGIN
   IF pg_catalog.to_regprocedure('tenantize.current_tenant_id()') IS NULL THEN
-    CREATE OR REPLACE FUNCTION tenantize.current_tenant_id() RETURNS uuid LANGUAGE sql STABLE SET search_path = pg_catalog AS $$ SELECT nullif(pg_catalog.current_setting('tenantize.tenant_id', true), '')::uuid $$;
+    CREATE FUNCTION tenantize.current_tenant_id() RETURNS pg_catalog.uuid LANGUAGE sql STABLE PARALLEL SAFE RETURN CASE WHEN pg_catalog.current_setting('tenantize.tenant_id', true) OPERATOR(pg_catalog.<>) '' THEN pg_catalog.current_setting('tenantize.tenant_id', true)::pg_catalog.uuid END;
   END IF;
 END
 $tenantize$;
 
-GRANT USAGE ON SCHEMA tenantize TO "app_user";
+GRANT USAGE ON SCHEMA tenantize TO "tenantize_app";
 
 CREATE TABLE "public"."memberships" (
   "org_id" uuid NOT NULL DEFAULT tenantize.current_tenant_id() REFERENCES "public"."organizations" ("id") ON DELETE CASCADE,
@@ -35,11 +36,11 @@ CREATE INDEX "memberships_user_id_idx" ON "public"."memberships" ("user_id");
 
 ALTER TABLE "public"."memberships" ENABLE ROW LEVEL SECURITY;
 ALTER TABLE "public"."memberships" FORCE ROW LEVEL SECURITY;
-CREATE POLICY "memberships_tenant_isolation" ON "public"."memberships" TO "app_user"
-  USING ("org_id" = (SELECT tenantize.current_tenant_id()))
-  WITH CHECK ("org_id" = (SELECT tenantize.current_tenant_id()));
+CREATE POLICY "memberships_tenant_isolation" ON "public"."memberships" TO "tenantize_app"
+  USING ("org_id" OPERATOR(pg_catalog.=) (SELECT tenantize.current_tenant_id()))
+  WITH CHECK ("org_id" OPERATOR(pg_catalog.=) (SELECT tenantize.current_tenant_id()));
 
-GRANT SELECT, INSERT, UPDATE, DELETE ON "public"."memberships" TO "app_user";
+GRANT SELECT, INSERT, UPDATE, DELETE ON "public"."memberships" TO "tenantize_app";
 `
 
 const RBAC_DOWN = `-- tenantize add rbac, reversed: drops the memberships table with its policy and indexes.
@@ -54,16 +55,17 @@ const API_KEYS_UP = `-- tenantize add api-keys: API keys stored as prefix + hash
 CREATE SCHEMA IF NOT EXISTS tenantize;
 
 -- The current transaction's tenant, or NULL without one (policies then match no rows). Created only
--- when missing: tenantize's planner owns this function and may replace it.
+-- when missing: tenantize's planner owns this function and may replace it. Every name is qualified and
+-- there is no SET clause, so the planner inlines it into the policies.
 DO $tenantize$
 BEGIN
   IF pg_catalog.to_regprocedure('tenantize.current_tenant_id()') IS NULL THEN
-    CREATE OR REPLACE FUNCTION tenantize.current_tenant_id() RETURNS uuid LANGUAGE sql STABLE SET search_path = pg_catalog AS $$ SELECT nullif(pg_catalog.current_setting('tenantize.tenant_id', true), '')::uuid $$;
+    CREATE FUNCTION tenantize.current_tenant_id() RETURNS pg_catalog.uuid LANGUAGE sql STABLE PARALLEL SAFE RETURN CASE WHEN pg_catalog.current_setting('tenantize.tenant_id', true) OPERATOR(pg_catalog.<>) '' THEN pg_catalog.current_setting('tenantize.tenant_id', true)::pg_catalog.uuid END;
   END IF;
 END
 $tenantize$;
 
-GRANT USAGE ON SCHEMA tenantize TO "app_user";
+GRANT USAGE ON SCHEMA tenantize TO "tenantize_app";
 
 CREATE TABLE "public"."api_keys" (
   "id" uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -87,13 +89,13 @@ CREATE INDEX "api_keys_tenant_created_at_idx" ON "public"."api_keys" ("org_id", 
 
 ALTER TABLE "public"."api_keys" ENABLE ROW LEVEL SECURITY;
 ALTER TABLE "public"."api_keys" FORCE ROW LEVEL SECURITY;
-CREATE POLICY "api_keys_tenant_isolation" ON "public"."api_keys" TO "app_user"
-  USING ("org_id" = (SELECT tenantize.current_tenant_id()))
-  WITH CHECK ("org_id" = (SELECT tenantize.current_tenant_id()));
+CREATE POLICY "api_keys_tenant_isolation" ON "public"."api_keys" TO "tenantize_app"
+  USING ("org_id" OPERATOR(pg_catalog.=) (SELECT tenantize.current_tenant_id()))
+  WITH CHECK ("org_id" OPERATOR(pg_catalog.=) (SELECT tenantize.current_tenant_id()));
 
-GRANT SELECT ("org_id", "id", "name", "prefix", "scopes", "created_at", "created_by", "expires_at", "revoked_at", "revoked_by", "last_used_at", "usage_count") ON "public"."api_keys" TO "app_user";
-GRANT INSERT, DELETE ON "public"."api_keys" TO "app_user";
-GRANT UPDATE ("name", "revoked_at", "revoked_by") ON "public"."api_keys" TO "app_user";
+GRANT SELECT ("org_id", "id", "name", "prefix", "scopes", "created_at", "created_by", "expires_at", "revoked_at", "revoked_by", "last_used_at", "usage_count") ON "public"."api_keys" TO "tenantize_app";
+GRANT INSERT, DELETE ON "public"."api_keys" TO "tenantize_app";
+GRANT UPDATE ("name", "revoked_at", "revoked_by") ON "public"."api_keys" TO "tenantize_app";
 `
 
 const API_KEYS_DOWN = `-- tenantize add api-keys, reversed: drops the api_keys table with its policy and indexes.
@@ -109,16 +111,17 @@ const AUDIT_UP = `-- tenantize add audit: an append-only audit log (actor, tenan
 CREATE SCHEMA IF NOT EXISTS tenantize;
 
 -- The current transaction's tenant, or NULL without one (policies then match no rows). Created only
--- when missing: tenantize's planner owns this function and may replace it.
+-- when missing: tenantize's planner owns this function and may replace it. Every name is qualified and
+-- there is no SET clause, so the planner inlines it into the policies.
 DO $tenantize$
 BEGIN
   IF pg_catalog.to_regprocedure('tenantize.current_tenant_id()') IS NULL THEN
-    CREATE OR REPLACE FUNCTION tenantize.current_tenant_id() RETURNS uuid LANGUAGE sql STABLE SET search_path = pg_catalog AS $$ SELECT nullif(pg_catalog.current_setting('tenantize.tenant_id', true), '')::uuid $$;
+    CREATE FUNCTION tenantize.current_tenant_id() RETURNS pg_catalog.uuid LANGUAGE sql STABLE PARALLEL SAFE RETURN CASE WHEN pg_catalog.current_setting('tenantize.tenant_id', true) OPERATOR(pg_catalog.<>) '' THEN pg_catalog.current_setting('tenantize.tenant_id', true)::pg_catalog.uuid END;
   END IF;
 END
 $tenantize$;
 
-GRANT USAGE ON SCHEMA tenantize TO "app_user";
+GRANT USAGE ON SCHEMA tenantize TO "tenantize_app";
 
 CREATE TABLE "public"."audit_log" (
   "id" bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -138,11 +141,11 @@ CREATE INDEX "audit_log_occurred_at_idx" ON "public"."audit_log" ("occurred_at")
 
 ALTER TABLE "public"."audit_log" ENABLE ROW LEVEL SECURITY;
 ALTER TABLE "public"."audit_log" FORCE ROW LEVEL SECURITY;
-CREATE POLICY "audit_log_tenant_isolation" ON "public"."audit_log" TO "app_user"
-  USING ("org_id" = (SELECT tenantize.current_tenant_id()))
-  WITH CHECK ("org_id" = (SELECT tenantize.current_tenant_id()));
+CREATE POLICY "audit_log_tenant_isolation" ON "public"."audit_log" TO "tenantize_app"
+  USING ("org_id" OPERATOR(pg_catalog.=) (SELECT tenantize.current_tenant_id()))
+  WITH CHECK ("org_id" OPERATOR(pg_catalog.=) (SELECT tenantize.current_tenant_id()));
 
-GRANT SELECT, INSERT ON "public"."audit_log" TO "app_user";
+GRANT SELECT, INSERT ON "public"."audit_log" TO "tenantize_app";
 
 -- Attach to a table:
 --   CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON invoice
@@ -222,11 +225,12 @@ const ODD_RBAC_UP = `-- tenantize add rbac: who has which role in which tenant. 
 CREATE SCHEMA IF NOT EXISTS tenantize;
 
 -- The current transaction's tenant, or NULL without one (policies then match no rows). Created only
--- when missing: tenantize's planner owns this function and may replace it.
+-- when missing: tenantize's planner owns this function and may replace it. Every name is qualified and
+-- there is no SET clause, so the planner inlines it into the policies.
 DO $tenantize$
 BEGIN
   IF pg_catalog.to_regprocedure('tenantize.current_tenant_id()') IS NULL THEN
-    CREATE OR REPLACE FUNCTION tenantize.current_tenant_id() RETURNS uuid LANGUAGE sql STABLE SET search_path = pg_catalog AS $$ SELECT nullif(pg_catalog.current_setting('tenantize.tenant_id', true), '')::uuid $$;
+    CREATE FUNCTION tenantize.current_tenant_id() RETURNS pg_catalog.uuid LANGUAGE sql STABLE PARALLEL SAFE RETURN CASE WHEN pg_catalog.current_setting('tenantize.tenant_id', true) OPERATOR(pg_catalog.<>) '' THEN pg_catalog.current_setting('tenantize.tenant_id', true)::pg_catalog.uuid END;
   END IF;
 END
 $tenantize$;
@@ -246,8 +250,8 @@ CREATE INDEX "memberships_user_id_idx" ON "Kunden Ü"."memberships" ("user_id");
 ALTER TABLE "Kunden Ü"."memberships" ENABLE ROW LEVEL SECURITY;
 ALTER TABLE "Kunden Ü"."memberships" FORCE ROW LEVEL SECURITY;
 CREATE POLICY "memberships_tenant_isolation" ON "Kunden Ü"."memberships" TO "app role's"
-  USING ("tenant's ""id""" = (SELECT tenantize.current_tenant_id()))
-  WITH CHECK ("tenant's ""id""" = (SELECT tenantize.current_tenant_id()));
+  USING ("tenant's ""id""" OPERATOR(pg_catalog.=) (SELECT tenantize.current_tenant_id()))
+  WITH CHECK ("tenant's ""id""" OPERATOR(pg_catalog.=) (SELECT tenantize.current_tenant_id()));
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON "Kunden Ü"."memberships" TO "app role's";
 `
@@ -265,11 +269,12 @@ const ODD_AUDIT_UP = `-- tenantize add audit: an append-only audit log (actor, t
 CREATE SCHEMA IF NOT EXISTS tenantize;
 
 -- The current transaction's tenant, or NULL without one (policies then match no rows). Created only
--- when missing: tenantize's planner owns this function and may replace it.
+-- when missing: tenantize's planner owns this function and may replace it. Every name is qualified and
+-- there is no SET clause, so the planner inlines it into the policies.
 DO $tenantize$
 BEGIN
   IF pg_catalog.to_regprocedure('tenantize.current_tenant_id()') IS NULL THEN
-    CREATE OR REPLACE FUNCTION tenantize.current_tenant_id() RETURNS uuid LANGUAGE sql STABLE SET search_path = pg_catalog AS $$ SELECT nullif(pg_catalog.current_setting('tenantize.tenant_id', true), '')::uuid $$;
+    CREATE FUNCTION tenantize.current_tenant_id() RETURNS pg_catalog.uuid LANGUAGE sql STABLE PARALLEL SAFE RETURN CASE WHEN pg_catalog.current_setting('tenantize.tenant_id', true) OPERATOR(pg_catalog.<>) '' THEN pg_catalog.current_setting('tenantize.tenant_id', true)::pg_catalog.uuid END;
   END IF;
 END
 $tenantize$;
@@ -295,8 +300,8 @@ CREATE INDEX "audit_log_occurred_at_idx" ON "Kunden Ü"."audit_log" ("occurred_a
 ALTER TABLE "Kunden Ü"."audit_log" ENABLE ROW LEVEL SECURITY;
 ALTER TABLE "Kunden Ü"."audit_log" FORCE ROW LEVEL SECURITY;
 CREATE POLICY "audit_log_tenant_isolation" ON "Kunden Ü"."audit_log" TO "app role's"
-  USING ("tenant's ""id""" = (SELECT tenantize.current_tenant_id()))
-  WITH CHECK ("tenant's ""id""" = (SELECT tenantize.current_tenant_id()));
+  USING ("tenant's ""id""" OPERATOR(pg_catalog.=) (SELECT tenantize.current_tenant_id()))
+  WITH CHECK ("tenant's ""id""" OPERATOR(pg_catalog.=) (SELECT tenantize.current_tenant_id()));
 
 GRANT SELECT, INSERT ON "Kunden Ü"."audit_log" TO "app role's";
 

@@ -10,7 +10,7 @@ export interface BlockOptions {
   readonly tenantTable?: string
   /** The tenant key column of the new tables (type uuid). Default `org_id`. */
   readonly tenantColumn?: string
-  /** The application role the policies and grants are for. Default `app_user`. */
+  /** The application role the policies and grants are for. Default `tenantize_app`, as init and apply. */
   readonly appRole?: string
 }
 
@@ -32,7 +32,7 @@ export interface BlockMigration {
   readonly down: string
 }
 
-export const BLOCK_DEFAULTS = Object.freeze({ tenantTable: 'organizations', tenantColumn: 'org_id', appRole: 'app_user' })
+export const BLOCK_DEFAULTS = Object.freeze({ tenantTable: 'organizations', tenantColumn: 'org_id', appRole: 'tenantize_app' })
 
 const PSEUDO_ROLES = new Set(['public', 'current_role', 'current_user', 'session_user', 'none'])
 const MAX_IDENTIFIER_BYTES = 63
@@ -111,7 +111,9 @@ export function blockSql(names: BlockNames): BlockSql {
   const tenantTable = qualifiedName(names.tenantTable)
   const appRole = roleName(names.appRole)
   const table = (name: string): string => qualifiedName(schema, name)
-  const check = `${tenantColumn} = (SELECT tenantize.current_tenant_id())`
+  // The conversion's policy condition: `OPERATOR(pg_catalog.=)` binds no `=` of a schema earlier in the
+  // migration's search_path; the scalar sub-select makes the inlined helper an InitPlan, once per statement.
+  const check = `${tenantColumn} OPERATOR(pg_catalog.=) (SELECT tenantize.current_tenant_id())`
   return Object.freeze({
     names,
     table,
@@ -133,19 +135,28 @@ export function blockSql(names: BlockNames): BlockSql {
 }
 
 /**
+ * The helper in the planner's shape (src/plan/plan.ts, contextFunction, for uuid tenant ids and the
+ * `tenantize.tenant_id` setting): a SQL-standard body with every name qualified, parsed once at creation,
+ * so it needs no `SET search_path` and the planner inlines it into the policies — with a SET clause every
+ * statement would pay a function call with a configuration save and restore.
+ */
+export const HELPER_SQL = `CREATE FUNCTION tenantize.current_tenant_id() RETURNS pg_catalog.uuid LANGUAGE sql STABLE PARALLEL SAFE RETURN CASE WHEN pg_catalog.current_setting('tenantize.tenant_id', true) OPERATOR(pg_catalog.<>) '' THEN pg_catalog.current_setting('tenantize.tenant_id', true)::pg_catalog.uuid END`
+
+/**
  * The start of every up file: the `tenantize` schema and, only when it does not exist yet, the
- * `tenantize.current_tenant_id()` helper the policies call (the planner owns it and may replace it;
- * down files never drop it), and the app role's access to the schema.
+ * `tenantize.current_tenant_id()` helper the policies call ({@link HELPER_SQL}: the planner owns it and
+ * may replace it; down files never drop it), and the app role's access to the schema.
  */
 export function preamble(sql: BlockSql): string {
   return `CREATE SCHEMA IF NOT EXISTS tenantize;
 
 -- The current transaction's tenant, or NULL without one (policies then match no rows). Created only
--- when missing: tenantize's planner owns this function and may replace it.
+-- when missing: tenantize's planner owns this function and may replace it. Every name is qualified and
+-- there is no SET clause, so the planner inlines it into the policies.
 DO $tenantize$
 BEGIN
   IF pg_catalog.to_regprocedure('tenantize.current_tenant_id()') IS NULL THEN
-    CREATE OR REPLACE FUNCTION tenantize.current_tenant_id() RETURNS uuid LANGUAGE sql STABLE SET search_path = pg_catalog AS $$ SELECT nullif(pg_catalog.current_setting('tenantize.tenant_id', true), '')::uuid $$;
+    ${HELPER_SQL};
   END IF;
 END
 $tenantize$;
