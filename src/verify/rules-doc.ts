@@ -1,5 +1,5 @@
 import { CATEGORIES, LINT_RULES } from './lints/index.js'
-import { POOLER_CHECKS, PROBE_CHECKS, PROBE_META, type LiveCheck } from './probe/registry.js'
+import { CITUS_CHECKS, POOLER_CHECKS, PROBE_CHECKS, PROBE_META, type LiveCheck } from './probe/registry.js'
 import { reportJsonSchema } from './report/schema.js'
 
 /**
@@ -25,7 +25,7 @@ export function rulesMarkdown(): string {
     '',
     '<!-- generated from src/verify/lints and src/verify/probe/registry.ts by `npx tsx scripts/gen-rules-docs.ts`; do not edit -->',
     '',
-    `\`tenantize verify\` reports findings under these ids: ${LINT_RULES.length} lint rules (pure checks of the catalog), ${PROBE_CHECKS.length} live probe checks (\`probe-…\`), ${PROBE_META.length} about the probe itself and ${POOLER_CHECKS.length} pooler checks (\`pooler-…\`). Ids are stable; a finding's \`docs\` field links here. See [verify.md](verify.md) for how verify works.`,
+    `\`tenantize verify\` reports findings under these ids: ${LINT_RULES.length} lint rules (pure checks of the catalog), ${PROBE_CHECKS.length} live probe checks (\`probe-…\`), ${PROBE_META.length} about the probe itself, ${POOLER_CHECKS.length} pooler checks (\`pooler-…\`) and ${CITUS_CHECKS.length} for Citus (\`citus-…\`). Ids are stable; a finding's \`docs\` field links here. See [verify.md](verify.md) for how verify works.`,
     '',
     'Severities: **error** breaks isolation or lets it break, **warn** weakens it or is slow, **info** is worth knowing. `--fail-on error` (default) exits 1 on errors, `--fail-on warn` on warnings too. Some rules raise their severity for a particular finding (e.g. a view over tenant tables is an error when its owner bypasses row-level security); the finding carries its own severity.',
     '',
@@ -35,6 +35,7 @@ export function rulesMarkdown(): string {
     ...PROBE_CHECKS.map((c) => `| [\`probe-${c.id}\`](#probe-${c.id}) | ${c.severity} | table | ${cell(c.summary)} |`),
     ...PROBE_META.map((c) => `| [\`${c.id}\`](#${c.id}) | ${c.severity} | database | ${cell(c.summary)} |`),
     ...POOLER_CHECKS.map((c) => `| [\`pooler-${c.id}\`](#pooler-${c.id}) | ${c.severity} | database | ${cell(c.summary)} |`),
+    ...CITUS_CHECKS.map((c) => `| [\`citus-${c.id}\`](#citus-${c.id}) | ${c.severity} | Citus | ${cell(c.summary)} |`),
     '',
     '## Lint rules',
     '',
@@ -56,6 +57,12 @@ export function rulesMarkdown(): string {
     ),
     ...liveSection('About the probe', 'Findings about the probe itself.', 'probe', PROBE_META),
     ...liveSection('Pooler checks', 'With `--pooler-url`: two clients of the pooler, one setting a marker context, the other looking for it.', 'pooler', POOLER_CHECKS),
+    ...liveSection(
+      'Citus checks',
+      'On a Citus coordinator with distributed tables (see [citus.md](citus.md)): lints that need Citus\'s metadata, and live checks that run instead of the probe above (which identifies its rows by ctid, kept per shard). The live checks run through the coordinator as the app role with `SET LOCAL` context, in a transaction that is rolled back, on the rows already there.',
+      'citus',
+      CITUS_CHECKS,
+    ),
   )
   return `${out.join('\n').trimEnd()}\n`
 }

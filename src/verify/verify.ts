@@ -5,6 +5,7 @@ import { ErrorCodes, TenantizeError } from '../errors.js'
 import { packageVersion } from '../package-info.js'
 import { LINT_RULES, RULES_DOC, applyAcceptances, lintCatalog, summarizeModel, type ModelOptions, type TenantModel } from './lints/index.js'
 import { enableRlsSql, tableSql, tenantPolicySql } from './lints/rule.js'
+import { citusLintFindings, citusProbe, citusProbeFindings, readCitusFacts, withoutCitusContradictions } from './citus.js'
 import { probePooler } from './pooler.js'
 import { runProbe } from './probe/probe.js'
 import { POOLER_CHECKS, PROBE_CHECKS, PROBE_META, type LiveCheck } from './probe/registry.js'
@@ -155,8 +156,14 @@ export async function verifyClient(client: pg.ClientBase, options: VerifyCoreOpt
     })
   }
   let probe: ProbeReport | null = null
-  const all = [...findings]
-  if (options.probe !== false) {
+  // On a Citus coordinator with distributed tables: Citus's lints, and its live checks instead of the probe.
+  const citus = await readCitusFacts(client, model.appRole)
+  const distributed = citus !== null && [...citus.tables.values()].some((t) => t.kind !== 'local')
+  const all = citus === null ? [...findings] : [...withoutCitusContradictions(findings, model, citus), ...citusLintFindings(model, citus)]
+  if (options.probe !== false && distributed) {
+    probe = await citusProbe(client, model, citus, { inTransaction: options.inTransaction })
+    all.push(...citusProbeFindings(model, probe))
+  } else if (options.probe !== false) {
     const result = await runProbe(client, model, { inTransaction: options.inTransaction, statementTimeoutMs: options.statementTimeoutMs })
     if ('notRun' in result) all.push(notRunFinding(result.notRun))
     else {
