@@ -179,7 +179,7 @@ test('tenant lifecycle on the converted energy-billing example: create, list, sh
     assert.deepEqual((JSON.parse(shown.stdout) as { id: string; rows: number }), { ...(JSON.parse(shown.stdout) as object), id, rows: 1 })
     const refused = await runCli(['tenant', 'delete', 'eis-power', ...flags])
     assert.equal(refused.code, 2)
-    assert.match(refused.stderr, /^TZ_USAGE tenant eis-power: is the default tenant/)
+    assert.match(refused.stderr, /^TZ_TENANT tenant eis-power: is the default tenant/)
     const dry = await runCli(['tenant', 'delete', 'cli-co', '--dry-run', ...flags])
     assert.equal(dry.code, 0, dry.stderr)
     assert.match(dry.stdout, /^Would delete tenant cli-co: 1 row\(s\)/)

@@ -330,8 +330,10 @@ export async function exportTenant(options: ExportTenantOptions): Promise<Export
 
     const total = [...counts.values()].reduce((a, c) => a + c.rows, 0)
     let done = 0
+    // Rows per second of the copy itself, not of the schema work before it.
+    const copyStarted = performance.now()
     const progress = (): void => {
-      const seconds = (performance.now() - started) / 1000
+      const seconds = (performance.now() - copyStarted) / 1000
       const rate = seconds > 0 ? done / seconds : 0
       options.onEvent?.({ event: 'progress', migration: `export:${tenant.id}`, done, total, rowsPerSecond: rate, etaSeconds: rate > 0 ? Math.max(0, total - done) / rate : null })
     }
