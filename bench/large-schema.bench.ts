@@ -25,7 +25,7 @@ const TENANTS = ['00000000-0000-4000-8000-0000000000c1', '00000000-0000-4000-800
 const ROWS = 20
 
 /** The DDL and data of `tables` tables (plus the tenant table). */
-function schemaSql(tables: number): string {
+export function schemaSql(tables: number): string {
   const name = (i: number): string => `t${String(i).padStart(4, '0')}`
   const out = [
     'CREATE TABLE organizations (id uuid PRIMARY KEY, slug text NOT NULL UNIQUE, name text NOT NULL);',

@@ -89,6 +89,13 @@ const ran = new Set(files.map((f) => f.replace(/\.bench\.ts$/, '')))
 const results = [...stored.filter((r) => !ran.has(r.bench)), ...rows.map((r) => ({ ...r, ranAt, mode: full ? 'full' as const : 'quick' as const, machine }))].sort((x, y) => (x.bench < y.bench ? -1 : x.bench > y.bench ? 1 : 0))
 await writeFile(resultsFile, `${JSON.stringify({ results }, null, 2)}\n`)
 const cell = (text: string): string => text.replaceAll('|', '\\|')
+// Why a goal is missed (or what a number means), written by hand: bench/causes.md, copied in below the table.
+let causes = ''
+try {
+  causes = (await readFile(new URL('../bench/causes.md', import.meta.url), 'utf8')).trim()
+} catch {
+  // none written
+}
 const machines = [...new Map(results.map((r) => [`${r.bench}`, `${r.bench}: ${r.ranAt.slice(0, 16).replace('T', ' ')} UTC${r.mode === undefined ? '' : ` (${r.mode})`}, ${r.machine.cpus}, ${r.machine.memory}, load ${r.machine.loadAverage}, Node ${r.machine.node}`])).values()]
 await writeFile(new URL('../bench/README.md', import.meta.url), `# Benchmarks — latest figures
 
@@ -102,5 +109,5 @@ ${results.map((r) => `| ${[r.bench, r.measure, r.value, r.limit, r.status, r.not
 
 Runs:
 ${machines.map((m) => `- ${m}`).join('\n')}
-`)
+${causes === '' ? '' : `\n${causes}\n`}`)
 process.exit(failed ? 1 : 0)
