@@ -132,6 +132,28 @@ test('export an imported tenant as a standalone database with the schema before 
     }
   })
 
+  await t.test('shared tables are exported in full, but for rows that reference another tenant\'s rows', async () => {
+    const [some] = await db.sql<{ id: string }>(`SELECT id::text FROM client WHERE org_id = $1 ORDER BY id LIMIT 1`, [helios])
+    const [other] = await db.sql<{ id: string }>(`SELECT id::text FROM client WHERE org_id <> $1 ORDER BY id LIMIT 1`, [helios])
+    await db.sql(`CREATE TABLE public.country (code text PRIMARY KEY, name text NOT NULL);
+      INSERT INTO public.country VALUES ('DE', 'Germany'), ('FR', 'France'), ('NL', 'Netherlands');
+      CREATE TABLE public.shared_note (id int PRIMARY KEY, client_id bigint REFERENCES public.client (id), body text)`)
+    await db.sql(`INSERT INTO public.shared_note VALUES (1, $1, 'of helios'), (2, $2, 'of another tenant'), (3, NULL, 'of nobody')`, [some!.id, other!.id])
+    try {
+      const out = await db.another('tz_export_shared')
+      const result = await entry.exportTenant({ ...base, tenant: 'helios', to: out.url })
+      const byTable = Object.fromEntries(result.tables.map((x) => [x.table, x]))
+      assert.deepEqual(byTable['public.country'], { table: 'public.country', scope: 'shared', rows: 3, leftOut: 0 })
+      assert.deepEqual(byTable['public.shared_note'], { table: 'public.shared_note', scope: 'shared', rows: 2, leftOut: 1 })
+      assert.equal(byTable['public.client']!.scope, 'tenant')
+      assert.deepEqual(await out.sql(`SELECT code FROM country ORDER BY code`), [{ code: 'DE' }, { code: 'FR' }, { code: 'NL' }])
+      assert.deepEqual(await out.sql(`SELECT id, body FROM shared_note ORDER BY id`), [{ id: 1, body: 'of helios' }, { id: 3, body: 'of nobody' }])
+      assert.deepEqual(await out.sql(`SELECT conname FROM pg_constraint WHERE conrelid = 'shared_note'::regclass AND contype = 'f'`), [{ conname: 'shared_note_client_id_fkey' }], 'its foreign key holds in the export')
+    } finally {
+      await db.sql('DROP TABLE public.shared_note, public.country')
+    }
+  })
+
   await t.test('tenant refusals carry TZ_TENANT, and the CLI exits 2 with it', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'tz-export-'))
     try {
