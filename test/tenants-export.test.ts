@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
@@ -171,9 +171,12 @@ test('export an imported tenant as a standalone database with the schema before 
   })
 })
 
-test('the package entry exports the tenant lifecycle', () => {
+test('the package entry (exports ".", built from src/index.ts) exports the tenant lifecycle', async () => {
+  const pkg = JSON.parse(await readFile('package.json', 'utf8')) as { exports: Record<string, { types: string; default: string }> }
+  assert.deepEqual(pkg.exports['.'], { types: './dist/src/index.d.ts', default: './dist/src/index.js' }, 'src/index.ts compiles to dist/src/index.js (tsconfig.build.json: rootDir ., outDir dist)')
   for (const name of ['createTenant', 'insertTenant', 'listTenants', 'showTenant', 'suspendTenant', 'resumeTenant', 'deleteTenant', 'importTenant', 'exportTenant', 'planImport', 'findTenant', 'tenantModel'] as const) {
     assert.equal(typeof entry[name], 'function', name)
   }
   assert.equal(entry.ErrorCodes.TENANT, 'TZ_TENANT')
+  assert.deepEqual([...entry.LIFECYCLE_STATUSES], ['active', 'suspended', 'importing', 'deleting'])
 })
