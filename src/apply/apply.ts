@@ -328,7 +328,7 @@ export async function rollback(options: RollbackOptions): Promise<MigrateResult>
       if (owners.length > 0) {
         throw new TenantizeError(ErrorCodes.PREFLIGHT, `rows of ${owners.length} table(s) belong to more than one tenant: rolling back would merge them into one database of mixed tenants; nothing was changed`, {
           object: `${distinct} tenants`,
-          problems: owners.map((o) => ({ object: o.table, message: `holds rows of ${o.tenants} tenants`, fix: 'export or delete the other tenants first, or pass --merge-tenants to merge them knowingly' })),
+          problems: owners.map((o) => ({ object: o.table, message: `holds rows of ${o.tenants} tenants`, fix: 'move the other tenants out first (tenantize tenant export ID --to URL, then tenantize tenant delete ID), or pass --merge-tenants to merge them knowingly' })),
         })
       }
     }
