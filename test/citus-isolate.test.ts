@@ -3,12 +3,17 @@
  * gets shards of its own in every colocated table, then moves to the other worker; its rows stay as
  * they were and row-level security still holds.
  */
-import { test } from 'node:test'
+import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Command } from 'commander'
 import pg from 'pg'
 import { apply, resetReadiness } from '../src/apply/index.js'
 import { isolateTenant, type IsolateProgress } from '../src/citus/isolate.js'
+import { registerTenantIsolate } from '../src/cli/commands/tenant-isolate.js'
 import { TenantizeError } from '../src/errors.js'
 import { parseConfig } from '../src/plan/config.js'
 import { contextSql } from '../src/runtime/context-sql.js'
@@ -30,8 +35,8 @@ test('tenant isolate on Citus: own shards in every colocated table, moved to the
   await db.sql(`INSERT INTO project (account_id, title) SELECT id, 'p' FROM account`)
   await db.sql(`INSERT INTO "task item" (project_id) SELECT id FROM project`)
   const app = db.role('app')
-  const config = parseConfig({
-    version: 1,
+  const input = {
+    version: 1 as const,
     target: 'citus',
     tenant: { table: 'public.organizations', create: true, default: { id: '5e0f0c1a-0000-4000-8000-000000000001' } },
     roles: { app, system: null },
@@ -41,7 +46,12 @@ test('tenant isolate on Citus: own shards in every colocated table, moved to the
       'public.project': { class: 'child', path: { columns: ['account_id'], parent: 'public.account', parentColumns: ['id'] } },
       'public.task item': { class: 'child', path: { columns: ['project_id'], parent: 'public.project', parentColumns: ['id'] } },
     },
-  })
+  }
+  const config = parseConfig(input)
+  const dir = await mkdtemp(join(tmpdir(), 'tz-isolate-'))
+  after(() => rm(dir, { recursive: true, force: true }))
+  const configFile = join(dir, 'tenantize.config.json')
+  await writeFile(configFile, JSON.stringify(input))
   await apply({ databaseUrl: db.url, config, phase: 'schema', timeouts: fast })
   await resetReadiness(db.url)
   await apply({ databaseUrl: db.url, config, phase: 'enforce', timeouts: fast })
@@ -113,6 +123,21 @@ test('tenant isolate on Citus: own shards in every colocated table, moved to the
     console.log(`# move: ${Math.round(result.moveMs ?? 0)} ms (${result.transferMode})`)
     const shards = await db.sql<{ result: string }>(`SELECT DISTINCT result FROM run_command_on_shards('account', $$SELECT c.relrowsecurity AND c.relforcerowsecurity AND EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid) FROM pg_class c WHERE c.oid = '%s'::regclass$$)`)
     assert.deepEqual(shards, [{ result: 't' }], 'the split and moved shards have row-level security, forced, and the policy')
+  })
+
+  await t.test('the CLI command (registerTenantIsolate): tenant isolate big --move-to back to the first worker, one line per phase', async () => {
+    const program = new Command().exitOverride()
+    const out: string[] = []
+    let exit = -1
+    registerTenantIsolate(program.command('tenant'), { stdout: { write: (s: string) => out.push(s) }, stderr: { write: () => true }, env: {} }, (code) => (exit = code))
+    await program.parseAsync(['tenant', 'isolate', 'big', '--db', db.url, '--config', configFile, '--move-to', `127.0.0.1:${firstNode}`], { from: 'user' })
+    assert.equal(exit, 0)
+    const text = out.join('')
+    assert.match(text, /isolated: shard \d+ holds only this tenant/)
+    assert.match(text, new RegExp(`moving: moving shard \\d+ and its colocated shards from 127.0.0.1:\\d+ to 127.0.0.1:${firstNode} \\(block_writes\\)`))
+    assert.match(text, new RegExp(`tenant ${BIG}: shard \\d+ of public.account and its colocated shards \\(3 table\\(s\\)\\) already alone in its shard; moved 127.0.0.1:\\d+ → 127.0.0.1:${firstNode}`))
+    assert.equal((await shardOf('account')).port, firstNode)
+    assert.deepEqual(await dataChecksums(db.url, TABLES), before)
   })
 
   await t.test('refused with the reason: an unknown tenant, a node that is not in the cluster, force_logical without wal_level = logical', async () => {
