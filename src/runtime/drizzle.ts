@@ -1,9 +1,12 @@
 import type { Pool, PoolClient, QueryConfig } from 'pg'
+import { eq, type Column, type SQL } from 'drizzle-orm'
 import { contextSql, type ContextSql, type ContextSqlOptions } from './context-sql.js'
 import { assertTransactionTenant, beginWithContext, tenantForTransaction, transactionEnded } from './adapters/scope.js'
 import { runScoped, type ScopedIo, type ScopedQuery } from './adapters/pg-scoped.js'
+import { createObserver, type ObserveOptions } from './observe.js'
+import { currentTenant, requireTenant } from './context.js'
 
-export type TenantDrizzlePoolOptions = ContextSqlOptions
+export interface TenantDrizzlePoolOptions extends ContextSqlOptions, ObserveOptions {}
 
 type QueryText = string | QueryConfig
 type Query = (config: QueryText, values?: unknown) => Promise<unknown>
@@ -142,15 +145,26 @@ function scopedClient(client: PoolClient, tenantId: string, context: ContextSql)
  */
 export function tenantDrizzlePool(pool: Pool, options: TenantDrizzlePoolOptions = {}): Pool {
   const context = contextSql(options)
+  const observer = createObserver('drizzle', options.observe)
+  /** Outside any context with the `observe` option: the pool's own, unscoped, as without tenantize. */
+  const observed = (): boolean => observer !== undefined && currentTenant() === undefined
 
   async function connect(...args: unknown[]): Promise<PoolClient> {
     rejectUnsupported(true, args)
+    if (observed()) {
+      observer?.report('transaction') // Drizzle takes a client for a transaction; statements use query()
+      return pool.connect()
+    }
     const tenantId = tenantForTransaction() // before a client is taken from the pool
     return scopedClient(await pool.connect(), tenantId, context)
   }
 
   async function query(config: QueryText, values?: unknown, ...rest: unknown[]): Promise<unknown> {
     rejectUnsupported(config, [values, ...rest])
+    if (observed()) {
+      observer?.report(typeof config === 'string' ? config : String(config.text))
+      return (pool.query as Query)(config, values)
+    }
     if (isSubmittable(config)) {
       throw new TypeError('tenantDrizzlePool: a streaming query (cursor) needs a client: use connect() and a transaction')
     }
@@ -170,4 +184,20 @@ export function tenantDrizzlePool(pool: Pool, options: TenantDrizzlePoolOptions 
       return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value
     },
   })
+}
+
+/**
+ * The explicit tenant predicate for a Drizzle query: `column = $tenant` with the current tenant of
+ * {@link withTenant} — for Citus, where a query filtered only by row-level security goes to every shard
+ * and one with the predicate on the distribution column is routed to the tenant's shard. Row-level
+ * security stays the backstop; the predicate never changes what the query returns.
+ *
+ * ```ts
+ * await withTenant(orgId, () => db.select().from(invoice).where(and(tenantFilter(invoice.orgId), eq(invoice.id, id))))
+ * ```
+ *
+ * @throws {TenantContextMissingError} outside any `withTenant` context.
+ */
+export function tenantFilter(column: Column): SQL {
+  return eq(column, requireTenant())
 }

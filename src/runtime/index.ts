@@ -34,6 +34,7 @@ export {
   type ContextSqlOptions,
   type ContextStrategy,
 } from './context-sql.js'
+export { callSiteOf, type ObserveOption, type ObserveOptions, type UnscopedQueryEvent } from './observe.js'
 export { tenantPool, type TenantPool, type TenantPoolOptions, type SystemDb, type Queryable } from './pg.js'
 export {
   TenantRuntimeError,

@@ -1,5 +1,28 @@
-import { CompiledQuery, PostgresDriver } from 'kysely'
+import {
+  AliasNode,
+  BinaryOperationNode,
+  ColumnNode,
+  CompiledQuery,
+  IdentifierNode,
+  JoinNode,
+  OperationNodeTransformer,
+  OperatorNode,
+  PostgresDriver,
+  QueryNode,
+  ReferenceNode,
+  TableNode,
+  ValueNode,
+} from 'kysely'
 import type {
+  DeleteQueryNode,
+  KyselyPlugin,
+  OperationNode,
+  PluginTransformQueryArgs,
+  PluginTransformResultArgs,
+  QueryId,
+  RootOperationNode,
+  SelectQueryNode,
+  UpdateQueryNode,
   DatabaseConnection,
   DatabaseIntrospector,
   Dialect,
@@ -12,8 +35,10 @@ import type {
 import { contextSql, type ContextSql, type ContextSqlOptions } from './context-sql.js'
 import { assertTransactionTenant, beginWithContext, tenantForTransaction, transactionEnded } from './adapters/scope.js'
 import { runScoped, type ScopedIo, type ScopedQuery } from './adapters/pg-scoped.js'
+import { createObserver, type ObserveOptions, type Observer } from './observe.js'
+import { currentTenant } from './context.js'
 
-export interface TenantDialectOptions extends ContextSqlOptions {
+export interface TenantDialectOptions extends ContextSqlOptions, ObserveOptions {
   /**
    * Only for a dialect other than Kysely's `PostgresDialect` (whose statements already take one round
    * trip with their context): write a statement outside a transaction together with its `BEGIN` and
@@ -134,6 +159,39 @@ class TenantConnection implements DatabaseConnection {
   }
 }
 
+/**
+ * A connection taken outside any tenant context by a driver with the `observe` option: statements run
+ * unscoped, as without tenantize, and each statement outside a transaction is reported.
+ */
+class ObservedConnection implements DatabaseConnection {
+  inTransaction = false
+
+  constructor(
+    readonly inner: DatabaseConnection,
+    private readonly observer: Observer,
+  ) {}
+
+  executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
+    if (!this.inTransaction) this.observer.report(compiledQuery.sql)
+    return this.inner.executeQuery<R>(compiledQuery)
+  }
+
+  streamQuery<R>(compiledQuery: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
+    if (!this.inTransaction) this.observer.report(compiledQuery.sql)
+    return this.inner.streamQuery<R>(compiledQuery, chunkSize)
+  }
+}
+
+function innerOf(connection: DatabaseConnection): DatabaseConnection {
+  if (connection instanceof TenantConnection || connection instanceof ObservedConnection) return connection.inner
+  throw new TypeError('tenantDialect: not a connection of this driver')
+}
+
+function scopedOrObserved(connection: DatabaseConnection): TenantConnection | ObservedConnection {
+  if (connection instanceof TenantConnection || connection instanceof ObservedConnection) return connection
+  throw new TypeError('tenantDialect: not a connection of this driver')
+}
+
 function unwrap(connection: DatabaseConnection): TenantConnection {
   if (!(connection instanceof TenantConnection)) throw new TypeError('tenantDialect: not a connection of this driver')
   return connection
@@ -147,6 +205,7 @@ class TenantDriver implements Driver {
     private readonly inner: Driver,
     private readonly context: ContextSql,
     private readonly pipeline: boolean,
+    private readonly observer: Observer | undefined,
   ) {
     this.nodePostgres = inner instanceof PostgresDriver
   }
@@ -156,11 +215,19 @@ class TenantDriver implements Driver {
   }
 
   async acquireConnection(): Promise<DatabaseConnection> {
-    const tenantId = tenantForTransaction() // before a connection is taken from the pool
+    // Before a connection is taken from the pool. Observed, a connection outside any context is unscoped.
+    if (this.observer !== undefined && currentTenant() === undefined) return new ObservedConnection(await this.inner.acquireConnection(), this.observer)
+    const tenantId = tenantForTransaction()
     return new TenantConnection(await this.inner.acquireConnection(), tenantId, this.context, this.pipeline, this.nodePostgres)
   }
 
   async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
+    if (connection instanceof ObservedConnection) {
+      this.observer?.report('transaction')
+      await this.inner.beginTransaction(connection.inner, settings)
+      connection.inTransaction = true
+      return
+    }
     const tenant = unwrap(connection)
     tenant.check()
     // BEGIN and the context in one message: one round trip, like the driver's own BEGIN.
@@ -169,7 +236,7 @@ class TenantDriver implements Driver {
   }
 
   async commitTransaction(connection: DatabaseConnection): Promise<void> {
-    const tenant = unwrap(connection)
+    const tenant = scopedOrObserved(connection)
     try {
       await this.inner.commitTransaction(tenant.inner)
     } finally {
@@ -178,7 +245,7 @@ class TenantDriver implements Driver {
   }
 
   async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
-    const tenant = unwrap(connection)
+    const tenant = scopedOrObserved(connection)
     try {
       await this.inner.rollbackTransaction(tenant.inner)
     } finally {
@@ -188,20 +255,24 @@ class TenantDriver implements Driver {
 
   async savepoint(connection: DatabaseConnection, name: string, compileQuery: QueryCompiler['compileQuery']): Promise<void> {
     if (this.inner.savepoint === undefined) throw new Error('The `savepoint` method is not supported by this driver')
-    await this.inner.savepoint(unwrap(connection).inner, name, compileQuery)
+    await this.inner.savepoint(innerOf(connection), name, compileQuery)
   }
 
   async rollbackToSavepoint(connection: DatabaseConnection, name: string, compileQuery: QueryCompiler['compileQuery']): Promise<void> {
     if (this.inner.rollbackToSavepoint === undefined) throw new Error('The `rollbackToSavepoint` method is not supported by this driver')
-    await this.inner.rollbackToSavepoint(unwrap(connection).inner, name, compileQuery)
+    await this.inner.rollbackToSavepoint(innerOf(connection), name, compileQuery)
   }
 
   async releaseSavepoint(connection: DatabaseConnection, name: string, compileQuery: QueryCompiler['compileQuery']): Promise<void> {
     if (this.inner.releaseSavepoint === undefined) throw new Error('The `releaseSavepoint` method is not supported by this driver')
-    await this.inner.releaseSavepoint(unwrap(connection).inner, name, compileQuery)
+    await this.inner.releaseSavepoint(innerOf(connection), name, compileQuery)
   }
 
   async releaseConnection(connection: DatabaseConnection): Promise<void> {
+    if (connection instanceof ObservedConnection) {
+      await this.inner.releaseConnection(connection.inner)
+      return
+    }
     const tenant = unwrap(connection)
     tenant.released = true
     if (tenant.inTransaction) {
@@ -243,10 +314,137 @@ class TenantDriver implements Driver {
 export function tenantDialect(dialect: Dialect, options: TenantDialectOptions = {}): Dialect {
   const context = contextSql(options)
   const pipeline = options.pipeline === true
+  const observer = createObserver('kysely', options.observe)
   return Object.freeze({
-    createDriver: (): Driver => new TenantDriver(dialect.createDriver(), context, pipeline),
+    createDriver: (): Driver => new TenantDriver(dialect.createDriver(), context, pipeline, observer),
     createQueryCompiler: (): QueryCompiler => dialect.createQueryCompiler(),
     createAdapter: (): DialectAdapter => dialect.createAdapter(),
     createIntrospector: (db: Parameters<Dialect['createIntrospector']>[0]): DatabaseIntrospector => dialect.createIntrospector(db),
+  })
+}
+
+/** Tenant tables for {@link tenantRoutingPlugin}: names (`table` or `schema.table`) with the tenant column each. */
+export interface TenantRoutingOptions {
+  /** Table names (`invoice`, `billing.invoice`) holding the tenant column, or a map of table name to its tenant column. */
+  readonly tables: readonly string[] | Readonly<Record<string, string>>
+  /** The tenant column of the tables listed as names. Default `org_id`. */
+  readonly column?: string
+}
+
+/** A table a query reads or writes, as written in it: its name, schema and alias. */
+interface TableReference {
+  readonly table: string
+  readonly schema: string | undefined
+  readonly alias: string | undefined
+}
+
+function tableReference(node: OperationNode): TableReference | undefined {
+  let alias: string | undefined
+  let target = node
+  if (AliasNode.is(node)) {
+    if (!IdentifierNode.is(node.alias)) return undefined
+    alias = node.alias.name
+    target = node.node
+  }
+  if (!TableNode.is(target)) return undefined
+  return { table: target.table.identifier.name, schema: target.table.schema?.name, alias }
+}
+
+/** Adds the explicit tenant predicate (see {@link tenantRoutingPlugin}). */
+class TenantRoutingTransformer extends OperationNodeTransformer {
+  constructor(
+    private readonly columns: ReadonlyMap<string, string>,
+    private readonly tenantId: string,
+  ) {
+    super()
+  }
+
+  /** `reference.column = $tenant` for a tenant table, else undefined. */
+  private predicate(node: OperationNode): OperationNode | undefined {
+    const ref = tableReference(node)
+    if (ref === undefined) return undefined
+    const column = this.columns.get(ref.schema === undefined ? ref.table : `${ref.schema}.${ref.table}`) ?? (ref.schema === undefined ? undefined : this.columns.get(ref.table))
+    if (column === undefined) return undefined
+    const qualifier = ref.alias !== undefined ? TableNode.create(ref.alias) : ref.schema !== undefined ? TableNode.createWithSchema(ref.schema, ref.table) : TableNode.create(ref.table)
+    return BinaryOperationNode.create(ReferenceNode.create(ColumnNode.create(column), qualifier), OperatorNode.create('='), ValueNode.create(this.tenantId))
+  }
+
+  /** Predicates for the FROM tables into WHERE, for joined tables into their ON (a WHERE would turn a LEFT JOIN into an inner one). */
+  private route<T extends SelectQueryNode | UpdateQueryNode | DeleteQueryNode>(node: T, whereTables: readonly OperationNode[]): T {
+    let result = node
+    const joins = node.joins ?? []
+    // Rows of a FROM table null-extended by a RIGHT or FULL join would be dropped by a WHERE on it.
+    const nullExtended = joins.some((join) => join.joinType === 'RightJoin' || join.joinType === 'FullJoin')
+    if (!nullExtended) {
+      for (const table of whereTables) {
+        const predicate = this.predicate(table)
+        if (predicate !== undefined) result = QueryNode.cloneWithWhere(result, predicate)
+      }
+    }
+    if (joins.length > 0) {
+      const routed = joins.map((join) => {
+        const predicate = this.predicate(join.table)
+        if (predicate === undefined) return join
+        if (join.on !== undefined) return JoinNode.cloneWithOn(join, predicate)
+        return join // a join without ON (CROSS, LATERAL): left as it is
+      })
+      result = { ...result, joins: Object.freeze(routed) }
+    }
+    return result
+  }
+
+  protected override transformSelectQuery(node: SelectQueryNode, queryId?: QueryId): SelectQueryNode {
+    const transformed = super.transformSelectQuery(node, queryId)
+    return this.route(transformed, transformed.from?.froms ?? [])
+  }
+
+  protected override transformUpdateQuery(node: UpdateQueryNode, queryId?: QueryId): UpdateQueryNode {
+    const transformed = super.transformUpdateQuery(node, queryId)
+    return this.route(transformed, [...(transformed.table === undefined ? [] : [transformed.table]), ...(transformed.from?.froms ?? [])])
+  }
+
+  protected override transformDeleteQuery(node: DeleteQueryNode, queryId?: QueryId): DeleteQueryNode {
+    const transformed = super.transformDeleteQuery(node, queryId)
+    return this.route(transformed, [...transformed.from.froms, ...(transformed.using?.tables ?? [])])
+  }
+}
+
+/**
+ * A Kysely plugin that adds the explicit tenant predicate `table.org_id = $tenant` to every select,
+ * update and delete that reads a tenant table, with the current tenant of {@link withTenant} — for Citus,
+ * where a query filtered only by row-level security goes to every shard and one with the predicate is
+ * routed to the tenant's shard. Row-level security stays the backstop: the predicate never widens what a
+ * query sees (the policies already restrict it to the tenant), so results are the same with or without it.
+ *
+ * FROM tables get it in WHERE (not when a RIGHT or FULL join could null-extend them), joined tables in
+ * their ON (a LEFT JOIN stays a LEFT JOIN), subqueries and CTEs their own. Inserts are left alone (the
+ * tenant column's default fills it from the context). Outside any context the query is left as it is (the
+ * scoped dialect refuses it, or reports it with `observe`).
+ *
+ * ```ts
+ * const db = new Kysely<DB>({ dialect: tenantDialect(new PostgresDialect({ pool }), { strategy: 'set-local' }), plugins: [tenantRoutingPlugin({ tables: ['invoice', 'invoice_line'] })] })
+ * ```
+ *
+ * @throws {TypeError} for an empty table list or an invalid name.
+ */
+export function tenantRoutingPlugin(options: TenantRoutingOptions): KyselyPlugin {
+  const column = options.column ?? 'org_id'
+  const entries: [string, string][] = Array.isArray(options.tables) ? (options.tables as readonly string[]).map((t) => [t, column]) : Object.entries(options.tables as Record<string, string>)
+  if (entries.length === 0) throw new TypeError('tenantRoutingPlugin: list the tenant tables (tables: [\'invoice\', …]) whose queries get the tenant predicate')
+  for (const [table, col] of entries) {
+    if (typeof table !== 'string' || table === '' || table.split('.').length > 2 || typeof col !== 'string' || col === '') {
+      throw new TypeError(`tenantRoutingPlugin: ${JSON.stringify(table)} → ${JSON.stringify(col)} is not "table" or "schema.table" with a tenant column name`)
+    }
+  }
+  const columns: ReadonlyMap<string, string> = new Map(entries)
+  return Object.freeze({
+    transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
+      const tenantId = currentTenant()
+      if (tenantId === undefined) return args.node
+      return new TenantRoutingTransformer(columns, tenantId).transformNode(args.node, args.queryId)
+    },
+    transformResult<R>(args: PluginTransformResultArgs): Promise<QueryResult<R>> {
+      return Promise.resolve(args.result as QueryResult<R>)
+    },
   })
 }

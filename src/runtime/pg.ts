@@ -3,6 +3,7 @@ import { contextSql, type ContextSqlOptions } from './context-sql.js'
 import { SystemContextError } from './errors.js'
 import { assertTransactionTenant, beginWithContext, tenantForTransaction, transactionEnded } from './adapters/scope.js'
 import { runScopedOnPool, type ConnectingPool } from './adapters/pg-scoped.js'
+import { createObserver, tenantFor, type ObserveOptions } from './observe.js'
 
 /** Something that runs one statement: a tenant pool, a transaction, the system handle. */
 export interface Queryable {
@@ -41,7 +42,7 @@ export interface TenantPool extends Queryable {
   asSystem<T>(fn: (system: SystemDb) => Promise<T>): Promise<T>
 }
 
-export interface TenantPoolOptions extends ContextSqlOptions {
+export interface TenantPoolOptions extends ContextSqlOptions, ObserveOptions {
   /**
    * A separate pool, normally connected as a separate role, used only by {@link TenantPool.asSystem}.
    * It must not be the tenant pool itself.
@@ -145,15 +146,19 @@ export function tenantPool(pool: Pool, options: TenantPoolOptions = {}): TenantP
     throw new SystemContextError('systemPool must be a separate pool (normally another role), not the tenant pool itself')
   }
   const context = contextSql(options)
+  const observer = createObserver('pg', options.observe)
   const system = systemPool === undefined ? undefined : systemDb(systemPool)
 
   return Object.freeze({
     async query<R extends QueryResultRow = QueryResultRow>(text: string, values?: readonly unknown[]): Promise<QueryResult<R>> {
+      const tenantId = observer === undefined ? tenantForTransaction() : tenantFor(observer, () => String(text))
+      if (tenantId === undefined) return run<R>(pool, text, values) // observed: unscoped, as without tenantize
       // The context and the statement in one round trip, one implicit transaction: no BEGIN / COMMIT.
-      return runScopedOnPool<QueryResult<R>>(pool as unknown as ConnectingPool, context, tenantForTransaction(), text, values)
+      return runScopedOnPool<QueryResult<R>>(pool as unknown as ConnectingPool, context, tenantId, text, values)
     },
     async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-      const tenantId = tenantForTransaction()
+      const tenantId = observer === undefined ? tenantForTransaction() : tenantFor(observer, 'transaction')
+      if (tenantId === undefined) return inTransaction(pool, 'BEGIN', (client) => withHandle(client, undefined, fn))
       return inTransaction(pool, beginWithContext(context, tenantId), (client) => withHandle(client, tenantId, fn))
     },
     async asSystem<T>(fn: (system: SystemDb) => Promise<T>): Promise<T> {

@@ -2,6 +2,7 @@ import type { ParameterOrFragment, ParameterOrJSON, PendingQuery, Row, RowList, 
 import { contextSql, type ContextSql, type ContextSqlOptions } from './context-sql.js'
 import { SystemContextError } from './errors.js'
 import { assertTransactionTenant, beginWithContext, tenantForTransaction, transactionEnded } from './adapters/scope.js'
+import { createObserver, tenantFor, type ObserveOptions } from './observe.js'
 
 /** What `sql.begin` resolves to: the callback's value, with an array of promises resolved element-wise. */
 export type UnwrapPromiseArray<T> = T extends unknown[] ? { [K in keyof T]: T[K] extends Promise<infer R> ? R : T[K] } : T
@@ -51,7 +52,7 @@ export interface TenantSql<TTypes extends Record<string, unknown>> {
   asSystem<T>(fn: (system: Sql<TTypes>) => Promise<T>): Promise<T>
 }
 
-export interface TenantSqlOptions<TTypes extends Record<string, unknown>> extends ContextSqlOptions {
+export interface TenantSqlOptions<TTypes extends Record<string, unknown>> extends ContextSqlOptions, ObserveOptions {
   /** A separate `sql`, normally connected as another role, used only by {@link TenantSql.asSystem}. */
   readonly systemSql?: Sql<TTypes>
 }
@@ -129,18 +130,22 @@ export function tenantSql<TTypes extends Record<string, unknown>>(sql: Sql<TType
     throw new SystemContextError('systemSql must be a separate sql (normally another role), not the tenant sql itself')
   }
   const context: ContextSql = contextSql(options)
+  const observer = createObserver('postgres.js', options.observe)
   const base = sql as unknown as Sql<Record<string, unknown>>
 
-  async function one<R>(work: (reserved: Sql<Record<string, unknown>>) => PendingQuery<never>): Promise<R> {
-    const begin = beginWithContext(context, tenantForTransaction())
-    return pipelined<R>(base, begin, work)
+  /** The work in a tenant transaction of its own; outside any context, observed, the work alone (unscoped). */
+  async function one<R>(text: () => string, work: (reserved: Sql<Record<string, unknown>>) => PendingQuery<never>): Promise<R> {
+    const tenantId = observer === undefined ? tenantForTransaction() : tenantFor(observer, text)
+    if (tenantId === undefined) return (await work(base)) as R
+    return pipelined<R>(base, beginWithContext(context, tenantId), work)
   }
 
   function tagged(template: TemplateStringsArray, ...parameters: readonly unknown[]): Promise<unknown> {
     if (!Array.isArray((template as { raw?: unknown } | undefined)?.raw)) {
       return Promise.reject(new TypeError('tenantSql is a tag for queries; build helpers and fragments with your own sql'))
     }
-    return one((reserved) => (reserved as unknown as (t: TemplateStringsArray, ...p: readonly unknown[]) => PendingQuery<never>)(template, ...parameters))
+    const text = (): string => template.reduce((all, part, i) => `${all}$${i}${part}`)
+    return one(text, (reserved) => (reserved as unknown as (t: TemplateStringsArray, ...p: readonly unknown[]) => PendingQuery<never>)(template, ...parameters))
   }
 
   /**
@@ -150,7 +155,9 @@ export function tenantSql<TTypes extends Record<string, unknown>>(sql: Sql<TType
    * `SET LOCAL` to the workers), nor for an empty text.
    */
   async function simple(query: string, queryOptions: UnsafeQueryOptions | undefined): Promise<unknown> {
-    const statement = context.statement(tenantForTransaction())
+    const tenantId = observer === undefined ? tenantForTransaction() : tenantFor(observer, query)
+    if (tenantId === undefined) return base.unsafe(query, [], queryOptions)
+    const statement = context.statement(tenantId)
     const result = (await base.unsafe(`${statement};\n${query}`, [], { ...queryOptions, simple: true } as UnsafeQueryOptions)) as unknown
     if (!Array.isArray(result) || !Array.isArray(result[0])) {
       // Only the context statement answered (the text was a comment): an empty result, never its row.
@@ -166,12 +173,13 @@ export function tenantSql<TTypes extends Record<string, unknown>>(sql: Sql<TType
     const explicit = (options as { simple?: unknown } | undefined)?.simple
     const asSimple = explicit !== undefined ? explicit === true : values === undefined || values.length === 0
     if (asSimple && context.strategy === 'set_config' && typeof query === 'string' && query.trim() !== '') return simple(query, options)
-    return one((reserved) => reserved.unsafe(query, (values ?? []) as never[], options) as PendingQuery<never>)
+    return one(() => String(query), (reserved) => reserved.unsafe(query, (values ?? []) as never[], options) as PendingQuery<never>)
   }
 
   async function begin(...args: [(tx: TransactionSql<TTypes>) => unknown] | [string, (tx: TransactionSql<TTypes>) => unknown]): Promise<unknown> {
     const [transactionOptions, fn] = args.length === 1 ? ['', args[0]] : args
-    const tenantId = tenantForTransaction()
+    const tenantId = observer === undefined ? tenantForTransaction() : tenantFor(observer, 'transaction')
+    if (tenantId === undefined) return sql.begin(transactionOptions, fn)
     const statement = context.statement(tenantId)
     return sql.begin(transactionOptions, async (tx) => {
       // Not awaited: written ahead of the first query of fn, in the same round trip. Should it fail, the

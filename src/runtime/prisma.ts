@@ -9,8 +9,10 @@ import type {
 import { contextSql, type ContextSql, type ContextSqlOptions } from './context-sql.js'
 import { beginWithContext, tenantForTransaction } from './adapters/scope.js'
 import { runScopedOnPool, type ConnectingPool, type PooledClient } from './adapters/pg-scoped.js'
+import { createObserver, type ObserveOptions, type Observer } from './observe.js'
+import { currentTenant } from './context.js'
 
-export interface TenantPrismaAdapterOptions extends ContextSqlOptions {
+export interface TenantPrismaAdapterOptions extends ContextSqlOptions, ObserveOptions {
   /**
    * Only for a driver adapter other than `@prisma/adapter-pg` (whose statements already take one round
    * trip with their context): for a statement outside a transaction, write the context statement, the
@@ -23,8 +25,14 @@ export interface TenantPrismaAdapterOptions extends ContextSqlOptions {
 interface Settings {
   readonly context: ContextSql
   readonly pipeline: boolean
+  readonly observer: Observer | undefined
 }
-export type TenantPrismaOptions = ContextSqlOptions
+/**
+ * The same `strategy`, `setting` and `observe` as the adapter's. With `observe`, a batch
+ * `$transaction([...])` outside any context runs as Prisma's own (the adapter reports and runs it
+ * unscoped) instead of throwing.
+ */
+export interface TenantPrismaOptions extends ContextSqlOptions, ObserveOptions {}
 
 function statement(sql: string): SqlQuery {
   return { sql, args: [], argTypes: [] }
@@ -159,17 +167,25 @@ function beginsWithContext(client: PooledClient, context: ContextSql, tenantId: 
 }
 
 function tenantAdapter(inner: SqlDriverAdapter, settings: Settings): SqlDriverAdapter {
-  const { context } = settings
+  const { context, observer } = settings
   const pool = nodePostgresPool(inner)
   const scoped = (): SqlDriverAdapter | undefined => (pool === undefined ? undefined : through(inner, scopedPool(pool, context, tenantForTransaction())))
+  /** Outside any context with the `observe` option: report `sql`; the caller runs it on the inner adapter, unscoped. */
+  const observed = (sql: string): boolean => {
+    if (observer === undefined || currentTenant() !== undefined) return false
+    observer.report(sql)
+    return true
+  }
   const adapter: SqlDriverAdapter = {
     provider: inner.provider,
     adapterName: inner.adapterName,
     queryRaw: (query: SqlQuery): Promise<SqlResultSet> => {
+      if (observed(query.sql)) return inner.queryRaw(query)
       const view = scoped()
       return view === undefined ? once(inner, settings, (tx) => tx.queryRaw(query)) : inner.queryRaw.call(view, query)
     },
     executeRaw: (query: SqlQuery): Promise<number> => {
+      if (observed(query.sql)) return inner.executeRaw(query)
       const view = scoped()
       return view === undefined ? once(inner, settings, (tx) => tx.executeRaw(query)) : inner.executeRaw.call(view, query)
     },
@@ -180,6 +196,7 @@ function tenantAdapter(inner: SqlDriverAdapter, settings: Settings): SqlDriverAd
     // dispatches its tick (see tenantPrisma), so a transaction is bound to its tenant when it starts
     // and its statements are not checked against the current tenant.
     startTransaction: async (isolationLevel?: IsolationLevel): Promise<Transaction> => {
+      if (observed('transaction')) return inner.startTransaction(isolationLevel)
       const tenantId = tenantForTransaction()
       // With an isolation level the adapter sends SET TRANSACTION after BEGIN, which must precede any query.
       if (pool === undefined || isolationLevel !== undefined) return begin(inner, context, tenantId, isolationLevel)
@@ -220,7 +237,7 @@ function tenantAdapter(inner: SqlDriverAdapter, settings: Settings): SqlDriverAd
  * @throws {TypeError} for an unknown strategy or an invalid setting name.
  */
 export function tenantPrismaAdapter(factory: SqlDriverAdapterFactory, options: TenantPrismaAdapterOptions = {}): SqlDriverAdapterFactory {
-  const settings: Settings = { context: contextSql(options), pipeline: options.pipeline === true }
+  const settings: Settings = { context: contextSql(options), pipeline: options.pipeline === true, observer: createObserver('prisma', options.observe) }
   return Object.freeze({
     provider: factory.provider,
     adapterName: factory.adapterName,
@@ -290,6 +307,8 @@ export function tenantPrisma<C extends object>(client: C, options: TenantPrismaO
 
   function transaction(arg: unknown, transactionOptions?: unknown): Promise<unknown> {
     if (!Array.isArray(arg)) return prisma.$transaction(arg, transactionOptions)
+    // Observed outside any context: Prisma's own batch, which the adapter reports and runs unscoped.
+    if (options.observe !== undefined && currentTenant() === undefined) return prisma.$transaction(arg, transactionOptions)
     let tenantId: string
     try {
       tenantId = tenantForTransaction()
@@ -312,4 +331,62 @@ export function tenantPrisma<C extends object>(client: C, options: TenantPrismaO
       return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value
     },
   })
+}
+
+/** Operations whose `where` is a WhereInput: the tenant condition is AND-ed to it. */
+const FILTERED = new Set(['findFirst', 'findFirstOrThrow', 'findMany', 'count', 'aggregate', 'groupBy', 'updateMany', 'updateManyAndReturn', 'deleteMany'])
+/** Operations whose `where` is a WhereUniqueInput: the tenant field is added beside the unique fields. */
+const UNIQUE = new Set(['findUnique', 'findUniqueOrThrow', 'update', 'delete', 'upsert'])
+
+/** The `$allOperations` hook's argument, as Prisma passes it. */
+interface AllOperationsParams {
+  model?: string
+  operation: string
+  args: Record<string, unknown> | undefined
+  query: (args: unknown) => Promise<unknown>
+}
+
+/**
+ * A Prisma client extension that adds the explicit tenant condition `{ orgId: <tenant> }` to the `where`
+ * of every read, update and delete of the models listed — for Citus, where a query filtered only by
+ * row-level security goes to every shard, and one with the distribution column is routed to the tenant's
+ * shard. Row-level security stays the backstop: the condition never widens what a query sees, so results
+ * are the same with or without it. Creates are left alone (the tenant column's default fills it from the
+ * context); outside any context queries are left as they are.
+ *
+ * `models` maps a model name to its tenant field (the Prisma field, e.g. `orgId` for `org_id`).
+ *
+ * ```ts
+ * const prisma = tenantPrisma(new PrismaClient({ adapter: tenantPrismaAdapter(new PrismaPg(pool), { strategy: 'set-local' }) }), { strategy: 'set-local' })
+ *   .$extends(tenantRouting({ models: { Invoice: 'orgId', InvoiceLine: 'orgId' } }))
+ * ```
+ *
+ * @throws {TypeError} for an empty model map.
+ */
+export function tenantRouting(options: { readonly models: Readonly<Record<string, string>> }): { name: string; query: { $allModels: { $allOperations(params: AllOperationsParams): Promise<unknown> } } } {
+  const fields = new Map(Object.entries(options.models ?? {}))
+  if (fields.size === 0 || [...fields.values()].some((f) => typeof f !== 'string' || f === '')) {
+    throw new TypeError("tenantRouting: map each tenant model to its tenant field, e.g. { models: { Invoice: 'orgId' } }")
+  }
+  return {
+    name: 'tenantize-routing',
+    query: {
+      $allModels: {
+        $allOperations({ model, operation, args, query }: AllOperationsParams): Promise<unknown> {
+          const field = model === undefined ? undefined : fields.get(model)
+          const tenantId = currentTenant()
+          if (field === undefined || tenantId === undefined) return query(args)
+          const where = args?.['where'] as Record<string, unknown> | undefined
+          if (FILTERED.has(operation)) {
+            const condition = { [field]: tenantId }
+            return query({ ...args, where: where === undefined ? condition : { AND: [where, condition] } })
+          }
+          if (UNIQUE.has(operation) && where !== undefined && !(field in where)) {
+            return query({ ...args, where: { ...where, [field]: tenantId } })
+          }
+          return query(args)
+        },
+      },
+    },
+  }
 }
