@@ -51,9 +51,26 @@ function ensureDebianPackages(): void {
   if (install.status !== 0) console.log(`# could not install ${missing.join(', ')} (apt-get exited ${install.status ?? 'on a signal'}): the tests that use them will fail`)
 }
 
+/**
+ * The Citus tests (test/citus*.test.ts) run on a real 3-node cluster of PostgreSQL 15 + Citus, built from the
+ * pinned source in ../shared/citus (test/helpers/citus.ts starts the cluster). When the run includes them
+ * and Citus is not installed, `npm test` builds it as root, saying so in one line (several minutes, once);
+ * elsewhere those tests skip with the reason. TENANTIZE_TEST_NO_INSTALL=1 turns the build off.
+ */
+function ensureCitus(files: readonly string[]): void {
+  if (!files.some((f) => /(^|\/)citus[^/]*\.test\.ts$/.test(f)) || process.env['TENANTIZE_TEST_CITUS'] === 'skip') return
+  if (existsSync('/usr/lib/postgresql/15/lib/citus.so')) return
+  const build = join(process.cwd(), '..', 'shared', 'citus', 'build.sh')
+  if (!existsSync(build) || process.env['TENANTIZE_TEST_NO_INSTALL'] === '1' || process.getuid?.() !== 0) return
+  console.log(`# building Citus into PostgreSQL 15 for the Citus tests (${relative(process.cwd(), build)}, several minutes once; set TENANTIZE_TEST_NO_INSTALL=1 to skip)`)
+  const run = spawnSync('bash', [build], { stdio: ['ignore', 'ignore', 'inherit'] })
+  if (run.status !== 0) console.log(`# could not build Citus (build.sh exited ${run.status ?? 'on a signal'}): the Citus tests will skip, or fail with TENANTIZE_TEST_CITUS=required`)
+}
+
 ensureDebianPackages()
 const args = process.argv.slice(2)
 const files = args.length > 0 ? args : await findTests('test')
+ensureCitus(files)
 const server = await resolveTestServer()
 const version = await withClient(server.url, async (c) => (await c.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]?.v)
 console.log(`# PostgreSQL ${version ?? '?'} (${server.kind}); ${files.length} test files`)
