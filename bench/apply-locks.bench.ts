@@ -112,7 +112,7 @@ function lockSampler(url: string): { stop(): Promise<{ samples: number; waiting:
     try {
       while (running) {
         const { rows } = await client.query<{ what: string }>(
-          `SELECT coalesce(l.relation::regclass::text, l.locktype) || ' ' || l.mode AS what
+          `SELECT l.locktype || coalesce(' on ' || l.relation::regclass::text, '') || ' ' || l.mode AS what
              FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid AND NOT l.granted
             WHERE a.application_name = $1 AND a.wait_event_type = 'Lock'`, [APP_NAME])
         samples++

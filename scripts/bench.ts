@@ -8,6 +8,7 @@
  *   npm run bench -- introspect                 # only bench/introspect.bench.ts
  *   npm run bench -- --skip runtime-context     # all but bench/runtime-context.bench.ts
  *   npm run bench -- --full                     # the large sizes too (up to 5M rows; quick mode: < 5 min)
+ *   npm run bench -- --render                   # run nothing: rewrite bench/README.md from results.json and bench/causes.md
  *   TENANTIZE_TEST_PG=embedded npm run bench    # on embedded PostgreSQL 18
  *
  * Timings live here, never in tests.
@@ -19,14 +20,16 @@ import type { Bench, BenchMeasure } from '../bench/result.js'
 const dir = new URL('../bench/', import.meta.url)
 const args = process.argv.slice(2)
 const full = args.includes('--full')
+const render = args.includes('--render')
 const skips = args.flatMap((a, i) => (args[i - 1] === '--skip' ? [a] : a.startsWith('--skip=') ? [a.slice('--skip='.length)] : []))
 const filters = args.filter((a, i) => !a.startsWith('--') && args[i - 1] !== '--skip')
 const files = (await readdir(dir))
   .filter((f) => f.endsWith('.bench.ts'))
   .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
   .filter((f) => !skips.some((x) => f.includes(x)))
+  .filter(() => !render)
   .sort()
-if (files.length === 0) {
+if (files.length === 0 && !render) {
   console.error(`no benchmark matches ${filters.join(' ')}`)
   process.exit(2)
 }
