@@ -5,6 +5,7 @@ import { ErrorCodes, TenantizeError } from '../../errors.js'
 import { createTenant, deleteTenant, exportTenant, importTenant, listTenants, resumeTenant, showTenant, suspendTenant, type TenantRow, type TenantUsage } from '../../tenants/index.js'
 import { DEFAULT_CONFIG_FILE, readConfigFile } from '../config-file.js'
 import { line, table, type CliIO } from '../io.js'
+import { registerTenantIsolate } from './tenant-isolate.js'
 import { duration, parseOptions, positiveInt } from '../options.js'
 import { eventRenderer } from './migrate.js'
 
@@ -93,7 +94,7 @@ function withRunner(cmd: Command): Command {
 
 /** `tenantize tenant create|list|show|suspend|resume|delete|import|export`. */
 export function registerTenant(program: Command, io: CliIO, setExit: (code: number) => void): void {
-  const tenant = program.command('tenant').description('tenant lifecycle on a converted database: create, list, show, suspend, resume, delete, export and import tenants')
+  const tenant = program.command('tenant').description('tenant lifecycle on a converted database: create, list, show, suspend, resume, delete, export and import tenants; isolate one on its own shards (Citus)')
 
   withCommon(tenant.command('create').description('create a tenant (and its first member as owner, when a membership table exists); prints its id'))
     .requiredOption('--slug <slug>', 'lower-case letters, digits and inner hyphens, unique')
@@ -188,4 +189,6 @@ export function registerTenant(program: Command, io: CliIO, setExit: (code: numb
       }
       setExit(0)
     })
+
+  registerTenantIsolate(tenant, io, setExit)
 }
