@@ -5,8 +5,12 @@
 import assert from 'node:assert/strict'
 import { after, test } from 'node:test'
 import { apply, initConfig, rollback } from '../src/apply/index.js'
+import { introspect } from '../src/catalog/index.js'
 import { withClient } from '../src/db/connect.js'
+import { TenantizeError } from '../src/errors.js'
 import { parseConfig, type TenantizeConfig } from '../src/plan/config.js'
+import { planConversion } from '../src/plan/plan.js'
+import { verify } from '../src/verify/index.js'
 import { asRole, dataChecksums, schemaFingerprint } from './helpers/conversion.js'
 import { testDatabase, type TestDatabase } from './helpers/db.js'
 
@@ -51,4 +55,65 @@ test('corpus F11/F12: a child takes its tenant from the path that names it, not 
   await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast, mergeTenants: true })
   assert.equal(await schemaFingerprint(t.url), before)
   assert.deepEqual(await dataChecksums(t.url, ['public.org', 'public.team', 'public.meta', 'public.envelope']), data)
+})
+
+test('corpus F13: verify seeds a tenant table whose row references rows it owns (its settings, NOT NULL), so every tenant table is probed', async () => {
+  const t = await db.another('f13')
+  // documenso, reduced: an organisation references its own settings row, which takes its tenant from it.
+  await t.sql(`CREATE TABLE settings (id text PRIMARY KEY, colour text NOT NULL DEFAULT 'blue');
+    CREATE TABLE org (id text PRIMARY KEY, name text NOT NULL, settings_id text NOT NULL UNIQUE REFERENCES settings);
+    CREATE TABLE team (id serial PRIMARY KEY, org_id text NOT NULL REFERENCES org, name text NOT NULL);
+    INSERT INTO settings (id) VALUES ('s1'), ('s2');
+    INSERT INTO org VALUES ('a', 'A', 's1'), ('b', 'B', 's2');
+    INSERT INTO team (org_id, name) VALUES ('a', 'A team'), ('b', 'B team');`)
+  const config = await init(t, 'public.org', 'org_id')
+  assert.equal(config.tables['public.settings']!.class, 'child')
+  assert.equal(config.tables['public.settings']!.path!.reverse, true)
+  await apply({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
+  const report = await verify({ databaseUrl: t.url, appRole: config.roles.app, tenantColumn: config.tenant.column, tenantTable: config.tenant.table })
+  assert.deepEqual(report.probe?.unprobed ?? null, [], 'every tenant table probed')
+  assert.deepEqual(report.findings.filter((f) => f.severity === 'error').map((f) => `${f.rule} ${f.object}`), [])
+  const seeded = new Set((report.probe?.seeded ?? []).filter((s) => s.error === null && s.rows > 0).map((s) => s.table))
+  for (const table of ['public.org', 'public.settings', 'public.team']) assert.ok(seeded.has(table), `${table} seeded`)
+  await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast, mergeTenants: true })
+})
+
+test('corpus F14: plan refuses a global table that references a tenant table (every tenant would read rows pointing at one tenant\'s rows)', async () => {
+  const t = await db.another('f14')
+  // documenso, reduced: the plans every organisation may take (global) name a mail transport, which init files under a tenant.
+  await t.sql(`CREATE TABLE org (id text PRIMARY KEY, name text NOT NULL);
+    CREATE TABLE transport (id text PRIMARY KEY, host text NOT NULL);
+    CREATE TABLE plan (id text PRIMARY KEY, transport_id text REFERENCES transport);
+    CREATE TABLE team (id serial PRIMARY KEY, org_id text NOT NULL REFERENCES org);
+    INSERT INTO org VALUES ('a', 'A'); INSERT INTO transport VALUES ('t1', 'smtp.a');
+    INSERT INTO plan VALUES ('free', 't1');`)
+  const proposed = await init(t, 'public.org', 'org_id')
+  const config = parseConfig({ ...proposed, tables: { ...proposed.tables, 'public.plan': { class: 'global', reason: 'plans are shared' } } })
+  await assert.rejects(withClient(t.url, async (c) => planConversion(await introspect(c), config)), (error: unknown) => {
+    assert.ok(error instanceof TenantizeError)
+    assert.match(JSON.stringify(error.problems), /public\.plan plan_transport_id_fkey.*is global \(every tenant reads it\) but references the tenant table public\.transport/)
+    return true
+  })
+  // Classifying the referenced table global too is one of the fixes the refusal names: then it plans.
+  const fixed = parseConfig({ ...config, tables: { ...config.tables, 'public.transport': { class: 'global', reason: 'instance-wide' } } })
+  assert.ok((await withClient(t.url, async (c) => planConversion(await introspect(c), fixed))).steps.length > 0)
+})
+
+test('corpus F12: a table whose own path is a NULL-able key only takes its tenant from the row that owns it (NOT NULL, unique key to it)', async () => {
+  const t = await db.another('f12_nullable')
+  // documenso's OrganisationGlobalSettings: an optional sender email (a tenant row) and the organisation that owns it.
+  await t.sql(`CREATE TABLE org (id text PRIMARY KEY, name text NOT NULL);
+    CREATE TABLE org_email (id text PRIMARY KEY, org_id text NOT NULL REFERENCES org, email text NOT NULL);
+    CREATE TABLE settings (id text PRIMARY KEY, email_id text REFERENCES org_email);
+    ALTER TABLE org ADD COLUMN settings_id text UNIQUE REFERENCES settings;
+    INSERT INTO settings VALUES ('s1', NULL), ('s2', NULL), ('s3', NULL);
+    INSERT INTO org VALUES ('a', 'A', 's1'), ('b', 'B', 's2');
+    ALTER TABLE org ALTER COLUMN settings_id SET NOT NULL;`)
+  const config = await init(t, 'public.org', 'org_id')
+  assert.equal(config.tables['public.settings']!.class, 'child')
+  assert.deepEqual(config.tables['public.settings']!.path, { columns: ['id'], parent: 'public.org', parentColumns: ['settings_id'], via: ['public.org'], reverse: true })
+  assert.match(config.tables['public.settings']!.reason, /NULL-able foreign keys only/)
+  await apply({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
+  assert.deepEqual(await t.sql(`SELECT id, org_id FROM settings ORDER BY id`), [{ id: 's1', org_id: 'a' }, { id: 's2', org_id: 'b' }, { id: 's3', org_id: 'a' }])
+  await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast, mergeTenants: true })
 })

@@ -252,20 +252,30 @@ function tenantKnown(g: Graph): Map<string, string> {
   return out
 }
 
-/** Candidates that reach the tenant table through their own foreign keys. */
-function forwardReach(g: Graph): Set<string> {
+/** Candidates that reach the tenant table through their own foreign keys (with `notNull`, through NOT NULL ones only). */
+function forwardReach(g: Graph, notNull = false): Set<string> {
   const reach = new Set<string>([g.rootKey, ...g.holdsTenant])
+  const usable = (t: Table, fk: ForeignKeyConstraint): boolean => !notNull || fk.columns.every((c) => t.columns.find((col) => col.name === c)?.nullable === false)
   for (let changed = true; changed; ) {
     changed = false
     for (const t of g.candidates) {
       const key = tableKeyOf(t)
-      if (!reach.has(key) && (g.outgoing.get(key) ?? []).some((fk) => reach.has(fkKey(fk)))) {
+      if (!reach.has(key) && (g.outgoing.get(key) ?? []).some((fk) => reach.has(fkKey(fk)) && usable(t, fk))) {
         reach.add(key)
         changed = true
       }
     }
   }
   return reach
+}
+
+/** The parent's foreign key of `e` is NOT NULL and unique: each parent row references a row of its own. */
+function ownsOne(catalog: Catalog, e: ReverseEdge): boolean {
+  const parent = catalog.table(splitKey(e.parent).schema, splitKey(e.parent).name)
+  if (parent === undefined) return false
+  const same = (cols: readonly (string | null)[]): boolean => cols.length === e.parentColumns.length && e.parentColumns.every((c) => cols.includes(c))
+  const notNull = e.parentColumns.every((c) => parent.columns.find((col) => col.name === c)?.nullable === false)
+  return notNull && parent.indexes.some((i) => i.unique && i.predicate === null && !i.hasExpressions && same(i.columns))
 }
 
 /**
@@ -278,7 +288,10 @@ export function reverseEdges(catalog: Catalog, options: InitOptions, previous?: 
   if (g.create) return []
   const known = tenantKnown(g)
   const reach = forwardReach(g)
-  const targets = new Set(g.candidates.map(tableKeyOf).filter((k) => !reach.has(k)))
+  // Tables that reach it only through NULL-able keys count too: a row with NULL there has no tenant on that
+  // path, and a table referencing every row (a settings row per tenant) may give it one.
+  const strong = forwardReach(g, true)
+  const targets = new Set(g.candidates.map(tableKeyOf).filter((k) => !strong.has(k)))
   const all = [...g.candidates, ...(g.rootId === null ? [] : [catalog.table(splitKey(g.rootKey).schema, splitKey(g.rootKey).name)!])]
   // A parent that reaches the tenant through its foreign keys: the shortest chain of NOT NULL ones to a
   // table whose rows name their tenant (the child's rows take their tenant along such a chain).
@@ -349,12 +362,16 @@ export function proposeConfig(catalog: Catalog, options: InitOptions, previous?:
   const reverseHops = new Map<string, string[]>()
   if (!create) {
     const reach = forwardReach(g)
+    const strong = forwardReach(g, true)
     const byTable = new Map<string, ReverseReach[]>()
     for (const r of options.facts?.reverse ?? []) byTable.set(r.table, [...(byTable.get(r.table) ?? []), r])
     for (const t of candidates) {
       const key = tableKeyOf(t)
-      if (classes.has(key) || reach.has(key)) continue
-      const edges = byTable.get(key) ?? []
+      if (classes.has(key) || strong.has(key)) continue
+      let edges = byTable.get(key) ?? []
+      // Its own path uses NULL-able keys only: a reverse path wins when one tenant references each of its rows,
+      // or when the referencing key is NOT NULL and unique (each parent row owns one row: its settings).
+      if (reach.has(key)) edges = edges.filter((e) => e.multi === 0 && e.single > 0 && (e.single === e.rows || ownsOne(catalog, e)))
       if (edges.length === 0) continue
       const shared = edges.filter((e) => e.multi > 0)
       if (shared.length > 0) {
@@ -371,7 +388,7 @@ export function proposeConfig(catalog: Catalog, options: InitOptions, previous?:
       const unreached = best.rows - best.single
       classes.set(key, {
         class: 'child',
-        reason: `no path of its own to the tenant table, but ${best.parent}.${best.constraint} references it: each row takes the tenant of the row referencing it (${best.single} of ${best.rows} referenced by exactly one tenant${unreached > 0 ? `; the ${unreached} row(s) nobody references belong to the default tenant` : ''})`,
+        reason: `${reach.has(key) ? 'its own paths to the tenant table go through NULL-able foreign keys only' : 'no path of its own to the tenant table'}, but ${best.parent}.${best.constraint} references it: each row takes the tenant of the row referencing it (${best.single} of ${best.rows} referenced by exactly one tenant${unreached > 0 ? `; the ${unreached} row(s) nobody references belong to the default tenant` : ''})`,
         ...withColumn(key),
         path: paths[0]!,
         alternatives: paths.slice(1),

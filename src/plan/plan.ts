@@ -182,6 +182,17 @@ export function planConversion(catalog: Catalog, config: TenantizeConfig): Plan 
     }
     tenantTables.push({ key, cfg, table, rel: { schema, name }, sql: qualifiedName(schema, name), column, existing, rows: Math.max(0, Math.round(table.estimatedRows ?? 0)) })
   }
+  // A global table (every tenant reads it, nothing filters it) whose rows point at rows of a tenant table:
+  // those rows tell every tenant about one tenant's rows, and verify sees a child without row-level security.
+  const tenantOwned = (key: string): boolean => key === rootKey || ['root', 'direct', 'child'].includes(config.tables[key]?.class ?? '') || key === config.tenant.membership?.table
+  for (const [key, cfg] of Object.entries(config.tables)) {
+    if (cfg.class !== 'global') continue
+    const table = catalog.table(splitKey(key).schema, splitKey(key).name)
+    for (const fk of table?.constraints ?? []) {
+      if (fk.type !== 'foreign key' || !tenantOwned(tableKeyOf(fk.references.table))) continue
+      problems.push({ object: `${key} ${fk.name}`, message: `is global (every tenant reads it) but references the tenant table ${tableKeyOf(fk.references.table)}: its rows point at one tenant's rows`, fix: `classify ${key} direct or child (its rows belong to a tenant), or ${tableKeyOf(fk.references.table)} global (shared by every tenant), or drop the foreign key` })
+    }
+  }
   const app = catalog.role(config.roles.app)
   if (problems.length > 0) throw new TenantizeError(ErrorCodes.CONFIG, `cannot plan: ${problems.length} problem${problems.length === 1 ? '' : 's'}`, { problems })
 

@@ -179,7 +179,8 @@ export class Seeder {
     const model = this.model
     if (model.root !== null && model.rootKey !== null) {
       for (const k of ['A', 'B'] as const) {
-        const row = await this.insert(model.root, k, true)
+        const owned = await this.seedOwnedByRoot(model.root, model.rootKey, k)
+        const row = owned ?? (await this.insert(model.root, k, true))
         if (typeof row === 'string') {
           this.failures.set(model.root.oid, row)
           break
@@ -205,6 +206,40 @@ export class Seeder {
     }
     await this.linkDeferred()
   }
+
+  /**
+   * A tenant table whose NOT NULL foreign keys point at tenant tables (its settings, its claim: rows it
+   * owns one to one, which take their tenant from it): those rows must exist before the tenant's row, and
+   * they name the tenant's id, which the tenant table's row does not have yet. So the id is chosen first
+   * (fresh, or from the key's default), the owned rows are inserted with it (their key to the tenant
+   * table is checked at commit: the probe never commits), then the tenant's row. Undefined when the tenant
+   * table has no such key (the usual insert does it); else the row, or why it could not be inserted.
+   */
+  private async seedOwnedByRoot(root: Table, rootKey: string, k: TenantKey): Promise<SeededRow | string | undefined> {
+    const notNull = (c: string): boolean => root.columns.find((x) => x.name === c)?.nullable === false
+    const owned = root.constraints.filter((c): c is ForeignKeyConstraint => c.type === 'foreign key' && c.references.table.oid !== root.oid && this.model.isTenantTable(c.references.table.oid) && c.columns.every(notNull))
+    const key = root.columns.find((c) => c.name === rootKey)
+    if (owned.length === 0 || key === undefined || key.identity !== null) return undefined
+    let id: string | null
+    if (key.default === null) id = valueFor(this.type(root, rootKey) ?? fallbackType(root, rootKey))
+    else {
+      const r = await this.session.step(`SELECT (${key.default})::text AS v`, [])
+      id = r.ok ? ((r.rows[0]?.['v'] as string | null | undefined) ?? null) : null
+    }
+    if (id === null) return `cannot make a value for ${display(root)}.${rootKey} before the rows it references (foreign keys ${owned.map((c) => c.name).join(', ')})`
+    this.tenants[k] = id
+    this.rootIds.set(k, id)
+    for (const fk of owned) {
+      const ref = this.model.catalog.tableByOid(fk.references.table.oid)
+      if (ref === undefined || this.rowsOf(ref, k).length > 0) continue
+      const row = await this.insert(ref, k, true)
+      if (typeof row === 'string') return `the row of ${display(ref)} it references (foreign key ${fk.name}) could not be inserted first: ${row}`
+    }
+    return this.insert(root, k, true)
+  }
+
+  /** The tenant ids {@link seedOwnedByRoot} chose before inserting the tenant's row. */
+  private rootIds = new Map<TenantKey, string>()
 
   /**
    * The tenant's probe rows of `t` (see {@link rowsPerTenant}); the rows after the first are extra
@@ -314,6 +349,9 @@ export class Seeder {
           const rows = this.rowsOf(ref, k)
           parent = rows.length === 0 ? null : rows[(use + tw.parentShift) % rows.length]!.values
           deferrable = rows.length === 0
+          // A row the tenant's row will reference (seedOwnedByRoot): its key to the tenant table, checked at commit, names the chosen id.
+          const chosen = this.rootIds.get(k)
+          if (parent === null && chosen !== undefined && ref.oid === model.root?.oid && model.rootKey !== null && fk.columns.length === 1 && fk.references.columns[0] === model.rootKey && fk.deferrable) parent = { [model.rootKey]: chosen }
         }
       } else {
         parent = (use > 0 ? await this.globalRow(ref, tw.globalOffset + use) : null) ?? (await this.globalRow(ref, tw.globalOffset))
@@ -338,7 +376,9 @@ export class Seeder {
     if (m !== undefined && m.tenantColumn !== null) {
       if (m.class === 'root') {
         const key = t.columns.find((c) => c.name === m.tenantColumn)
-        if (k === 'new' || key === undefined || (key.default === null && key.identity === null)) {
+        const chosen = k === 'new' ? undefined : this.rootIds.get(k)
+        if (chosen !== undefined && !tw.fill.has(m.tenantColumn)) out.set(m.tenantColumn, chosen)
+        else if (k === 'new' || key === undefined || (key.default === null && key.identity === null)) {
           const fresh = valueFor(this.type(t, m.tenantColumn) ?? fallbackType(t, m.tenantColumn))
           if (fresh === null) return `cannot make a value for ${display(t)}.${m.tenantColumn}`
           out.set(m.tenantColumn, fresh)
