@@ -215,6 +215,11 @@ test('energy billing with target citus: distributed by org_id, colocated, isolat
     assert.deepEqual(taskCount(routed), [1], 'routed to the shard of the tenant')
     const joined = await asTenant(url, DEFAULT, async (c) => (await c.query<{ 'QUERY PLAN': string }>(`EXPLAIN (COSTS OFF) SELECT i.id FROM invoice i JOIN customer c ON c.org_id = i.org_id AND c.id = i.customer_id WHERE i.org_id = ${quoteLiteral(DEFAULT)}`)).rows)
     assert.deepEqual(taskCount(joined), [1], 'a join of colocated tables on the tenant column is routed to one shard too')
+    await assert.rejects(
+      asTenant(url, DEFAULT, (c) => c.query(`SELECT count(*) FROM invoice i JOIN customer c ON c.id = i.customer_id`)),
+      /the query contains a join that requires repartitioning/,
+      'a join of distributed tables must be on the tenant column: row-level security does not make it one',
+    )
     const fanned = await asTenant(url, DEFAULT, async (c) => (await c.query<{ 'QUERY PLAN': string }>(`EXPLAIN (COSTS OFF) SELECT sum(kwh) FROM meter_reading WHERE customer_id = $1`, [customers[0]!.id])).rows)
     assert.deepEqual(taskCount(fanned), [shards], 'row-level security alone: every shard is asked')
     assert.equal(await asTenant(url, DEFAULT, async (c) => (await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM meter_reading WHERE org_id = $1`, [OTHER])).rows[0]!.n), 0, 'a predicate naming another tenant is routed there and row-level security still returns nothing')
