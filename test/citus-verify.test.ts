@@ -73,6 +73,18 @@ test('verify on Citus', { skip }, async (t) => {
     }
   })
 
+  await t.test('row-level security switched off on a distributed table (Citus passes it on to every shard): an error from the lint and the live checks', async () => {
+    await db.sql('ALTER TABLE "task item" DISABLE ROW LEVEL SECURITY')
+    try {
+      const report = await run()
+      const found = errors(report)
+      assert.ok(found.includes('citus-no-context public.task item') && found.includes('citus-other-tenant public.task item'), found.join(', '))
+      assert.ok(found.some((f) => f.endsWith('public.task item') && !f.startsWith('citus-')), `a lint rule of its own names it too: ${found.join(', ')}`)
+    } finally {
+      await db.sql('ALTER TABLE "task item" ENABLE ROW LEVEL SECURITY')
+    }
+  })
+
   await t.test('a RESTRICTIVE policy reaches the shards as PERMISSIVE: caught by the lint, the shards check and the other-tenant check', async () => {
     await db.sql(`CREATE POLICY narrow ON project AS RESTRICTIVE TO ${quoteIdent(app)} USING (title <> 'hidden')`)
     try {
