@@ -195,6 +195,14 @@ test('energy billing with target citus: distributed by org_id, colocated, isolat
       customers.filter((c) => c.client_id === clientId).length,
       'the client scope, set with SET LOCAL too, narrows the organization to one client',
     )
+    const me = customers[1]!
+    const asCustomer = await asTenant(
+      url,
+      DEFAULT,
+      async (c) => ({ customers: (await c.query('SELECT id FROM customer')).rows, others: (await c.query<{ n: number }>('SELECT ((SELECT count(*) FROM invoice WHERE customer_id <> $1) + (SELECT count(*) FROM meter_reading WHERE customer_id <> $1))::int AS n', [me.id])).rows[0]!.n }),
+      { 'tenantize.customer_id': String(me.id) },
+    )
+    assert.deepEqual(asCustomer, { customers: [{ id: me.id }], others: 0 }, 'a customer user (customer scope) sees only their own account, invoices and readings')
     assert.equal(await asTenant(url, null, (c) => count(c, 'meter_reading')), 0, 'no context: no rows')
     await assert.rejects(
       asTenant(url, null, (c) => c.query(`INSERT INTO client (code, name) VALUES ('ZZ', 'nobody')`)),
