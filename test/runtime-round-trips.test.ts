@@ -297,3 +297,25 @@ test('Prisma 7 (adapter-pg): one round trip per statement; an interactive transa
     await pool.end()
   }
 })
+
+test("strategy 'set-local' (Citus): BEGIN, SET LOCAL, the statement and COMMIT before one Sync — one round trip, one exchange (pg, Kysely, Drizzle, Prisma share this path)", async () => {
+  const pool = appPool()
+  const db = tenantPool(pool, { strategy: 'set-local' })
+  const k = new Kysely<KyselyDB>({ dialect: tenantDialect(new PostgresDialect({ pool: appPool() }), { strategy: 'set-local' }) })
+  try {
+    const pgIds = async (): Promise<string[]> => (await withTenant(a, () => db.query<{ id: string }>(TEXT, [one]))).rows.map((r) => r.id)
+    const kyselyIds = async (): Promise<string[]> => (await withTenant(a, () => k.selectFrom('items').select('id').where('id', '=', one).execute())).map((r) => r.id)
+    for (const [name, run] of [['pg', pgIds], ['kysely', kyselyIds]] as const) {
+      await run() // warm up
+      let ids: string[] = []
+      assert.deepEqual(await counter.measure(async () => (ids = await run())), { turns: 1, exchanges: 1 }, `${name}: set-local is one round trip, one exchange`)
+      assert.deepEqual(ids, [one])
+    }
+    // Without parameters too (the extended protocol even then: see pg-scoped.ts).
+    const simple = `SELECT id FROM items WHERE id = '${one}'`
+    assert.deepEqual(await counter.measure(() => withTenant(a, () => db.query(simple))), { turns: 1, exchanges: 1 })
+  } finally {
+    await pool.end()
+    await k.destroy()
+  }
+})
