@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import { after, test } from 'node:test'
 import { apply, initConfig, rollback } from '../src/apply/index.js'
 import { introspect } from '../src/catalog/index.js'
+import { DataCheckError } from '../src/datacheck/findings.js'
 import { withClient } from '../src/db/connect.js'
 import { TenantizeError } from '../src/errors.js'
 import { parseConfig, type TenantizeConfig } from '../src/plan/config.js'
@@ -115,5 +116,33 @@ test('corpus F12: a table whose own path is a NULL-able key only takes its tenan
   assert.match(config.tables['public.settings']!.reason, /NULL-able foreign keys only/)
   await apply({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
   assert.deepEqual(await t.sql(`SELECT id, org_id FROM settings ORDER BY id`), [{ id: 's1', org_id: 'a' }, { id: 's2', org_id: 'b' }, { id: 's3', org_id: 'a' }])
+  await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast, mergeTenants: true })
+})
+
+test('corpus F15: the data check finds rows a NOT VALID foreign key lets dangle, before apply changes anything (the composite key would fail part-way)', async () => {
+  const t = await db.another('f15')
+  // lago keeps NOT VALID foreign keys (db/not_valid_constraints.yml); a row may name a parent that is gone.
+  await t.sql(`CREATE TABLE org (id uuid PRIMARY KEY);
+    CREATE TABLE migration (id uuid PRIMARY KEY, organization_id uuid NOT NULL REFERENCES org);
+    CREATE TABLE sub_migration (id uuid PRIMARY KEY, organization_id uuid NOT NULL REFERENCES org, migration_id uuid);
+    INSERT INTO org VALUES ('00000000-0000-4000-8000-00000000000a');
+    INSERT INTO migration VALUES ('00000000-0000-4000-8000-000000000001', '00000000-0000-4000-8000-00000000000a');
+    INSERT INTO sub_migration VALUES ('00000000-0000-4000-8000-000000000011', '00000000-0000-4000-8000-00000000000a', '00000000-0000-4000-8000-000000000001'),
+      ('00000000-0000-4000-8000-000000000012', '00000000-0000-4000-8000-00000000000a', '00000000-0000-4000-8000-0000000000ff');
+    ALTER TABLE sub_migration ADD CONSTRAINT sub_migration_migration_fkey FOREIGN KEY (migration_id) REFERENCES migration NOT VALID;`)
+  const before = await schemaFingerprint(t.url)
+  const config = await init(t, 'public.org', 'organization_id')
+  await assert.rejects(apply({ databaseUrl: t.url, config, phase: 'all', timeouts: fast }), (error: unknown) => {
+    assert.ok(error instanceof DataCheckError)
+    const dangling = error.findings.find((x) => x.id === 'dangling:public.sub_migration:sub_migration_migration_fkey')
+    assert.ok(dangling !== undefined, JSON.stringify(error.findings.map((x) => x.id)))
+    assert.equal(dangling.count, 1)
+    assert.match(dangling.samples[0]!, /0000000000ff/)
+    return true
+  })
+  assert.equal(await schemaFingerprint(t.url), before, 'nothing changed')
+  // Fixed as the finding says, the conversion goes through.
+  await t.sql(`DELETE FROM sub_migration WHERE migration_id = '00000000-0000-4000-8000-0000000000ff'`)
+  await apply({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
   await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast, mergeTenants: true })
 })

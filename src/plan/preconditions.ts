@@ -153,6 +153,36 @@ export function backfillRows(f: PlanFacts, key: string, path: TenantPath): Preco
  * tenants cannot differ (both the default tenant, or the child takes its tenant through this very key).
  */
 export function crossingRows(f: PlanFacts, key: string, fk: ForeignKeyConstraint): Precondition[] {
+  return [...(fk.validated && fk.enforced ? [] : danglingRows(f, key, fk)), ...crossing(f, key, fk)]
+}
+
+/**
+ * (composite foreign key between tenant tables, `fk` NOT VALID or NOT ENFORCED) Rows whose key `fk` names no
+ * row of the parent — PostgreSQL never checked the rows the table had when the key was added: validating the
+ * composite key fails on them, part-way through the schema phase. (A validated key has none.)
+ */
+function danglingRows(f: PlanFacts, key: string, fk: ForeignKeyConstraint): Precondition[] {
+  const parentKey = tableKeyOf(fk.references.table)
+  const sql = tableSql(key)
+  const present = fk.columns.map((c) => `t0.${quoteIdent(c)} IS NOT NULL`).join(' AND ')
+  const where = `${present} AND NOT EXISTS (SELECT 1 FROM ${tableSql(parentKey)} AS t1 WHERE ${joinOn('t1', fk.references.columns, 't0', fk.columns)})`
+  const k = keyOf(tableOf(f, key), 't0')
+  return [
+    {
+      id: `dangling:${key}:${fk.name}`,
+      table: key,
+      title: `every row of ${key} whose ${fk.columns.join(', ')} is set references a ${parentKey} row through ${fk.name} (NOT VALID: PostgreSQL never checked the rows it had)`,
+      countSql: `SELECT count(*)::bigint AS n FROM ${sql} AS t0 WHERE ${where}`,
+      sampleSql: `SELECT concat(${k.text}, ': ', ${valuesOf('t0', fk.columns)}) AS sample FROM ${sql} AS t0 WHERE ${where} ORDER BY ${k.order} LIMIT 5`,
+      fixes: [
+        `point those rows at an existing ${parentKey} row, clear ${fk.columns.join(', ')}, or delete them: SELECT * FROM ${sql} AS t0 WHERE ${where}`,
+        `then validate the key: ALTER TABLE ${sql} VALIDATE CONSTRAINT ${quoteIdent(fk.name)}`,
+      ],
+    },
+  ]
+}
+
+function crossing(f: PlanFacts, key: string, fk: ForeignKeyConstraint): Precondition[] {
   const parentKey = tableKeyOf(fk.references.table)
   const child = originOf(f, key)
   const parent = originOf(f, parentKey)
