@@ -5,6 +5,7 @@ import { parseQualifiedName, qualifiedName, quoteIdent, quoteLiteral, roleName }
 import { citusPlan, citusPolicyExpr, citusScopedPolicy, citusScopeExpr, type CitusView } from './citus.js'
 import { compile, lockOf, needsOwnTransaction, strongest } from './compile.js'
 import { splitKey, tableKeyOf, type TableConfig, type TenantizeConfig } from './config.js'
+import { foreignKeysOf } from './classify.js'
 import { objectName } from './names.js'
 import { literal, sqlText, type Operation, type PrivilegeObject, type Rel, type Value } from './operations.js'
 import { backfillRows, crossingRows, defaultTenantRow, foreignTenantRows, nullTenantRows } from './preconditions.js'
@@ -629,6 +630,8 @@ function compositeKeySteps(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string, 
       ctx.manual.push({ object: `${t.key} ${fk.name}`, reason: `can point at another tenant's row of ${parentKey}; the composite foreign key is not added automatically for partitioned tables`, fix: `add (${t.column}, ${fk.columns.join(', ')}) → ${parentKey} (${tenantColumnOf(parentKey)}, ${fk.references.columns.join(', ')}) by hand once the unique key includes the partition key` })
       continue
     }
+    // A key that names the parent's tenant column already is tenant-scoped (and the composite key would list it twice).
+    if (fk.references.columns.includes(tenantColumnOf(parentKey))) continue
     const parentCols = [tenantColumnOf(parentKey), ...fk.references.columns]
     const existingUnique = parentTable.indexes.some((i) => i.unique && i.valid && i.predicate === null && !i.hasExpressions && i.columns.length === parentCols.length && i.columns.every((c, n) => c === parentCols[n]))
     const stepId = `tenant-key:${parentKey}:${parentCols.join(',')}`
@@ -1145,6 +1148,28 @@ function restorePolicy(p: Policy, table: Rel): Operation {
 }
 
 /** Sub-tenant scopes: a helper per scope and a RESTRICTIVE policy on each of its tables. */
+/**
+ * A multi-table step's tables, each referencing table before the tables it references (then by name;
+ * a cycle keeps name order). The step locks them in this order, the order a writer's foreign-key check
+ * takes them (its own row's table, then the parent's), so the step and a writer cannot deadlock: in name
+ * order the step held `customers` while a writer holding `meter_readings` waited for it (40P01).
+ */
+function childrenFirst<T>(ctx: Ctx, entries: readonly (readonly [string, T])[], byKey: ReadonlyMap<string, TenantTable>): [string, T][] {
+  const left = [...entries].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, v] as [string, T])
+  const keys = new Set(left.map(([k]) => k))
+  const refs = new Map(left.map(([k]) => {
+    const table = byKey.get(k)?.table
+    const parents = table === undefined ? [] : foreignKeysOf(ctx.catalog, table).map((fk) => tableKeyOf(fk.references.table)).filter((p) => p !== k && keys.has(p))
+    return [k, new Set(parents)] as const
+  }))
+  const out: [string, T][] = []
+  while (left.length > 0) {
+    const i = left.findIndex(([k]) => !left.some(([other]) => refs.get(other)?.has(k) === true))
+    out.push(...left.splice(i === -1 ? 0 : i, 1))
+  }
+  return out
+}
+
 function scopeSteps(ctx: Ctx, byKey: ReadonlyMap<string, TenantTable>): void {
   const role = ctx.config.roles.app
   const citusScopes = new Map<string, string[]>()
@@ -1157,7 +1182,7 @@ function scopeSteps(ctx: Ctx, byKey: ReadonlyMap<string, TenantTable>): void {
     ]
     const down: Operation[] = []
     const policy = objectName('tenant_scope', scope.name)
-    for (const [key, column] of Object.entries(scope.tables).sort(([a], [b]) => a.localeCompare(b))) {
+    for (const [key, column] of childrenFirst(ctx, Object.entries(scope.tables), byKey)) {
       const t = byKey.get(key)
       if (t === undefined) continue
       if (ctx.config.target === 'citus') {
