@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import type pg from 'pg'
 import { TenantContextConflictError, TenantContextMissingError, withTenant } from '../src/runtime/index.js'
-import { tenantDialect } from '../src/runtime/kysely.js'
+import { tenantDialect, tenantRoutingPlugin } from '../src/runtime/kysely.js'
 import { testDatabase } from './helpers/db.js'
 import { runMatrix, setupTenantSchema } from './helpers/runtime-matrix.js'
 import { kyselyAdapter, trackedPool, type KyselyDB } from './helpers/runtime-adapters.js'
@@ -103,5 +103,46 @@ test('kysely: system work goes through a separate, unscoped Kysely on another po
     })
   } finally {
     await system.destroy()
+  }
+})
+
+test('tenantRoutingPlugin (Citus routing) adds the tenant predicate where it cannot change a result; results equal those without it', async () => {
+  const { pool } = trackedPool({ url: db.url, max: 2, role: fixture.app })
+  type DB = KyselyDB & { other: { id: string } }
+  const plain = new Kysely<DB>({ dialect: tenantDialect(new PostgresDialect({ pool })) })
+  const routed = plain.withPlugin(tenantRoutingPlugin({ tables: { items: 'org_id', 'public.items': 'org_id' } }))
+  try {
+    const cases = (k: Kysely<DB>) => ({
+      select: k.selectFrom('items').select('id').where('body', 'like', 'body%').orderBy('id'),
+      aliased: k.withSchema('public').selectFrom('items as i').select('i.id').orderBy('i.id'),
+      leftJoin: k.selectFrom('items as x').leftJoin('items as y', (j) => j.onRef('y.id', '=', 'x.id').on('y.body', '=', 'nothing')).select(['x.id', 'y.id as yid']).orderBy('x.id'),
+      rightJoin: k.selectFrom('items as x').rightJoin('items as y', 'y.id', 'x.id').select(['y.id']).orderBy('y.id'),
+      subquery: k.selectFrom('items').select('id').where('id', 'in', k.selectFrom('items as s').select('s.id')).orderBy('id'),
+    })
+    const sqlOf = withTenant(a, () => Object.fromEntries(Object.entries(cases(routed)).map(([name, q]) => [name, q.compile().sql])))
+    assert.equal(sqlOf['select'], 'select "id" from "items" where "body" like $1 and "items"."org_id" = $2 order by "id"')
+    assert.equal(sqlOf['aliased'], 'select "i"."id" from "public"."items" as "i" where "i"."org_id" = $1 order by "i"."id"')
+    assert.equal(sqlOf['leftJoin'], 'select "x"."id", "y"."id" as "yid" from "items" as "x" left join "items" as "y" on "y"."id" = "x"."id" and "y"."body" = $1 and "y"."org_id" = $2 where "x"."org_id" = $3 order by "x"."id"')
+    assert.equal(sqlOf['rightJoin'], 'select "y"."id" from "items" as "x" right join "items" as "y" on "y"."id" = "x"."id" and "y"."org_id" = $1 order by "y"."id"', 'no WHERE on a table a RIGHT JOIN null-extends')
+    assert.equal(sqlOf['subquery'], 'select "id" from "items" where "id" in (select "s"."id" from "items" as "s" where "s"."org_id" = $1) and "items"."org_id" = $2 order by "id"')
+    for (const tenant of [a, b]) {
+      for (const [name, query] of Object.entries(cases(routed))) {
+        const withPredicate = await withTenant(tenant, () => query.execute())
+        const without = await withTenant(tenant, () => (cases(plain) as Record<string, { execute(): Promise<unknown[]> }>)[name]!.execute())
+        assert.deepEqual(withPredicate, without, `${name}: same rows with and without the predicate`)
+        assert.ok(withPredicate.length > 0, `${name}: rows to compare`)
+      }
+    }
+    assert.equal((await withTenant(b, () => routed.selectFrom('items').select('id').execute())).length, expected.get(b)!.length)
+    // Updates and deletes; inserts are left alone.
+    assert.equal(withTenant(a, () => routed.updateTable('items').set({ body: 'x' }).where('id', '=', 'none').compile()).sql, 'update "items" set "body" = $1 where "id" = $2 and "items"."org_id" = $3')
+    assert.equal(withTenant(a, () => routed.deleteFrom('items').where('id', '=', 'none').compile()).sql, 'delete from "items" where "id" = $1 and "items"."org_id" = $2')
+    assert.equal(withTenant(a, () => routed.insertInto('items').values({ org_id: a, id: 'n', body: 'n' }).compile()).sql, 'insert into "items" ("org_id", "id", "body") values ($1, $2, $3)')
+    // Outside a context the query is left as it is (the dialect then refuses it).
+    assert.equal(routed.selectFrom('items').select('id').compile().sql, 'select "id" from "items"')
+    await assert.rejects(routed.selectFrom('items').select('id').execute(), TenantContextMissingError)
+    assert.throws(() => tenantRoutingPlugin({ tables: ['a.b.c'] }), TypeError)
+  } finally {
+    await plain.destroy()
   }
 })

@@ -1,5 +1,6 @@
 import {
   AliasNode,
+  AndNode,
   BinaryOperationNode,
   ColumnNode,
   CompiledQuery,
@@ -350,6 +351,26 @@ function tableReference(node: OperationNode): TableReference | undefined {
   return { table: target.table.identifier.name, schema: target.table.schema?.name, alias }
 }
 
+/** The AND-ed conditions of a WHERE or ON condition. */
+function conjuncts(node: OperationNode | undefined): OperationNode[] {
+  if (node === undefined) return []
+  if (AndNode.is(node)) return [...conjuncts(node.left), ...conjuncts(node.right)]
+  return [node]
+}
+
+/** `condition` is already one of the conjuncts (a subquery built with the plugin is transformed when built and again inside its outer query). */
+function hasCondition(existing: OperationNode | undefined, condition: OperationNode): boolean {
+  const wanted = canonical(condition)
+  return conjuncts(existing).some((c) => canonical(c) === wanted)
+}
+
+/** JSON with sorted keys: Kysely's transformer rebuilds nodes with their keys in another order. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) : v,
+  )
+}
+
 /** Adds the explicit tenant predicate (see {@link tenantRoutingPlugin}). */
 class TenantRoutingTransformer extends OperationNodeTransformer {
   constructor(
@@ -378,13 +399,13 @@ class TenantRoutingTransformer extends OperationNodeTransformer {
     if (!nullExtended) {
       for (const table of whereTables) {
         const predicate = this.predicate(table)
-        if (predicate !== undefined) result = QueryNode.cloneWithWhere(result, predicate)
+        if (predicate !== undefined && !hasCondition(result.where?.where, predicate)) result = QueryNode.cloneWithWhere(result, predicate)
       }
     }
     if (joins.length > 0) {
       const routed = joins.map((join) => {
         const predicate = this.predicate(join.table)
-        if (predicate === undefined) return join
+        if (predicate === undefined || hasCondition(join.on?.on, predicate)) return join
         if (join.on !== undefined) return JoinNode.cloneWithOn(join, predicate)
         return join // a join without ON (CROSS, LATERAL): left as it is
       })
