@@ -146,3 +146,26 @@ test('corpus F15: the data check finds rows a NOT VALID foreign key lets dangle,
   await apply({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
   await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast, mergeTenants: true })
 })
+
+test('corpus F16: a foreign key that already carries the tenant column to the parent\'s keeps it the tenant column; no composite key lists it twice', async () => {
+  const t = await db.another('f16')
+  // lago: membership_roles (membership_id, organization_id) → memberships (id, organization_id).
+  await t.sql(`CREATE TABLE organizations (id uuid PRIMARY KEY);
+    CREATE TABLE memberships (id uuid PRIMARY KEY, organization_id uuid NOT NULL REFERENCES organizations, UNIQUE (id, organization_id));
+    CREATE TABLE membership_roles (id uuid PRIMARY KEY, organization_id uuid NOT NULL, membership_id uuid NOT NULL,
+      CONSTRAINT membership_role_membership_fk FOREIGN KEY (membership_id, organization_id) REFERENCES memberships (id, organization_id));
+    INSERT INTO organizations VALUES ('00000000-0000-4000-8000-00000000000a'), ('00000000-0000-4000-8000-00000000000b');
+    INSERT INTO memberships VALUES ('00000000-0000-4000-8000-000000000001', '00000000-0000-4000-8000-00000000000a'), ('00000000-0000-4000-8000-000000000002', '00000000-0000-4000-8000-00000000000b');
+    INSERT INTO membership_roles VALUES ('00000000-0000-4000-8000-000000000011', '00000000-0000-4000-8000-00000000000a', '00000000-0000-4000-8000-000000000001'),
+      ('00000000-0000-4000-8000-000000000012', '00000000-0000-4000-8000-00000000000b', '00000000-0000-4000-8000-000000000002');`)
+  const before = await schemaFingerprint(t.url)
+  const config = await init(t, 'public.organizations', 'organization_id')
+  assert.equal(config.tables['public.membership_roles']!.class, 'direct')
+  assert.equal(config.tables['public.membership_roles']!.column, undefined, 'organization_id stays the tenant column (not renamed)')
+  await apply({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
+  const ids = (tenant: string): Promise<string[]> => asRole(t.url, config.roles.app, tenant, async (c) => (await c.query<{ id: string }>('SELECT id::text FROM membership_roles ORDER BY id')).rows.map((r) => r.id))
+  assert.deepEqual(await ids('00000000-0000-4000-8000-00000000000a'), ['00000000-0000-4000-8000-000000000011'])
+  assert.deepEqual(await ids('00000000-0000-4000-8000-00000000000b'), ['00000000-0000-4000-8000-000000000012'])
+  await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast, mergeTenants: true })
+  assert.equal(await schemaFingerprint(t.url), before)
+})

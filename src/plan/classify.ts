@@ -227,7 +227,10 @@ function buildGraph(catalog: Catalog, options: InitOptions, previous?: Tenantize
     const existing = t.columns.find((c) => c.name === column)
     if (existing === undefined) continue
     const fks = foreignKeysOf(catalog, t).filter((fk) => fk.columns.includes(column))
-    const elsewhere = fks.find((fk) => fkKey(fk) !== rootKey || fk.columns.length !== 1)
+    // A composite key that maps the column onto the parent's own tenant column (lago: (membership_id,
+    // organization_id) → memberships (id, organization_id)) keeps it a tenant column: it is already tenant-scoped.
+    const scoped = (fk: ForeignKeyConstraint): boolean => fk.references.columns[fk.columns.indexOf(column)] === column && fkKey(fk) !== rootKey
+    const elsewhere = fks.find((fk) => (fkKey(fk) !== rootKey || fk.columns.length !== 1) && !scoped(fk))
     const typeOk = existing.type === idSql || (idSql === 'bigint' && ['integer', 'smallint'].includes(existing.type)) || (idSql === 'text' && existing.type.startsWith('character varying'))
     if (elsewhere === undefined && typeOk) continue
     const why = elsewhere !== undefined ? `references ${fkKey(elsewhere)} through ${elsewhere.name}` : `has type ${existing.type}, but tenant ids are ${idSql}`

@@ -172,7 +172,9 @@ export function planConversion(catalog: Catalog, config: TenantizeConfig): Plan 
     if (existing !== undefined && cfg.class !== 'root' && existing.type !== ctx.idSql && !(ctx.idSql === 'bigint' && existing.type === 'integer')) {
       problems.push({ object: `${key}.${column}`, message: `exists with type ${existing.type}, but tenant ids are ${ctx.idSql}`, fix: `change the column type, or set tables.${key}.column to another name` })
     }
-    const elsewhere = cfg.class === 'root' ? undefined : table.constraints.find((c): c is ForeignKeyConstraint => c.type === 'foreign key' && c.columns.includes(column) && (tableKeyOf(c.references.table) !== rootKey || c.columns.length !== 1))
+    // A composite key mapping the column onto the parent's column of the same name (its tenant column) is tenant-scoped already.
+    const scoped = (c: ForeignKeyConstraint): boolean => tableKeyOf(c.references.table) !== rootKey && c.references.columns[c.columns.indexOf(column)] === column
+    const elsewhere = cfg.class === 'root' ? undefined : table.constraints.find((c): c is ForeignKeyConstraint => c.type === 'foreign key' && c.columns.includes(column) && (tableKeyOf(c.references.table) !== rootKey || c.columns.length !== 1) && !scoped(c))
     if (existing !== undefined && elsewhere !== undefined) {
       problems.push({ object: `${key}.${column}`, message: `references ${tableKeyOf(elsewhere.references.table)} through ${elsewhere.name}: its values are not tenant ids, so it cannot be the tenant column`, fix: `set tables.${key}.column to a new name (e.g. tenantize_${column}), or re-run tenantize init` })
     }
