@@ -2,7 +2,7 @@ import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { PrismaPg } from '@prisma/adapter-pg'
 import { withTenant } from '../src/runtime/index.js'
-import { tenantPrisma, tenantPrismaAdapter } from '../src/runtime/prisma.js'
+import { tenantPrisma, tenantPrismaAdapter, tenantRouting } from '../src/runtime/prisma.js'
 import { testDatabase } from './helpers/db.js'
 import { runMatrix, setupTenantSchema } from './helpers/runtime-matrix.js'
 import { prismaAdapter, prismaSqlState, trackedPool } from './helpers/runtime-adapters.js'
@@ -105,5 +105,32 @@ test('prisma: system work goes through a separate client on another pool; execut
   } finally {
     await system.$disconnect()
     await systemPool.end()
+  }
+})
+
+test('tenantRouting (Citus routing): findMany, findUnique and count with the tenant condition return what they return without it; another tenant\'s row stays out of reach', async () => {
+  const { pool } = trackedPool({ url: db.url, max: 2, role: fixture.app })
+  const plain = tenantPrisma(generated.client(tenantPrismaAdapter(new PrismaPg(pool))))
+  const routed = (plain as unknown as { $extends(extension: unknown): unknown }).$extends(tenantRouting({ models: { Item: 'orgId' } })) as PrismaLike
+  try {
+    for (const tenant of [a, b]) {
+      const mine = expected.get(tenant)!
+      const read = (p: PrismaLike) => withTenant(tenant, async () => ({
+        all: (await p.item.findMany({ orderBy: { id: 'asc' } })).map((r) => r.id),
+        filtered: (await p.item.findMany({ where: { id: { in: [mine[0]!, 't9-r0'] } } as never })).map((r) => r.id),
+        unique: (await p.item.findUnique({ where: { id: mine[0]! } }))?.id,
+        count: await p.item.count(),
+      }))
+      const [withCondition, without] = [await read(routed), await read(plain)]
+      assert.deepEqual(withCondition, without)
+      assert.deepEqual(withCondition, { all: mine, filtered: [mine[0]], unique: mine[0], count: mine.length })
+    }
+    // Another tenant's row stays out of reach either way (RLS is the backstop).
+    const other = expected.get(b)![0]!
+    assert.equal(await withTenant(a, () => routed.item.findUnique({ where: { id: other } })), null)
+    assert.throws(() => tenantRouting({ models: { Item: '' } }), TypeError)
+  } finally {
+    await (plain as unknown as { $disconnect(): Promise<void> }).$disconnect()
+    await pool.end()
   }
 })
