@@ -35,6 +35,52 @@ interface Ctx {
   readonly singleForeignKeys: { table: TenantTable; fk: ForeignKeyConstraint }[]
   /** The composite foreign keys the plan adds (target citus re-adds them once every tenant table is distributed). */
   readonly compositeForeignKeys: Operation[]
+  /** The ids of `steps` (kept by `step`): a lookup per id instead of a scan of every step. */
+  readonly stepIds: Set<string>
+  /** Every prefix of a step id that ends with `:` or `,` (kept by `step`), for `startsWith` lookups. */
+  readonly stepIdPrefixes: Set<string>
+  /** Relation names (tables, indexes, views, sequences) the catalog has per schema, built on first use. */
+  relationNames?: ReadonlyMap<string, ReadonlySet<string>>
+  /** Per referenced table oid, the column lists (`a,b`) foreign keys in the catalog reference, built on first use. */
+  referencedColumns?: ReadonlyMap<number, ReadonlySet<string>>
+}
+
+/** The column lists (`a,b`) that foreign keys anywhere in the catalog reference on the table `oid`. */
+function referencedColumnsOf(ctx: Ctx, oid: number): ReadonlySet<string> {
+  if (ctx.referencedColumns === undefined) {
+    const out = new Map<number, Set<string>>()
+    for (const o of ctx.catalog.tables) {
+      for (const c of o.constraints) {
+        if (c.type !== 'foreign key') continue
+        let cols = out.get(c.references.table.oid)
+        if (cols === undefined) out.set(c.references.table.oid, (cols = new Set()))
+        cols.add(c.references.columns.join(','))
+      }
+    }
+    ctx.referencedColumns = out
+  }
+  return ctx.referencedColumns.get(oid) ?? NO_COLUMNS
+}
+const NO_COLUMNS: ReadonlySet<string> = new Set()
+
+/** Relation names per schema in the catalog: tables, their indexes, views and sequences (each namespace `freeName` checks). */
+function relationNamesOf(ctx: Ctx): ReadonlyMap<string, ReadonlySet<string>> {
+  if (ctx.relationNames !== undefined) return ctx.relationNames
+  const out = new Map<string, Set<string>>()
+  const add = (schema: string, name: string): void => {
+    let names = out.get(schema)
+    if (names === undefined) out.set(schema, (names = new Set()))
+    names.add(name)
+  }
+  const c = ctx.catalog
+  for (const t of c.tables) {
+    add(t.schema, t.name)
+    for (const i of t.indexes) add(t.schema, i.name)
+  }
+  for (const v of c.views) add(v.schema, v.name)
+  for (const q of c.sequences) add(q.schema, q.name)
+  ctx.relationNames = out
+  return out
 }
 
 /** A converted table with everything the steps need. */
@@ -61,8 +107,7 @@ const relSql = (r: Rel): string => qualifiedName(r.schema, r.name)
 function freeName(ctx: Ctx, table: Table | RelationRefLike, kind: 'constraint' | 'relation', ...parts: string[]): string {
   const inDb = (name: string): boolean => {
     if (kind === 'constraint') return 'constraints' in table && table.constraints.some((c) => c.name === name)
-    const c = ctx.catalog
-    return c.tables.some((t) => t.schema === table.schema && (t.name === name || t.indexes.some((i) => i.name === name))) || c.views.some((v) => v.schema === table.schema && v.name === name) || c.sequences.some((q) => q.schema === table.schema && q.name === name)
+    return relationNamesOf(ctx).get(table.schema)?.has(name) === true
   }
   const tag = (name: string): string => (kind === 'constraint' ? `constraint:${table.oid}:${name}` : `relation:${table.schema}:${name}`)
   let name = objectName(...parts)
@@ -94,6 +139,8 @@ function step(ctx: Ctx, spec: StepSpec): void {
   const table = spec.table === null || rows === undefined ? undefined : ctx.catalog.table(splitKey(spec.table).schema, splitKey(spec.table).name)
   const unknown = table !== undefined && table.estimatedRows === null && !table.partitioned ? { rowsUnknown: true as const, tableBytes: table.totalBytes } : {}
   ctx.steps.push({ ...rest, up: up.map(compile), down: down.map(compile), lock, transactional, rows: rows ?? 0, ...unknown })
+  ctx.stepIds.add(spec.id)
+  for (let i = 0; i < spec.id.length; i++) if (spec.id[i] === ':' || spec.id[i] === ',') ctx.stepIdPrefixes.add(spec.id.slice(0, i + 1))
 }
 
 /**
@@ -155,6 +202,8 @@ export function planConversion(catalog: Catalog, config: TenantizeConfig): Plan 
     used: new Set(),
     singleForeignKeys: [],
     compositeForeignKeys: [],
+    stepIds: new Set(),
+    stepIdPrefixes: new Set(),
   }
 
   // Resolve every configured table against the catalog.
@@ -290,7 +339,7 @@ function citusViews(ctx: Ctx, tables: readonly TenantTable[]): CitusView[] {
     .filter((v) => v.kind === 'view' && v.extension === null && tenantTablesBehind(ctx, v.oid, converted).length > 0)
     .map((v) => ({
       rel: { schema: v.schema, name: v.name },
-      grants: [...v.grants.filter((g) => g.grantee !== v.owner).map((g) => ({ grantee: g.grantee, privilege: g.privilege })), ...(ctx.steps.some((s) => s.id === `view:${v.schema}.${v.name}`) ? [{ grantee: ctx.config.roles.app, privilege: 'SELECT' }] : [])],
+      grants: [...v.grants.filter((g) => g.grantee !== v.owner).map((g) => ({ grantee: g.grantee, privilege: g.privilege })), ...(ctx.stepIds.has(`view:${v.schema}.${v.name}`) ? [{ grantee: ctx.config.roles.app, privilege: 'SELECT' }] : [])],
     }))
     .filter((v) => v.grants.length > 0)
 }
@@ -637,7 +686,7 @@ function compositeKeySteps(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string, 
     const parentCols = [tenantColumnOf(parentKey), ...fk.references.columns]
     const existingUnique = parentTable.indexes.some((i) => i.unique && i.valid && i.predicate === null && !i.hasExpressions && i.columns.length === parentCols.length && i.columns.every((c, n) => c === parentCols[n]))
     const stepId = `tenant-key:${parentKey}:${parentCols.join(',')}`
-    if (!existingUnique && !ctx.steps.some((s) => s.id === stepId)) {
+    if (!existingUnique && !ctx.stepIds.has(stepId)) {
       const uniqueName = freeName(ctx, parentTable, 'relation', parentTable.name, ...parentCols, 'key')
       step(ctx, {
         id: stepId,
@@ -729,7 +778,7 @@ function singleForeignKeyDrop(ctx: Ctx, t: TenantTable, fk: ForeignKeyConstraint
 function uniqueRewriteSteps(ctx: Ctx, t: TenantTable, tenantKeys: ReadonlySet<string>): void {
   const table = t.table!
   if (t.cfg.class === 'root') return
-  const referenced = new Set(ctx.catalog.tables.flatMap((o) => o.constraints.filter((c): c is ForeignKeyConstraint => c.type === 'foreign key' && c.references.table.oid === table.oid).map((c) => c.references.columns.join(','))))
+  const referenced = referencedColumnsOf(ctx, table.oid)
   for (const index of table.indexes) {
     if (index.primary && !index.columns.includes(t.column)) naturalPrimaryKey(ctx, t, index, referenced, tenantKeys)
     if (!index.unique || index.primary || index.columns.includes(t.column) || t.cfg.keepGlobalUnique.includes(index.name) || (index.constraint !== null && t.cfg.keepGlobalUnique.includes(index.constraint))) continue
@@ -821,7 +870,7 @@ function tenantIndexStep(ctx: Ctx, t: TenantTable): void {
   const table = t.table!
   const leads = (cols: readonly (string | null)[]): boolean => cols[0] === t.column
   if (table.indexes.some((i) => i.predicate === null && leads(i.columns))) return
-  if (ctx.steps.some((s) => s.id.startsWith(`tenant-key:${t.key}:${t.column},`) || s.id.startsWith(`tenant-unique:${t.key}:`))) return
+  if (ctx.stepIdPrefixes.has(`tenant-key:${t.key}:${t.column},`) || ctx.stepIdPrefixes.has(`tenant-unique:${t.key}:`)) return
   const name = freeName(ctx, table, 'relation', table.name, t.column, 'idx')
   if (table.kind === 'partitioned') {
     const up: Operation[] = [{ op: 'createIndex', table: t.rel, name, columns: [t.column], unique: false, concurrently: false, only: true }]
