@@ -169,3 +169,25 @@ test('corpus F16: a foreign key that already carries the tenant column to the pa
   await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast, mergeTenants: true })
   assert.equal(await schemaFingerprint(t.url), before)
 })
+
+test('corpus F17: verify seeds a table whose CHECK asks for exactly one of two references (lago), leaving one NULL-able key NULL, so every tenant table is probed', async () => {
+  const t = await db.another('f17')
+  // lago, reduced: a charge belongs to a plan or to a subscription, never both.
+  await t.sql(`CREATE TABLE org (id text PRIMARY KEY, name text NOT NULL);
+    CREATE TABLE plans (id serial PRIMARY KEY, org_id text NOT NULL REFERENCES org, name text NOT NULL);
+    CREATE TABLE subscriptions (id serial PRIMARY KEY, org_id text NOT NULL REFERENCES org, plan_id int NOT NULL REFERENCES plans);
+    CREATE TABLE charges (id serial PRIMARY KEY, org_id text NOT NULL REFERENCES org, plan_id int REFERENCES plans, subscription_id int REFERENCES subscriptions, amount int NOT NULL,
+      CONSTRAINT charge_owner CHECK ((plan_id IS NOT NULL) <> (subscription_id IS NOT NULL)));
+    INSERT INTO org VALUES ('a', 'A'), ('b', 'B');
+    INSERT INTO plans (org_id, name) VALUES ('a', 'basic'), ('b', 'basic');
+    INSERT INTO subscriptions (org_id, plan_id) VALUES ('a', 1), ('b', 2);
+    INSERT INTO charges (org_id, plan_id, subscription_id, amount) VALUES ('a', 1, NULL, 10), ('b', NULL, 2, 20);`)
+  const config = await init(t, 'public.org', 'org_id')
+  await apply({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
+  const report = await verify({ databaseUrl: t.url, appRole: config.roles.app, tenantColumn: config.tenant.column, tenantTable: config.tenant.table })
+  assert.deepEqual(report.probe?.unprobed ?? null, [], 'every tenant table probed')
+  const seeded = new Set((report.probe?.seeded ?? []).filter((s) => s.error === null && s.rows > 0).map((s) => s.table))
+  assert.ok(seeded.has('public.charges'), `public.charges seeded: ${JSON.stringify(report.probe?.seeded)}`)
+  assert.deepEqual(report.findings.filter((f) => f.severity === 'error').map((f) => `${f.rule} ${f.object}`), [])
+  await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast, mergeTenants: true })
+})

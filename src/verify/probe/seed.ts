@@ -32,6 +32,11 @@ export type RowValues = Map<string, string>
  */
 interface Tweaks {
   readonly fill: Set<string>
+  /**
+   * NULL-able foreign-key columns to leave NULL although a parent row exists: a CHECK asked for exactly one
+   * of several references (`(plan_id IS NOT NULL) <> (subscription_id IS NOT NULL)`, `num_nonnulls(a, b) = 1`).
+   */
+  readonly leaveNull: Set<string>
   readonly override: Set<string>
   readonly variant: Map<string, number>
   readonly maxLength: Map<string, number>
@@ -115,7 +120,7 @@ export class Seeder {
   private tweaks(t: Table): Tweaks {
     let tw = this.tweakCache.get(t.oid)
     if (tw === undefined) {
-      tw = { fill: new Set(), override: new Set(), variant: new Map(), maxLength: new Map(), overrideAll: false, globalOffset: 0, parentShift: 0 }
+      tw = { fill: new Set(), leaveNull: new Set(), override: new Set(), variant: new Map(), maxLength: new Map(), overrideAll: false, globalOffset: 0, parentShift: 0 }
       this.tweakCache.set(t.oid, tw)
     }
     return tw
@@ -360,6 +365,7 @@ export class Seeder {
       // composite key (tenant column, parent id) of a NULL-able foreign key is skipped that way too.
       const canBeNull = (c: string): boolean => (t.columns.find((x) => x.name === c)?.nullable ?? false) && !tw.fill.has(c)
       const nullable = fk.match === 'full' ? fk.columns.every(canBeNull) : fk.columns.some(canBeNull)
+      if (nullable && fk.columns.some((c) => tw.leaveNull.has(c) && canBeNull(c))) continue
       if (parent === null) {
         if (nullable) {
           if (deferrable && k !== 'new') this.deferred.set(t.oid, (this.deferred.get(t.oid) ?? new Set()).add(fk))
@@ -549,6 +555,16 @@ export class Seeder {
         const empty = cols.find((c) => !values.has(c) && !tw.fill.has(c) && columnOf(c)?.generated === null && columnOf(c)?.identity !== 'always')
         if (empty !== undefined) {
           tw.fill.add(empty)
+          return true
+        }
+        // A check asking for exactly one of several references: leave one more NULL-able reference NULL
+        // (not the tenant column, nor one a NOT NULL error asked for), keeping at least one filled.
+        const tenantColumn = this.model.modelTable(t.oid)?.tenantColumn ?? null
+        const references = new Set(t.constraints.filter((c): c is ForeignKeyConstraint => c.type === 'foreign key').flatMap((fk) => fk.columns))
+        const filled = cols.filter((c) => values.has(c) && references.has(c) && c !== tenantColumn && columnOf(c)?.nullable === true && !tw.fill.has(c))
+        const clear = filled.find((c) => !tw.leaveNull.has(c))
+        if (clear !== undefined && filled.filter((c) => !tw.leaveNull.has(c)).length > 1) {
+          tw.leaveNull.add(clear)
           return true
         }
         return bump(cols) || this.shiftParents(t, cols)
