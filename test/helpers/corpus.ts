@@ -51,6 +51,11 @@ function appRoleFor(t: TestDatabase): string {
 }
 
 export interface CorpusOptions {
+  /**
+   * A known gap: this phase and the ones after it run as `todo` (they run and report, and do not fail the
+   * suite); the phases before it must pass.
+   */
+  readonly todoFrom?: { readonly phase: string; readonly reason: string }
   /** Rows per table the generator writes (default 3). */
   readonly rows?: number
   /** Tables the old app writes to during the schema phase (default 3). */
@@ -86,6 +91,7 @@ const tenantClass = (c: string): boolean => c === 'direct' || c === 'child' || c
  * that fails stops the later ones (they would only repeat the failure).
  */
 export async function corpusConversion(t: TestContext, db: TestDatabase, name: string, options: CorpusOptions = {}): Promise<void> {
+  const corpusOptions = options
   const summary: Summary = { tables: 0, classes: {}, seconds: {}, probed: 0, tenantTables: 0, rollbackIdentical: null, failedAt: null, firstFailure: null }
   const failed = new Set<string>()
   const role = appRoleFor(db)
@@ -102,8 +108,10 @@ export async function corpusConversion(t: TestContext, db: TestDatabase, name: s
 
   // A phase that changes the database and fails stops the later ones (they would only repeat the failure);
   // verify and the isolation check only look, so the phases after them still run.
+  let todo: string | undefined
   const phase = async (title: string, fn: () => Promise<void>, options: { gate?: boolean; needs?: string } = {}): Promise<void> => {
-    await t.test(title, async () => {
+    if (title === corpusOptions.todoFrom?.phase) todo = corpusOptions.todoFrom.reason
+    await t.test(title, { todo }, async () => {
       if (summary.failedAt !== null) assert.fail(`not run: the phase "${summary.failedAt}" failed`)
       if (options.needs !== undefined && failed.has(options.needs)) assert.fail(`not run: the phase "${options.needs}" failed`)
       const started = performance.now()
