@@ -85,3 +85,14 @@ export async function testDatabase(fileUrl: string): Promise<TestDatabase> {
   after(() => dropWithRoles(scratch, server.url))
   return wrap(scratch, server.url)
 }
+
+/**
+ * A fresh database for this test file on another server than the suite's (`adminUrl`), dropped with its
+ * roles when the file's tests end. For a test that needs a tool the suite's server lacks (pg_dump of its version).
+ */
+export async function testDatabaseOn(adminUrl: string, fileUrl: string): Promise<TestDatabase> {
+  const label = basename(fileURLToPath(fileUrl)).replace(/\.test\.ts$/, '')
+  const scratch = await createScratchDatabase(adminUrl, label)
+  after(() => dropWithRoles(scratch, adminUrl))
+  return wrap(scratch, adminUrl)
+}
