@@ -1,10 +1,9 @@
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { runCli } from './helpers/cli.js'
 import { testDatabase } from './helpers/db.js'
 
 // Issue #13, "the CLI a careful operator trusts": the real CLI in a child process (no terminal: stdin
@@ -13,23 +12,7 @@ import { testDatabase } from './helpers/db.js'
 const db = await testDatabase(import.meta.url)
 const dir = await mkdtemp(join(tmpdir(), 'tz-operator-'))
 after(() => rm(dir, { recursive: true, force: true }))
-const BIN = fileURLToPath(new URL('../src/cli/bin.ts', import.meta.url))
-const TSX = import.meta.resolve('tsx')
-
-function cli(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const env = { ...process.env }
-    delete env['DATABASE_URL']
-    const child = spawn(process.execPath, ['--import', TSX, BIN, ...args], { cwd: dir, env, stdio: ['pipe', 'pipe', 'pipe'] })
-    child.stdin.end()
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }))
-  })
-}
+const cli = (args: readonly string[]): ReturnType<typeof runCli> => runCli(dir, args)
 
 /** Durations vary from run to run: the tests compare the text with them as `<t>`. */
 const timeless = (s: string): string => s.replace(/\d+(\.\d)? (ms|s)\b/g, '<t>')

@@ -1,10 +1,9 @@
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { runCli } from './helpers/cli.js'
 import { testDatabase } from './helpers/db.js'
 
 // Cut-over readiness on the command line (issue #12): status --readiness, apply --phase enforce refusing
@@ -14,23 +13,7 @@ import { testDatabase } from './helpers/db.js'
 const db = await testDatabase(import.meta.url)
 const dir = await mkdtemp(join(tmpdir(), 'tz-readiness-'))
 after(() => rm(dir, { recursive: true, force: true }))
-const BIN = fileURLToPath(new URL('../src/cli/bin.ts', import.meta.url))
-const TSX = import.meta.resolve('tsx')
-
-function cli(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const env = { ...process.env }
-    delete env['DATABASE_URL']
-    const child = spawn(process.execPath, ['--import', TSX, BIN, ...args], { cwd: dir, env, stdio: ['pipe', 'pipe', 'pipe'] })
-    child.stdin.end()
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }))
-  })
-}
+const cli = (args: readonly string[]): ReturnType<typeof runCli> => runCli(dir, args)
 
 /** Times and durations vary from run to run: compared as `<time>` and `<t>`; pre-flight lines (server version, size) left out. */
 const stable = (s: string): string =>

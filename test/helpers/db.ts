@@ -79,11 +79,7 @@ function wrap(scratch: ScratchDatabase, adminUrl: string): TestDatabase {
  * Call at the top level of a test file: `const db = await testDatabase(import.meta.url)`.
  */
 export async function testDatabase(fileUrl: string): Promise<TestDatabase> {
-  const server = await testServer()
-  const label = basename(fileURLToPath(fileUrl)).replace(/\.test\.ts$/, '')
-  const scratch = await createScratchDatabase(server.url, label)
-  after(() => dropWithRoles(scratch, server.url))
-  return wrap(scratch, server.url)
+  return testDatabaseOn((await testServer()).url, fileUrl)
 }
 
 /**
