@@ -1,7 +1,8 @@
 /**
  * A catalog-driven data generator for schemas we did not write (the corpus under test/fixtures/corpus):
  * it fills every table in foreign-key order with a few rows each, deterministically, respecting NOT NULL,
- * CHECK constraints (by trying the literals the constraint mentions), enums, domains, unique keys,
+ * CHECK constraints (by trying the literals the constraint mentions), enums, domains, arrays (of one element
+ * made as a value of the element type: text[], uuid[], enum[], an array of a domain), unique keys,
  * partition bounds and column types. Every value travels as text and is cast by PostgreSQL to the
  * column's type (the parameter takes the target column's type), so no key ever round-trips through a
  * JS number or Date.
@@ -38,6 +39,8 @@ interface TypeFacts {
   readonly domain: string | null
   /** Literals mentioned by the domain's CHECK constraints. */
   readonly domainLiterals: readonly string[]
+  /** For an array type (or a domain over one): the facts of its element type, else null. */
+  readonly element: TypeFacts | null
 }
 
 const DEFAULT = Symbol('DEFAULT')
@@ -91,26 +94,38 @@ export interface FillResult {
 const keyOf = (t: { schema: string; name: string }): string => `${t.schema}.${t.name}`
 
 async function typeFacts(client: pg.ClientBase, tables: readonly Table[]): Promise<Map<string, TypeFacts>> {
-  const { rows } = await client.query<{ rel: string; att: string; base: string; category: string; labels: string[] | null; typmod: number; domain: string | null; domain_checks: string[] | null }>({
-    text: `SELECT c.oid::text AS rel, a.attname AS att,
+  // One row per column, then (element = true) one per array column for its element type: the same facts,
+  // the element's domain unwrapped as a column's is. An array's typmod is its element's (varchar(10)[]).
+  const { rows } = await client.query<{ rel: string; att: string; element: boolean; base: string; category: string; labels: string[] | null; typmod: number; domain: string | null; domain_checks: string[] | null }>({
+    text: `WITH col AS (
+             SELECT c.oid AS rel, a.attname, a.atttypid, a.atttypmod
+               FROM pg_attribute a
+               JOIN pg_class c ON c.oid = a.attrelid
+              WHERE c.oid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped),
+           typ AS (
+             SELECT col.rel, col.attname, false AS element, col.atttypid AS typid, col.atttypmod AS typmod FROM col
+             UNION ALL
+             SELECT col.rel, col.attname, true, b.typelem, col.atttypmod
+               FROM col
+               JOIN pg_type t ON t.oid = col.atttypid
+               JOIN pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+              WHERE b.typcategory = 'A' AND b.typelem <> 0)
+           SELECT typ.rel::text AS rel, typ.attname AS att, typ.element,
                   b.typname AS base, b.typcategory AS category,
                   (SELECT array_agg(e.enumlabel::text ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = b.oid) AS labels,
-                  CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END AS typmod,
+                  CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE typ.typmod END AS typmod,
                   CASE WHEN t.typtype = 'd' THEN t.typname::text END AS domain,
                   CASE WHEN t.typtype = 'd' THEN (SELECT array_agg(pg_get_constraintdef(k.oid)) FROM pg_constraint k WHERE k.contypid IN (t.oid, b.oid)) END AS domain_checks
-             FROM pg_attribute a
-             JOIN pg_class c ON c.oid = a.attrelid
-             JOIN pg_type t ON t.oid = a.atttypid
-             JOIN pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
-            WHERE c.oid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped`,
+             FROM typ
+             JOIN pg_type t ON t.oid = typ.typid
+             JOIN pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END`,
     values: [tables.map((t) => t.oid)],
   })
-  const out = new Map<string, TypeFacts>()
-  for (const r of rows) {
+  const factsOf = (r: (typeof rows)[number], element: TypeFacts | null): TypeFacts => {
     const typmod = Number(r.typmod)
     const isChar = ['varchar', 'bpchar'].includes(r.base)
     const isNumeric = r.base === 'numeric' && typmod > 4
-    out.set(`${r.rel}:${r.att}`, {
+    return {
       base: r.base,
       category: r.category,
       labels: r.labels,
@@ -119,8 +134,12 @@ async function typeFacts(client: pg.ClientBase, tables: readonly Table[]): Promi
       scale: isNumeric ? (typmod - 4) & 0xffff : null,
       domain: r.domain,
       domainLiterals: (r.domain_checks ?? []).flatMap(literalsOf),
-    })
+      element,
+    }
   }
+  const elements = new Map(rows.filter((r) => r.element).map((r) => [`${r.rel}:${r.att}`, factsOf(r, null)]))
+  const out = new Map<string, TypeFacts>()
+  for (const r of rows) if (!r.element) out.set(`${r.rel}:${r.att}`, factsOf(r, elements.get(`${r.rel}:${r.att}`) ?? null))
   return out
 }
 
@@ -134,6 +153,16 @@ export function literalsOf(definition: string): string[] {
   return out
 }
 
+/** A one-dimensional array literal of `elements`, each double-quoted (commas, braces, quotes and backslashes stay inside). */
+function arrayLiteral(elements: readonly string[]): string {
+  return `{${elements.map((e) => `"${e.replace(/[\\"]/g, '\\$&')}"`).join(',')}}`
+}
+
+/** A constraint's literal as a value of the column: for an array column, an array of that one element unless it is an array literal already. */
+function asValueOf(facts: TypeFacts, literal: string): string {
+  return facts.category === 'A' && !literal.startsWith('{') ? arrayLiteral([literal]) : literal
+}
+
 function base36(n: number, width: number): string {
   const s = n.toString(36)
   return s.length >= width ? s.slice(-width) : s.padStart(width, '0')
@@ -142,7 +171,11 @@ function base36(n: number, width: number): string {
 /** The generated value of a column for row `i` with `salt` (unique keys bump the salt). */
 function generated(column: Column, facts: TypeFacts, table: string, i: number, salt: number, seed: number): Value {
   const n = i + 1 + salt * 1000 + (seed - 1) * 100_000
-  if (facts.category === 'A') return '{}'
+  if (facts.category === 'A') {
+    // One element made as a column of the element's type would get it (a CHECK may ask for a non-empty array).
+    const element = facts.element === null ? null : generated(column, facts.element, table, i, salt, seed)
+    return element === null ? '{}' : arrayLiteral([element])
+  }
   if (facts.labels !== null) return facts.labels[(i + salt) % facts.labels.length] ?? null
   switch (facts.base) {
     case 'int2':
@@ -219,6 +252,7 @@ function generated(column: Column, facts: TypeFacts, table: string, i: number, s
 
 /** Edge values worth trying for a type after the generated one and the constraint's literals. */
 function edgeValues(facts: TypeFacts): string[] {
+  if (facts.category === 'A') return ['{}', ...(facts.element === null ? [] : edgeValues(facts.element).map((v) => arrayLiteral([v])))]
   if (facts.labels !== null) return [...facts.labels]
   switch (facts.base) {
     case 'int2':
@@ -435,11 +469,13 @@ export class CorpusData {
     for (const c of t.columns) {
       if (claimed.has(c.name)) continue
       const facts = this.columnFacts(t, c.name)
-      const pattern = hints.get(c.name)?.pattern
-      const candidates: Candidate[] = [...boundLiterals(c.name), ...(pattern === undefined ? [] : [{ pattern }]), GEN]
+      // A regular expression on an array column reads its text form ({a,b}): no one value of it to match.
+      const pattern = facts.category === 'A' ? undefined : hints.get(c.name)?.pattern
+      const candidates: Candidate[] = [...boundLiterals(c.name).map((v) => asValueOf(facts, v)), ...(pattern === undefined ? [] : [{ pattern }]), GEN]
       if (c.nullable) candidates.push(null)
       if (c.default !== null) candidates.push(DEFAULT)
-      for (const v of [...literalsFor(c.name), ...facts.domainLiterals, ...edgeValues(facts)]) if (!candidates.includes(v)) candidates.push(v)
+      const literals = [...literalsFor(c.name), ...facts.domainLiterals, ...(facts.element?.domainLiterals ?? [])].map((v) => asValueOf(facts, v))
+      for (const v of [...literals, ...edgeValues(facts)]) if (!candidates.includes(v)) candidates.push(v)
       groups.push({ columns: [c.name], fk: null, candidates, nullable: c.nullable })
     }
     const plan: TablePlan = { table: t, key: keyOf(t), groups, skipped, state: { choice: groups.map(() => 0), salt: 0 } }
@@ -597,7 +633,9 @@ export class CorpusData {
         const check = t.constraints.find((c) => c.name === error.constraint)
         if (check !== undefined) return advance(groupsOf(check.columns.length > 0 ? check.columns : t.columns.map((c) => c.name)))
         if (error.dataType !== undefined || (error.constraint !== undefined && /domain/.test(error.message))) {
-          const cols = t.columns.filter((c) => this.columnFacts(t, c.name).domain !== null && (error.dataType === undefined || c.type.endsWith(error.dataType))).map((c) => c.name)
+          // The domain of a column, or of an array column's elements.
+          const domainOf = (c: Column): string | null => this.columnFacts(t, c.name).domain ?? this.columnFacts(t, c.name).element?.domain ?? null
+          const cols = t.columns.filter((c) => domainOf(c) !== null && (error.dataType === undefined || c.type.endsWith(error.dataType) || domainOf(c) === error.dataType)).map((c) => c.name)
           return advance(groupsOf(cols))
         }
         if (t.partitionKey !== null) return advance(groupsOf(t.columns.filter((c) => new RegExp(`\\b${c.name}\\b`).test(t.partitionKey!)).map((c) => c.name)))

@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import pg from 'pg'
+import { introspect } from '../src/catalog/index.js'
+import { CorpusData, fillSummary } from './helpers/corpus-data.js'
+import { testDatabase } from './helpers/db.js'
+
+const db = await testDatabase(import.meta.url)
+
+await db.sql(`
+  CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+  CREATE DOMAIN small_int AS integer CHECK (VALUE BETWEEN 10 AND 20);
+  CREATE DOMAIN tag_list AS text[] CHECK (cardinality(VALUE) BETWEEN 1 AND 3);
+  CREATE TABLE orgs (id uuid PRIMARY KEY DEFAULT gen_random_uuid());
+  -- lago's roles: a predefined role (no organization) has no permissions, a custom one has some.
+  CREATE TABLE roles (
+    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    organization_id uuid REFERENCES orgs,
+    permissions character varying[] DEFAULT '{}'::character varying[] NOT NULL,
+    CONSTRAINT custom_role_should_have_permissions CHECK (organization_id IS NULL OR cardinality(permissions) > 0),
+    CONSTRAINT permissions_has_no_empty_parts CHECK (NOT (permissions::text ~ '([\\{,]:|::|:[,\\}])'::text) AND NOT (''::text = ANY (permissions::text[]))),
+    CONSTRAINT predefined_role_cannot_have_permissions CHECK (organization_id IS NOT NULL OR cardinality(permissions) = 0)
+  );
+  CREATE TABLE arrays (
+    id serial PRIMARY KEY,
+    texts text[] NOT NULL CHECK (cardinality(texts) > 0),
+    codes varchar(4)[] NOT NULL UNIQUE,
+    numbers integer[] NOT NULL CHECK (numbers[1] >= 1),
+    ids uuid[] NOT NULL UNIQUE,
+    moods mood[] NOT NULL CHECK (cardinality(moods) > 0),
+    smalls small_int[] NOT NULL CHECK (cardinality(smalls) = 1),
+    tags tag_list NOT NULL,
+    stamps timestamptz[] NOT NULL CHECK (stamps[1] IS NOT NULL),
+    admin_only text[] NOT NULL CHECK ('admin' = ANY (admin_only))
+  );
+`)
+
+async function fill(options: Parameters<typeof CorpusData.fill>[2]): Promise<ReturnType<typeof fillSummary>> {
+  const client = new pg.Client(db.url)
+  await client.connect()
+  try {
+    const catalog = await introspect(client)
+    await client.query('BEGIN')
+    const { result } = await CorpusData.fill(client, catalog, options)
+    await client.query('COMMIT')
+    return fillSummary(result)
+  } finally {
+    await client.end()
+  }
+}
+
+test('the corpus generator fills array columns of any element type, one element made as the element type is, CHECKs on them respected', async () => {
+  assert.equal(await fill({ rows: 3 }), 'every table has rows')
+  const rows = await db.sql<{ n: number; texts: number; codes: number; ids: number; moods: string; smalls: number; tags: number; admin: boolean }>(
+    `SELECT count(*)::int AS n, min(cardinality(texts))::int AS texts, count(DISTINCT codes)::int AS codes, count(DISTINCT ids)::int AS ids,
+            string_agg(DISTINCT moods[1]::text, ',') AS moods, min(smalls[1])::int AS smalls, min(cardinality(tags))::int AS tags, bool_and('admin' = ANY (admin_only)) AS admin
+       FROM arrays`,
+  )
+  assert.deepEqual(rows[0], { n: 3, texts: 1, codes: 3, ids: 3, moods: rows[0]!.moods, smalls: 10, tags: 1, admin: true })
+  assert.ok(rows[0]!.moods.split(',').every((m) => ['sad', 'ok', 'happy'].includes(m)), `enum array elements are labels: ${rows[0]!.moods}`)
+})
+
+test('a second tenant fills an array column whose CHECK asks for elements once the tenant column is set (lago roles.permissions)', async () => {
+  const [org] = await db.sql<{ id: string }>(`INSERT INTO orgs DEFAULT VALUES RETURNING id::text`)
+  assert.equal(await fill({ tables: ['public.roles'], rows: 2, fixed: { organization_id: org!.id } }), 'every table has rows')
+  const roles = await db.sql<{ n: number }>(`SELECT count(*)::int AS n FROM roles WHERE organization_id = $1 AND cardinality(permissions) > 0`, [org!.id])
+  assert.equal(roles[0]!.n, 2)
+})
