@@ -5,6 +5,8 @@ import { generate, TABLES } from '../examples/energy-billing/generate.js'
 import { apply } from '../src/apply/index.js'
 import { introspect } from '../src/catalog/index.js'
 import { TenantizeError } from '../src/errors.js'
+import { proposeConfig } from '../src/plan/classify.js'
+import { parseConfig, type TenantizeConfig } from '../src/plan/config.js'
 import { createTenantHttp, HttpProblemError, sqlTenantStatus, type HttpRequestLike } from '../src/runtime/http/index.js'
 import { withTenant } from '../src/runtime/index.js'
 import { quoteIdent, quoteLiteral } from '../src/sql/quote.js'
@@ -168,4 +170,38 @@ test('import a second copy of the energy-billing database as a new tenant: drift
     assert.deepEqual(await rowsOf(db, DEFAULT), before)
     assert.deepEqual(await db.sql(`SELECT count(*)::int AS n FROM tenantize.id_map`), [{ n: 0 }])
   })
+})
+
+/** The config init proposes for a small schema (tenant table created, the app role named after the database: dropped with it). */
+async function seqConfig(t: TestDatabase): Promise<TenantizeConfig> {
+  const client = new pg.Client(t.url)
+  await client.connect()
+  try {
+    return parseConfig(proposeConfig(await introspect(client), { defaultTenantId: '00000000-0000-4000-8000-00000000000a', appRole: t.role('app') }).config)
+  } finally {
+    await client.end()
+  }
+}
+
+test('import gives sequence keys new values: an id the target\'s sequence already handed out may belong to an insert not committed yet', async () => {
+  const target = await db.another('tz_import_seq')
+  const source = await db.another('tz_import_seq_src')
+  const schema = 'CREATE TABLE items (id bigserial PRIMARY KEY, name text NOT NULL); CREATE TABLE notes (id bigserial PRIMARY KEY, item_id bigint NOT NULL REFERENCES items, body text NOT NULL)'
+  await source.sql(`${schema}; INSERT INTO items (name) SELECT 'source ' || g FROM generate_series(1, 6) g; INSERT INTO notes (item_id, body) SELECT g, 'note ' || g FROM generate_series(1, 6) g`)
+  await target.sql(`${schema}; INSERT INTO items (name) VALUES ('a'), ('b'), ('c'); INSERT INTO notes (item_id, body) VALUES (1, 'a'); DELETE FROM items WHERE id = 2`)
+  const config = await seqConfig(target)
+  await apply({ databaseUrl: target.url, config, phase: 'all', timeouts: fast })
+  // An app session drew the next id (4) for an insert it has not committed yet; 2 is a hole left by a delete.
+  const [{ drawn }] = await target.sql<{ drawn: string }>(`SELECT nextval('items_id_seq')::text AS drawn`) as [{ drawn: string }]
+  const result = await importTenant({ databaseUrl: target.url, config, from: source.url, slug: 'seq', name: 'Seq', batchPauseMs: 0, timeouts: fast })
+  const tenant = result.tenant!.id
+  assert.deepEqual(result.tables.map((x) => [x.table, x.rows, x.remapped]), [['public.items', 6, 6], ['public.notes', 6, 6]], 'every key drawn from a sequence is new')
+  const kept = await target.sql(`SELECT old_id FROM tenantize.id_map WHERE tenant = $1 AND "table" = 'public.items' AND new_id::bigint <= $2::bigint`, [tenant, drawn])
+  assert.deepEqual(kept, [], 'no imported row took an id the sequence had handed out')
+  await target.sql(`INSERT INTO items (id, name, org_id) VALUES ($1, 'the app commits', $2)`, [drawn, config.tenant.default.id])
+  assert.deepEqual(
+    await target.sql(`SELECT i.name, n.body FROM notes n JOIN items i ON i.id = n.item_id AND i.org_id = n.org_id WHERE n.org_id = $1 ORDER BY n.body`, [tenant]),
+    Array.from({ length: 6 }, (_, g) => ({ name: `source ${g + 1}`, body: `note ${g + 1}` })),
+    'the notes still point at their items',
+  )
 })

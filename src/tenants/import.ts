@@ -180,7 +180,7 @@ async function stage(ctx: UnitContext, source: pg.Client, it: ImportTable, tenan
   await saveProgress(client, step, { last: [], done: progress.done })
 }
 
-/** Give every staged key its value in the target: kept unless it collides (or lies beyond the target's sequence), else a new one. */
+/** Give every staged key its value in the target: a new one from the key's sequence (in the source's order), else kept unless it collides (uuids: a new gen_random_uuid()). */
 async function mapKeys(client: pg.Client, model: TenantModel, it: ImportTable, tenantId: string, forcedRootId: string | undefined): Promise<number> {
   const key = it.key!
   const col = quoteIdent(key.column)
@@ -190,7 +190,9 @@ async function mapKeys(client: pg.Client, model: TenantModel, it: ImportTable, t
   let keep = `NOT ${collides}`
   let fresh = 'NULL::text'
   if (seq !== undefined) {
-    keep = `NOT ${collides} AND s.old::numeric <= lim.v`
+    // Every key gets a new value from the sequence: one at or below its position may belong to an insert of the
+    // app not committed yet (invisible here, it would collide later), one beyond it is the sequence's to hand out.
+    keep = 'false'
     fresh = `pg_catalog.nextval(${seq})::text`
   } else if (key.generator === 'uuid') fresh = 'pg_catalog.gen_random_uuid()::text'
   const values: unknown[] = [tenantId, it.t.key]
@@ -214,11 +216,11 @@ async function mapKeys(client: pg.Client, model: TenantModel, it: ImportTable, t
     }
   }
   await client.query(
-    `WITH lim AS MATERIALIZED (SELECT ${seq === undefined ? '0' : `coalesce(pg_catalog.pg_sequence_last_value(${seq}::regclass), 0)`}::numeric AS v)
-     INSERT INTO tenantize.id_map (tenant, "table", old_id, new_id)
+    `INSERT INTO tenantize.id_map (tenant, "table", old_id, new_id)
      SELECT $1, $2, s.old, CASE WHEN ${keep} THEN s.old ELSE ${fresh} END
-       FROM (SELECT DISTINCT r.data ->> ${quoteLiteral(key.column)} AS old FROM tenantize.import_rows r WHERE r.tenant = $1 AND r."table" = $2 AND r.data ->> ${quoteLiteral(key.column)} IS NOT NULL ORDER BY 1) AS s, lim
-         WHERE NOT EXISTS (SELECT 1 FROM tenantize.id_map m WHERE m.tenant = $1 AND m."table" = $2 AND m.old_id = s.old)`,
+       FROM (SELECT DISTINCT r.data ->> ${quoteLiteral(key.column)} AS old FROM tenantize.import_rows r WHERE r.tenant = $1 AND r."table" = $2 AND r.data ->> ${quoteLiteral(key.column)} IS NOT NULL) AS s
+      WHERE NOT EXISTS (SELECT 1 FROM tenantize.id_map m WHERE m.tenant = $1 AND m."table" = $2 AND m.old_id = s.old)
+      ORDER BY s.old::${type}`,
     values,
   )
   const remapped = (await client.query<{ n: string }>(`SELECT count(*) FILTER (WHERE m.old_id <> m.new_id)::text AS n FROM tenantize.id_map m WHERE m.tenant = $1 AND m."table" = $2`, [tenantId, it.t.key])).rows[0]
@@ -309,7 +311,8 @@ async function countSource(source: pg.Client, it: ImportTable): Promise<number> 
  * Import every row of another database with the same (pre-conversion) schema as a new tenant. The drift
  * between the two schemas is reported before any row moves (blocking drift refuses). The tenant is
  * created `importing` (the middleware answers 404 for it), rows are copied into the target in batches
- * (`tenantize.import_rows`), each key that collides gets a new value from the target's sequence or
+ * (`tenantize.import_rows`), each key drawn from a sequence gets a new value from the target's sequence
+ * (the app may hold a value it drew but has not committed yet), each other key that collides a new
  * gen_random_uuid() (`tenantize.id_map`, old → new as text), every column referencing it is rewritten
  * through the foreign-key graph, and rows are inserted parents first in batches. Runs through the
  * migration runner (lock, ledger scope `tenants`); running it again after a crash resumes it. Keys never
