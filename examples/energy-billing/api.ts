@@ -15,6 +15,13 @@
  * a client admin sets `tenantize.client_id`, a customer user `tenantize.customer_id` (both
  * transaction-local, like the tenant). Another organization's resource, or another customer's, is a 404.
  *
+ * Every query names the organization too (`org_id = $1`, the current tenant) and joins tenant tables on
+ * it (`c.org_id = i.org_id AND c.id = i.customer_id`, the composite keys of the conversion): on PostgreSQL
+ * that is the shape the composite indexes serve; on Citus it routes each query to the organization's
+ * shard (a join without the tenant column is refused there). Row-level security stays the backstop.
+ * On Citus pass `context: { strategy: 'set-local' }` (CONTEXT_STRATEGY=set-local): the tenant and the
+ * scopes are then set with `SET LOCAL`, which Citus sends to the workers (`set_config` it does not).
+ *
  *   DATABASE_URL=postgres://app_login@localhost/energy JWT_SECRET=… npx tsx examples/energy-billing/api.ts
  *
  * `app_login` must be a member of tenantize_app (GRANT tenantize_app TO app_login); the pool switches
@@ -23,6 +30,8 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import type pg from 'pg'
 import { currentAuth, HttpErrorCodes, HttpProblemError, notFound, problemErrorHandler, tenantPlugin } from '../../src/runtime/fastify.js'
+import { contextSql, type ContextSql, type ContextStrategy } from '../../src/runtime/context-sql.js'
+import { requireTenant } from '../../src/runtime/context.js'
 import { tenantPool, type Queryable, type TenantPool } from '../../src/runtime/pg.js'
 import { quoteIdent } from '../../src/sql/quote.js'
 import { isMain } from '../shared/generator.js'
@@ -38,6 +47,8 @@ export interface ApiOptions {
   readonly jwtSecret: string
   /** Fastify's logger option (default off). */
   readonly logger?: boolean
+  /** How the tenant and the scopes reach the database: `set_config` (default) or `set-local` (Citus). */
+  readonly context?: { readonly strategy: ContextStrategy }
 }
 
 export interface Me {
@@ -68,44 +79,56 @@ const readingsQuery = {
   additionalProperties: false,
 } as const
 
+/** The statements that set each scope, the way the tenant is set (the ids become quoted literals). */
+interface Scopes {
+  readonly client: ContextSql
+  readonly customer: ContextSql
+}
+
 /**
  * Run `fn` in one transaction of the caller's organization, as the caller: find them in `users`
  * (row-level security hides other organizations' users), then narrow to their client or customer.
+ * `fn` gets the organization's id too, for the queries' explicit tenant predicate.
  */
-async function asCaller<T>(db: TenantPool, fn: (tx: Queryable, me: Me) => Promise<T>): Promise<T> {
+async function asCaller<T>(db: TenantPool, scopes: Scopes, fn: (tx: Queryable, me: Me, org: string) => Promise<T>): Promise<T> {
   const principal = currentAuth()?.principal
   if (principal?.kind !== 'user' || !ID.test(principal.userId)) throw new HttpProblemError(HttpErrorCodes.NOT_A_MEMBER)
   const userId = principal.userId
   return db.transaction(async (tx) => {
-    const me = (await tx.query<Me>('SELECT id, email, name, role, client_id, customer_id FROM users WHERE id = $1', [userId])).rows[0]
+    const org = requireTenant()
+    const me = (await tx.query<Me>('SELECT id, email, name, role, client_id, customer_id FROM users WHERE org_id = $1 AND id = $2', [org, userId])).rows[0]
     if (me === undefined) throw new HttpProblemError(HttpErrorCodes.NOT_A_MEMBER)
-    if (me.role === 'client_admin') await tx.query('SELECT set_config($1, $2, true)', [CLIENT_SETTING, String(me.client_id)])
-    if (me.role === 'customer_user') await tx.query('SELECT set_config($1, $2, true)', [CUSTOMER_SETTING, String(me.customer_id)])
-    return fn(tx, me)
+    if (me.role === 'client_admin') await tx.query(scopes.client.statement(String(me.client_id)))
+    if (me.role === 'customer_user') await tx.query(scopes.customer.statement(String(me.customer_id)))
+    return fn(tx, me, org)
   })
 }
 
 const CUSTOMER_COLUMNS = 'c.id, c.client_id, c.account_number, c.meter_number, c.name, c.service_address, c.city, c.customer_type, c.status'
 // Invoices and readings are reached through customer, so the client scope (on customer) narrows them too.
 const INVOICE_COLUMNS = 'i.id, i.invoice_number, i.customer_id, i.issued_on, i.due_on, i.energy_charges, i.demand_charges, i.fixed_charges, i.taxes, i.total, i.currency, i.status'
+/** Invoices joined to their customer on the composite key (the organization and the id). */
+const INVOICES = 'invoice i JOIN customer c ON c.org_id = i.org_id AND c.id = i.customer_id'
 
 /** Build the API (not listening): `app.inject(…)` in tests, `app.listen(…)` to serve. */
 export async function buildApp(options: ApiOptions): Promise<FastifyInstance> {
-  const db = tenantPool(options.pool)
+  const strategy = options.context?.strategy ?? 'set_config'
+  const db = tenantPool(options.pool, { strategy })
+  const scopes: Scopes = { client: contextSql({ strategy, setting: CLIENT_SETTING }), customer: contextSql({ strategy, setting: CUSTOMER_SETTING }) }
   const app = Fastify({ logger: options.logger ?? false })
   await app.register(tenantPlugin, { jwt: { secret: options.jwtSecret }, logger: app.log })
   app.setErrorHandler(problemErrorHandler({ logger: app.log }))
 
-  app.get('/me', async () => asCaller(db, async (_tx, me) => me))
+  app.get('/me', async () => asCaller(db, scopes, async (_tx, me) => me))
 
   app.get('/customers', async () =>
-    asCaller(db, async (tx) => (await tx.query(`SELECT ${CUSTOMER_COLUMNS} FROM customer c ORDER BY c.id LIMIT 500`)).rows),
+    asCaller(db, scopes, async (tx, _me, org) => (await tx.query(`SELECT ${CUSTOMER_COLUMNS} FROM customer c WHERE c.org_id = $1 ORDER BY c.id LIMIT 500`, [org])).rows),
   )
 
   app.get<{ Params: { id: string } }>('/customers/:id', async (request) => {
     const id = idParam(request.params.id)
-    return asCaller(db, async (tx) => {
-      const row = (await tx.query(`SELECT ${CUSTOMER_COLUMNS} FROM customer c WHERE c.id = $1`, [id])).rows[0]
+    return asCaller(db, scopes, async (tx, _me, org) => {
+      const row = (await tx.query(`SELECT ${CUSTOMER_COLUMNS} FROM customer c WHERE c.org_id = $1 AND c.id = $2`, [org, id])).rows[0]
       if (row === undefined) throw notFound()
       return row
     })
@@ -114,30 +137,30 @@ export async function buildApp(options: ApiOptions): Promise<FastifyInstance> {
   app.get<{ Params: { id: string }; Querystring: { from?: string; to?: string; limit: number } }>('/customers/:id/readings', { schema: { querystring: readingsQuery } }, async (request) => {
     const id = idParam(request.params.id)
     const { from = '1970-01-01T00:00:00Z', to = '9999-12-31T00:00:00Z', limit } = request.query
-    return asCaller(db, async (tx) => {
-      if ((await tx.query('SELECT 1 FROM customer WHERE id = $1', [id])).rowCount === 0) throw notFound()
+    return asCaller(db, scopes, async (tx, _me, org) => {
+      if ((await tx.query('SELECT 1 FROM customer WHERE org_id = $1 AND id = $2', [org, id])).rowCount === 0) throw notFound()
       const { rows } = await tx.query(
         `SELECT r.reading_at, r.kwh, r.demand_kw, r.tou_period, r.quality
            FROM meter_reading r
-          WHERE r.customer_id = $1 AND r.reading_at >= $2 AND r.reading_at < $3
+          WHERE r.org_id = $1 AND r.customer_id = $2 AND r.reading_at >= $3 AND r.reading_at < $4
           ORDER BY r.reading_at
-          LIMIT $4`,
-        [id, from, to, limit],
+          LIMIT $5`,
+        [org, id, from, to, limit],
       )
       return { customerId: id, readings: rows }
     })
   })
 
   app.get('/invoices', async () =>
-    asCaller(db, async (tx) => (await tx.query(`SELECT ${INVOICE_COLUMNS} FROM invoice i JOIN customer c ON c.id = i.customer_id ORDER BY i.id LIMIT 500`)).rows),
+    asCaller(db, scopes, async (tx, _me, org) => (await tx.query(`SELECT ${INVOICE_COLUMNS} FROM ${INVOICES} WHERE i.org_id = $1 ORDER BY i.id LIMIT 500`, [org])).rows),
   )
 
   app.get<{ Params: { id: string } }>('/invoices/:id', async (request) => {
     const id = idParam(request.params.id)
-    return asCaller(db, async (tx) => {
-      const invoice = (await tx.query(`SELECT ${INVOICE_COLUMNS} FROM invoice i JOIN customer c ON c.id = i.customer_id WHERE i.id = $1`, [id])).rows[0]
+    return asCaller(db, scopes, async (tx, _me, org) => {
+      const invoice = (await tx.query(`SELECT ${INVOICE_COLUMNS} FROM ${INVOICES} WHERE i.org_id = $1 AND i.id = $2`, [org, id])).rows[0]
       if (invoice === undefined) throw notFound()
-      const lines = (await tx.query('SELECT line_no, kind, description, quantity, unit, unit_price, amount FROM invoice_line WHERE invoice_id = $1 ORDER BY line_no', [id])).rows
+      const lines = (await tx.query('SELECT line_no, kind, description, quantity, unit, unit_price, amount FROM invoice_line WHERE org_id = $1 AND invoice_id = $2 ORDER BY line_no', [org, id])).rows
       return { ...invoice, lines }
     })
   })
@@ -151,10 +174,11 @@ if (isMain(import.meta.url)) {
   const secret = process.env['JWT_SECRET']
   if (url === undefined || secret === undefined) throw new Error('set DATABASE_URL (a login role that is a member of the app role) and JWT_SECRET (at least 32 bytes)')
   const role = process.env['APP_ROLE'] ?? 'tenantize_app'
+  const strategy = process.env['CONTEXT_STRATEGY'] === 'set-local' ? 'set-local' : 'set_config'
   const pool = new pgModule.Pool({ connectionString: url })
   pool.on('connect', (client) => {
     client.query(`SET ROLE ${quoteIdent(role)}`).catch((error: unknown) => client.emit('error', error))
   })
-  const app = await buildApp({ pool, jwtSecret: secret, logger: true })
+  const app = await buildApp({ pool, jwtSecret: secret, logger: true, context: { strategy } })
   await app.listen({ host: '127.0.0.1', port: Number(process.env['PORT'] ?? 3000) })
 }
