@@ -142,6 +142,11 @@ export async function citusDatabase(fileUrl: string): Promise<CitusDatabase | Ci
     console.log(`# Citus tests skipped: ${cluster.unavailable}`)
     return cluster
   }
+  return databaseOn(cluster, fileUrl)
+}
+
+/** A fresh database for the test file `fileUrl` on every node of `cluster` (dropped after the file). */
+async function databaseOn(cluster: { adminUrl: string; workers: number[] }, fileUrl: string): Promise<CitusDatabase> {
   const label = basename(fileURLToPath(fileUrl)).replace(/\.test\.ts$/, '').replace(/[^a-z0-9]+/gi, '_').toLowerCase().slice(0, 30)
   const token = randomBytes(4).toString('hex')
   const name = `tzc_${label}_${token}`
@@ -183,6 +188,63 @@ export async function citusDatabase(fileUrl: string): Promise<CitusDatabase | Ci
       const role = `${name}_${label}`
       if (Buffer.byteLength(role) > 63) throw new Error(`role name ${role} is longer than 63 bytes: use a shorter label`)
       return role
+    },
+  }
+}
+
+/** A cluster of this test file's own, with wal_level switchable (the shared one runs with replica). */
+export interface CitusLogicalCluster {
+  /** A fresh database on it, as {@link citusDatabase} gives on the shared cluster. */
+  readonly db: CitusDatabase
+  /** `ALTER SYSTEM SET wal_level = 'logical'` on every node and restart them (connections to them end). */
+  enableLogical(): Promise<void>
+}
+
+const LOGICAL_PORT = 9710
+const LOGICAL_DIR = '/tmp/tenantize-citus-logical'
+
+function clusterSh(command: 'start' | 'stop'): { ok: boolean; output: string } {
+  const run = spawnSync('bash', [CLUSTER_SH, command], { encoding: 'utf8', env: { ...process.env, CITUS_PORT: String(LOGICAL_PORT), CITUS_DIR: LOGICAL_DIR } })
+  return { ok: run.status === 0, output: (run.stderr || run.stdout).trim().slice(0, 400) }
+}
+
+/**
+ * A 3-node Citus cluster of its own for the file (coordinator 127.0.0.1:9710, workers :9711 and :9712, data in
+ * /tmp/tenantize-citus-logical), started with cluster.sh as the shared one but never shared: it starts with
+ * wal_level = replica, {@link CitusLogicalCluster.enableLogical} switches every node to logical (what
+ * `create_distributed_table_concurrently` and logical shard moves need, refused on the shared cluster), and it is
+ * stopped and removed when the file's tests end. Skips with the reason when Citus is not installed; fails the
+ * file when `TENANTIZE_TEST_CITUS=required`.
+ */
+export async function citusLogicalCluster(fileUrl: string): Promise<CitusLogicalCluster | CitusUnavailable> {
+  if (process.env['TENANTIZE_TEST_CITUS'] === 'skip') return { unavailable: 'TENANTIZE_TEST_CITUS=skip (the Citus tests run in the other pass)' }
+  const unavailable = (why: string): CitusUnavailable => {
+    if (process.env['TENANTIZE_TEST_CITUS'] === 'required') throw new Error(`a Citus cluster is required (TENANTIZE_TEST_CITUS=required): ${why}`)
+    console.log(`# Citus tests skipped: ${why}`)
+    return { unavailable: why }
+  }
+  if (!existsSync(CITUS_SO)) return unavailable(`Citus is not installed into PostgreSQL 15 (${CITUS_SO} is missing): run ../shared/citus/build.sh (as root; several minutes once)`)
+  if (!existsSync(CLUSTER_SH)) return unavailable(`${CLUSTER_SH} is missing: the tests expect ../shared/citus beside the project`)
+  // A cluster left by an interrupted run of this file: remove it first (it is this file's alone).
+  clusterSh('stop')
+  const started = clusterSh('start')
+  after(() => {
+    clusterSh('stop')
+  })
+  const adminUrl = urlOf(LOGICAL_PORT, 'postgres')
+  if (!started.ok || !(await coordinatorAnswers(adminUrl))) return unavailable(`cluster.sh start on port ${LOGICAL_PORT} failed: ${started.output}`)
+  const workers = [LOGICAL_PORT + 1, LOGICAL_PORT + 2]
+  const db = await databaseOn({ adminUrl, workers }, fileUrl)
+  return {
+    db,
+    async enableLogical() {
+      for (const [i, port] of [LOGICAL_PORT, ...workers].entries()) {
+        await runSql(urlOf(port, 'postgres'), "ALTER SYSTEM SET wal_level = 'logical'")
+        const dir = `${LOGICAL_DIR}/${['c', 'w1', 'w2'][i]!}`
+        const ctl = `/usr/lib/postgresql/15/bin/pg_ctl -D '${dir}' -l '${dir}.log' -w restart >/dev/null`
+        const run = process.getuid?.() === 0 ? spawnSync('su', ['postgres', '-s', '/bin/bash', '-c', ctl], { encoding: 'utf8' }) : spawnSync('bash', ['-c', ctl], { encoding: 'utf8' })
+        if (run.status !== 0) throw new Error(`restarting the node on port ${port} failed: ${(run.stderr || run.stdout).trim().slice(0, 400)}`)
+      }
     },
   }
 }
