@@ -55,7 +55,7 @@ function stepUnit(step: Step, index: number, direction: 'up' | 'down', options: 
   }
 }
 
-/** Batched keyset backfill: bounded batches, each its own transaction, progress kept for a restart. */
+/** Batched keyset backfill: bounded batches, each one statement and its own transaction, progress kept with it for a restart. */
 async function backfill(ctx: UnitContext, name: string, step: Step, options: ApplyOptions): Promise<void> {
   const spec = step.backfill!
   const client = ctx.client
@@ -75,28 +75,27 @@ async function backfill(ctx: UnitContext, name: string, step: Step, options: App
   const total = done + remaining
   const started = performance.now()
   let doneHere = 0
+  const keyOf = (row: Record<string, string | number | null>): (string | null)[] => spec.keyColumns.map((_, i) => row[`k${i + 1}`] as string | null)
   for (;;) {
     if (upperRow.length === 0) break
     let row: Record<string, string | number | null> | undefined
+    const params = [...(last ?? spec.keyColumns.map(() => null)), size, ...upperRow]
     await ctx.retrying(`${step.table ?? name} backfill`, async () => {
+      if (spec.savesProgress === true) {
+        // One statement, its own transaction: the batch and its progress row commit together, in one round trip.
+        row = (await client.query<Record<string, string | number | null>>(spec.batchSql, [...params, APPLY_SCOPE, name, JSON.stringify(upperRow), done])).rows[0]
+        return
+      }
+      // A plan frozen by an earlier version: its batch statement leaves the progress row to this transaction.
       await client.query('BEGIN')
       try {
-        const params = [...(last ?? spec.keyColumns.map(() => null)), size, ...upperRow]
         row = (await client.query<Record<string, string | number | null>>(spec.batchSql, params)).rows[0]
         if (row !== undefined) {
-          const key = spec.keyColumns.map((_, i) => row![`k${i + 1}`] as string | null)
-          if (last !== null && key.every((k, i) => k === last![i])) {
-            throw new TenantizeError(ErrorCodes.MIGRATION_FAILED, `the backfill made no progress: the batch after key (${key.join(', ')}) ended at the same key`, {
-              object: step.table ?? name,
-              fix: 'report it with the table definition; the key columns must have a total order (a primary key or NOT NULL unique key)',
-            })
-          }
           await client.query(
             `INSERT INTO tenantize.backfill_progress (scope, step, last_key, rows_done) VALUES ($1, $2, $3, $4)
              ON CONFLICT (scope, step) DO UPDATE SET last_key = EXCLUDED.last_key, rows_done = EXCLUDED.rows_done, updated_at = clock_timestamp()`,
-            [APPLY_SCOPE, name, JSON.stringify({ last: key, upper: upperRow, text: true }), done + Number(row['updated'])],
+            [APPLY_SCOPE, name, JSON.stringify({ last: keyOf(row), upper: upperRow, text: true }), done + Number(row['updated'])],
           )
-          crashPoint('batch')
         }
         await client.query('COMMIT')
       } catch (error) {
@@ -105,7 +104,15 @@ async function backfill(ctx: UnitContext, name: string, step: Step, options: App
       }
     })
     if (row === undefined) break
-    last = spec.keyColumns.map((_, i) => row![`k${i + 1}`] as string | null)
+    crashPoint('batch')
+    const key = keyOf(row)
+    if (last !== null && key.every((k, i) => k === last![i])) {
+      throw new TenantizeError(ErrorCodes.MIGRATION_FAILED, `the backfill made no progress: the batch after key (${key.join(', ')}) ended at the same key`, {
+        object: step.table ?? name,
+        fix: 'report it with the table definition; the key columns must have a total order (a primary key or NOT NULL unique key)',
+      })
+    }
+    last = key
     done += Number(row['updated'])
     doneHere += Number(row['updated'])
     const seconds = (performance.now() - started) / 1000

@@ -6,7 +6,7 @@
  * Points: `unit-start` (a unit's start is logged, nothing of it ran), `statement` (a statement of a unit
  * ran: inside the open transaction of a transactional unit, or between two statements of a no-transaction
  * one), `unit-end` (a unit is done and in the ledger, its finish not logged), `batch` (a backfill batch
- * updated its rows and saved its progress, not yet committed).
+ * updated its rows and saved its progress in one statement, committed; the process has not yet acted on it).
  */
 export type CrashPoint = 'unit-start' | 'statement' | 'unit-end' | 'batch'
 

@@ -89,7 +89,7 @@ export function compile(o: Operation): string {
     case 'attachIndex':
       return `ALTER INDEX ${rel(o.index)} ATTACH PARTITION ${rel(o.partitionIndex)}`
     case 'createTrigger':
-      return `CREATE TRIGGER ${quoteIdent(o.name)} ${o.timing} ${o.events.sql} ON ${rel(o.table)} FOR EACH ${o.level ?? 'ROW'} EXECUTE FUNCTION ${rel(o.fn)}(${(o.args ?? []).map(value).join(', ')})`
+      return `CREATE TRIGGER ${quoteIdent(o.name)} ${o.timing} ${o.events.sql} ON ${rel(o.table)} FOR EACH ${o.level ?? 'ROW'}${o.when === undefined ? '' : ` WHEN (${o.when.sql})`} EXECUTE FUNCTION ${rel(o.fn)}(${(o.args ?? []).map(value).join(', ')})`
     case 'createSequence':
       return `CREATE SEQUENCE IF NOT EXISTS ${rel(o.sequence)}`
     case 'dropSequence':

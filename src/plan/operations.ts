@@ -74,7 +74,8 @@ export type Operation =
   | { readonly op: 'dropIndex'; readonly index: Rel; readonly concurrently: boolean; readonly ifExists: boolean }
   | { readonly op: 'renameIndex'; readonly index: Rel; readonly to: string }
   | { readonly op: 'attachIndex'; readonly index: Rel; readonly partitionIndex: Rel }
-  | { readonly op: 'createTrigger'; readonly table: Rel; readonly name: string; readonly timing: 'BEFORE' | 'AFTER'; readonly events: SqlText; readonly fn: Rel; readonly level?: 'ROW' | 'STATEMENT'; readonly args?: readonly Literal[] }
+  /** `when`: the trigger's `WHEN (…)` condition; the function is not even called for the other rows. */
+  | { readonly op: 'createTrigger'; readonly table: Rel; readonly name: string; readonly timing: 'BEFORE' | 'AFTER'; readonly events: SqlText; readonly fn: Rel; readonly level?: 'ROW' | 'STATEMENT'; readonly when?: SqlText; readonly args?: readonly Literal[] }
   | { readonly op: 'createSequence'; readonly sequence: Rel }
   | { readonly op: 'dropSequence'; readonly sequence: Rel }
   | { readonly op: 'dropTrigger'; readonly table: Rel; readonly name: string }

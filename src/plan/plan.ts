@@ -311,15 +311,13 @@ export function planConversion(catalog: Catalog, config: TenantizeConfig): Plan 
 /** target citus: the steps of ./citus.ts at the end of enforce, or TZ_CONFIG naming what Citus would refuse. */
 function citusSteps(ctx: Ctx, tables: readonly TenantTable[]): void {
   const tenant = tables.filter((t) => t.cfg.class !== 'root')
-  const fillTrigger = (t: TenantTable): Operation | undefined =>
-    t.existing === undefined && t.cfg.class === 'child' && ctx.deriveChildren && t.cfg.path?.reverse !== true
-      ? { op: 'createTrigger', table: t.rel, name: FILL_TRIGGER, timing: 'BEFORE', events: sqlText('INSERT OR UPDATE'), fn: { schema: 'tenantize', name: objectName('fill', t.table!.schema, t.table!.name) } }
-      : undefined
+  const fillTriggerOf = (t: TenantTable): Operation | undefined =>
+    t.existing === undefined && t.cfg.class === 'child' && ctx.deriveChildren && t.cfg.path?.reverse !== true ? fillTrigger(t) : undefined
   const citus = citusPlan({
     catalog: ctx.catalog,
     config: ctx.config,
     rootKey: ctx.rootKey,
-    tables: tenant.map((t) => ({ key: t.key, rel: t.rel, table: t.table!, column: t.column, rows: t.rows, reverse: t.cfg.class === 'child' && ctx.deriveChildren && t.cfg.path?.reverse === true, ...(fillTrigger(t) === undefined ? {} : { fillTrigger: fillTrigger(t)! }) })),
+    tables: tenant.map((t) => ({ key: t.key, rel: t.rel, table: t.table!, column: t.column, rows: t.rows, reverse: t.cfg.class === 'child' && ctx.deriveChildren && t.cfg.path?.reverse === true, ...(fillTriggerOf(t) === undefined ? {} : { fillTrigger: fillTriggerOf(t)! }) })),
     planned: ctx.steps,
     compositeForeignKeys: ctx.compositeForeignKeys,
     helperCall: CURRENT_TENANT_FN,
@@ -444,7 +442,7 @@ BEGIN
 END
 `,
         },
-        { op: 'createTrigger', table: t.rel, name: FILL_TRIGGER, timing: 'BEFORE', events: sqlText('INSERT OR UPDATE'), fn },
+        fillTrigger(t),
       ],
       down: [{ op: 'dropTrigger', table: t.rel, name: FILL_TRIGGER }, { op: 'dropFunction', name: fn, args: '' }, { op: 'dropColumn', table: t.rel, column: t.column }],
       lockHeld: 'brief',
@@ -523,6 +521,17 @@ END
       preconditions: foreignTenantRows(ctx, t.key, t.column),
     })
   }
+}
+
+/**
+ * The trigger that gives a derived tenant column its parent's tenant on rows written while the backfill runs.
+ * `WHEN (NEW.col IS NULL)`: it fires only for a row without a tenant, as the function itself would decide
+ * (in a BEFORE trigger the condition is checked just before the call), so the backfill's own UPDATE, which
+ * sets the column, does not call the function for each of its rows.
+ */
+function fillTrigger(t: TenantTable): Operation {
+  const fn: Rel = { schema: 'tenantize', name: objectName('fill', t.table!.schema, t.table!.name) }
+  return { op: 'createTrigger', table: t.rel, name: FILL_TRIGGER, timing: 'BEFORE', events: sqlText('INSERT OR UPDATE'), fn, when: sqlText(`NEW.${quoteIdent(t.column)} IS NULL`) }
 }
 
 /**
@@ -620,18 +629,36 @@ function backfillOf(t: TenantTable, parentSql: string, parentCol: string, fkColu
   // (or TID) range scan. Joined to the batch's keys instead, it hashed the whole table once per batch: the
   // new tenant column has no statistics, so it expected few rows still to fill and chose a sequential scan.
   const row = (prefix: string): string => `(${k.map((x) => `${prefix}${x}`).join(', ')})`
+  // A table without a key pages by row address. Sorted (ORDER BY ctid LIMIT n), a batch would read and sort
+  // every row after the previous batch, each time. Unsorted, the TID range scan stops after n rows: the batch
+  // is then everything after the previous batch's last address up to the highest address it found, a
+  // contiguous range whichever order the rows came in, so no row is skipped or filled twice.
+  const byAddress = keys.length === 1 && keys[0] === 'ctid'
+  const n = keys.length
+  const param = (i: number): string => `$${i}`
   const batchSql = `WITH batch AS (
-  SELECT ${k.join(', ')} FROM ${t.sql} WHERE ${after} AND ${upper} ORDER BY ${k.join(', ')} LIMIT ${limit}
-), first AS (
+  SELECT ${k.join(', ')} FROM ${t.sql} WHERE ${after} AND ${upper}${byAddress ? '' : ` ORDER BY ${k.join(', ')}`} LIMIT ${limit}
+), ${byAddress
+    ? `last AS (
+  SELECT max(${k[0]}) AS ${k[0]} FROM batch HAVING count(*) > 0
+)`
+    : `first AS (
   SELECT ${k.join(', ')} FROM batch ORDER BY ${k.join(', ')} LIMIT 1
 ), last AS (
   SELECT ${k.join(', ')} FROM batch ORDER BY ${k.map((x) => `${x} DESC`).join(', ')} LIMIT 1
-), filled AS (
+)`}, filled AS (
   UPDATE ${t.sql} AS c SET ${col} = p.${parentCol}
   FROM ${parentSql} AS p
-  WHERE ${row('c.')} >= (SELECT ${k.join(', ')} FROM first) AND ${row('c.')} <= (SELECT ${k.join(', ')} FROM last)
+  WHERE ${byAddress ? `($1::tid IS NULL OR (c.${k[0]}) > ($1::tid))` : `${row('c.')} >= (SELECT ${k.join(', ')} FROM first)`} AND ${row('c.')} <= (SELECT ${k.join(', ')} FROM last)
     AND ${pending('c', 'p')} AND ${fkColumns.map((c, i) => `p.${quoteIdent(parentColumns[i]!)} = c.${quoteIdent(c)}`).join(' AND ')}
   RETURNING 1
+), saved AS (
+  INSERT INTO tenantize.backfill_progress (scope, step, last_key, rows_done)
+  SELECT ${param(2 * n + 2)}::text, ${param(2 * n + 3)}::text,
+         pg_catalog.jsonb_build_object('last', pg_catalog.jsonb_build_array(${k.map((x) => `last.${x}::text`).join(', ')}), 'upper', ${param(2 * n + 4)}::jsonb, 'text', true),
+         ${param(2 * n + 5)}::bigint + (SELECT count(*) FROM filled)
+  FROM last
+  ON CONFLICT (scope, step) DO UPDATE SET last_key = EXCLUDED.last_key, rows_done = EXCLUDED.rows_done, updated_at = pg_catalog.clock_timestamp()
 )
 SELECT (SELECT count(*) FROM filled)::int AS updated, ${k.map((x, i) => `last.${x}::text AS k${i + 1}`).join(', ')}
 FROM last`
@@ -657,7 +684,7 @@ $tenantize$`
   const remainingSql = reverse
     ? `SELECT count(*)::bigint AS remaining FROM ${t.sql} AS c WHERE EXISTS (SELECT FROM ${parentSql} AS p WHERE ${join('c', 'p')} AND ${pending('c', 'p')})`
     : `SELECT count(*)::bigint AS remaining FROM ${t.sql} WHERE ${col} IS NULL`
-  return { table: t.sql, keyColumns: k, batchSql, upperKeySql, remainingSql, loopSql, reverse }
+  return { table: t.sql, keyColumns: k, batchSql, savesProgress: true, upperKeySql, remainingSql, loopSql, reverse }
 }
 
 /**

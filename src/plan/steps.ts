@@ -23,12 +23,20 @@ export interface Backfill {
   /** Quoted key columns used for keyset pagination (the primary key). */
   readonly keyColumns: readonly string[]
   /**
-   * One batch: `$1` … `$n` are the last key of the previous batch (the first batch passes NULLs), `$n+1`
-   * the batch size, `$n+2` … `$2n+1` the highest key when the backfill started (rows added later are
-   * filled by the trigger). Returns `updated` (rows changed) and the last key (`k1` … `kn`, as text: pass
-   * them back as they are) of the batch, or no row when nothing is left.
+   * One batch, one statement (run it on its own, not in a transaction block: it is its own transaction):
+   * `$1` … `$n` are the last key of the previous batch (the first batch passes NULLs), `$n+1` the batch
+   * size, `$n+2` … `$2n+1` the highest key when the backfill started (rows added later are filled by the
+   * trigger). With {@link savesProgress}, the same statement keeps the batch's progress in
+   * `tenantize.backfill_progress`: `$2n+2` the scope, `$2n+3` the step, `$2n+4` the highest key as a JSON
+   * array of texts, `$2n+5` the rows done before this batch. Returns `updated` (rows changed) and the last
+   * key (`k1` … `kn`, as text: pass them back as they are) of the batch, or no row when nothing is left.
    */
   readonly batchSql: string
+  /**
+   * {@link batchSql} saves the progress row itself (one round trip per batch). Absent in a plan frozen by an
+   * earlier version, whose batch statement does not: `apply` then saves it in the batch's transaction.
+   */
+  readonly savesProgress?: true
   /** The highest key now (`k1` … `kn`), or no row for an empty table: where the batches stop. */
   readonly upperKeySql: string
   /** Counts rows still to fill (for progress). */
