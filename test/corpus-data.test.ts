@@ -21,6 +21,14 @@ await db.sql(`
     CONSTRAINT permissions_has_no_empty_parts CHECK (NOT (permissions::text ~ '([\\{,]:|::|:[,\\}])'::text) AND NOT (''::text = ANY (permissions::text[]))),
     CONSTRAINT predefined_role_cannot_have_permissions CHECK (organization_id IS NOT NULL OR cardinality(permissions) = 0)
   );
+  -- lago's memberships and membership_roles: a composite foreign key that carries the tenant column.
+  CREATE TABLE memberships (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), organization_id uuid NOT NULL REFERENCES orgs, UNIQUE (id, organization_id));
+  CREATE TABLE membership_roles (
+    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    membership_id uuid NOT NULL,
+    organization_id uuid NOT NULL,
+    CONSTRAINT membership_role_membership_fk FOREIGN KEY (membership_id, organization_id) REFERENCES memberships (id, organization_id)
+  );
   CREATE TABLE arrays (
     id serial PRIMARY KEY,
     texts text[] NOT NULL CHECK (cardinality(texts) > 0),
@@ -60,9 +68,13 @@ test('the corpus generator fills array columns of any element type, one element 
   assert.ok(rows[0]!.moods.split(',').every((m) => ['sad', 'ok', 'happy'].includes(m)), `enum array elements are labels: ${rows[0]!.moods}`)
 })
 
-test('a second tenant fills an array column whose CHECK asks for elements once the tenant column is set (lago roles.permissions)', async () => {
+test('a second tenant (a fixed tenant column) fills an array column whose CHECK then asks for elements, and a composite foreign key through the tenant column (lago roles, membership_roles)', async () => {
   const [org] = await db.sql<{ id: string }>(`INSERT INTO orgs DEFAULT VALUES RETURNING id::text`)
-  assert.equal(await fill({ tables: ['public.roles'], rows: 2, fixed: { organization_id: org!.id } }), 'every table has rows')
-  const roles = await db.sql<{ n: number }>(`SELECT count(*)::int AS n FROM roles WHERE organization_id = $1 AND cardinality(permissions) > 0`, [org!.id])
-  assert.equal(roles[0]!.n, 2)
+  assert.equal(await fill({ tables: ['public.roles', 'public.memberships', 'public.membership_roles'], rows: 2, fixed: { organization_id: org!.id } }), 'every table has rows')
+  const [counts] = await db.sql<{ roles: number; membership_roles: number }>(
+    `SELECT (SELECT count(*)::int FROM roles WHERE organization_id = $1 AND cardinality(permissions) > 0) AS roles,
+            (SELECT count(*)::int FROM membership_roles WHERE organization_id = $1) AS membership_roles`,
+    [org!.id],
+  )
+  assert.deepEqual(counts, { roles: 2, membership_roles: 2 })
 })

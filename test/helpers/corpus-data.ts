@@ -57,6 +57,8 @@ interface Group {
   /** For a plain column: candidates. For a foreign key: parent rows (by index), then NULL if allowed. */
   readonly candidates: readonly Candidate[]
   readonly nullable: boolean
+  /** For a foreign key through a fixed column: the referenced column → the fixed value its parent rows must hold. */
+  readonly pinned: Readonly<Record<string, string>>
 }
 
 interface TablePlan {
@@ -424,6 +426,13 @@ export class CorpusData {
     }
   }
 
+  /** The rows a foreign key group may point at: the parent table's, those holding the fixed values it is pinned to. */
+  private parentRows(group: Group): Row[] {
+    const rows = group.fk === null ? [] : (this.parents.get(keyOf(group.fk.references.table)) ?? [])
+    const pinned = Object.entries(group.pinned)
+    return pinned.length === 0 ? rows : rows.filter((r) => pinned.every(([c, v]) => r[c] === v))
+  }
+
   private columnFacts(t: Table, column: string): TypeFacts {
     const f = this.facts.get(`${t.oid}:${column}`)
     if (f === undefined) throw new Error(`corpus-data: no type facts for ${keyOf(t)}.${column}`)
@@ -452,18 +461,21 @@ export class CorpusData {
     const claimed = new Set<string>(skipped)
     for (const c of t.columns) {
       if (fixed[c.name] !== undefined && !claimed.has(c.name)) {
-        groups.push({ columns: [c.name], fk: null, candidates: [fixed[c.name]!], nullable: false })
+        groups.push({ columns: [c.name], fk: null, candidates: [fixed[c.name]!], nullable: false, pinned: {} })
         claimed.add(c.name)
       }
     }
     for (const fk of foreignKeysOf(this.catalog, t)) {
-      if (fk.columns.some((c) => claimed.has(c))) continue
+      // A foreign key that also goes through a fixed column (lago's (membership_id, organization_id) →
+      // memberships (id, organization_id)) takes parent rows holding the fixed value; one of fixed columns only needs none.
+      if (fk.columns.some((c) => claimed.has(c) && fixed[c] === undefined) || fk.columns.every((c) => fixed[c] !== undefined)) continue
+      const pinned = Object.fromEntries(fk.columns.flatMap((c, k) => (fixed[c] === undefined ? [] : [[fk.references.columns[k]!, fixed[c]!]])))
       const parentKey = keyOf(fk.references.table)
       const nullable = fk.columns.some((c) => t.columns.find((x) => x.name === c)?.nullable === true)
       const isBroken = broken.has(`${keyOf(t)}->${parentKey}`)
       const candidates: Candidate[] = isBroken ? [] : Array.from({ length: 20 }, (_, i) => String(i))
       if (nullable) candidates.push(null)
-      groups.push({ columns: fk.columns, fk, candidates, nullable })
+      groups.push({ columns: fk.columns, fk, candidates, nullable, pinned })
       for (const c of fk.columns) claimed.add(c)
     }
     for (const c of t.columns) {
@@ -476,7 +488,7 @@ export class CorpusData {
       if (c.default !== null) candidates.push(DEFAULT)
       const literals = [...literalsFor(c.name), ...facts.domainLiterals, ...(facts.element?.domainLiterals ?? [])].map((v) => asValueOf(facts, v))
       for (const v of [...literals, ...edgeValues(facts)]) if (!candidates.includes(v)) candidates.push(v)
-      groups.push({ columns: [c.name], fk: null, candidates, nullable: c.nullable })
+      groups.push({ columns: [c.name], fk: null, candidates, nullable: c.nullable, pinned: {} })
     }
     const plan: TablePlan = { table: t, key: keyOf(t), groups, skipped, state: { choice: groups.map(() => 0), salt: 0 } }
     this.plans.set(keyOf(t), plan)
@@ -494,7 +506,7 @@ export class CorpusData {
           for (const c of group.columns) row.set(c, null)
           continue
         }
-        const parents = this.parents.get(keyOf(group.fk.references.table)) ?? []
+        const parents = this.parentRows(group)
         const selfRows = keyOf(group.fk.references.table) === plan.key
         if (parents.length === 0 && selfRows && self !== undefined) {
           // The table's first row references itself (its own key, taken from the key's default).
@@ -578,7 +590,7 @@ export class CorpusData {
         const group = plan.groups[g]!
         let next = choice[g]! + 1
         if (group.fk !== null) {
-          const rows = this.parents.get(keyOf(group.fk.references.table))?.length ?? 0
+          const rows = this.parentRows(group).length
           const candidate = group.candidates[next]
           const nullAt = group.candidates.indexOf(null)
           if (typeof candidate === 'string' && Number(candidate) >= rows) next = nullAt > choice[g]! ? nullAt : group.candidates.length
@@ -596,7 +608,7 @@ export class CorpusData {
       const row = this.rowFor(plan, choice, i, salt, self)
       if (typeof row === 'string') {
         // A foreign key ran out of parent rows or a column of values: try the next NULL-able option.
-        const stuck = plan.groups.findIndex((g, k) => g.candidates[choice[k]!] === undefined || (g.fk !== null && typeof g.candidates[choice[k]!] === 'string' && Number(g.candidates[choice[k]!]) >= (this.parents.get(keyOf(g.fk.references.table))?.length ?? 0)))
+        const stuck = plan.groups.findIndex((g, k) => g.candidates[choice[k]!] === undefined || (g.fk !== null && typeof g.candidates[choice[k]!] === 'string' && Number(g.candidates[choice[k]!]) >= this.parentRows(g).length))
         if (stuck >= 0 && plan.groups[stuck]!.nullable && plan.groups[stuck]!.candidates.includes(null) && plan.groups[stuck]!.candidates[choice[stuck]!] !== null) {
           choice[stuck] = plan.groups[stuck]!.candidates.indexOf(null)
           continue
