@@ -175,3 +175,38 @@ test('apply fills a keyless child in batches, each row once; a batch cut short l
   assert.deepEqual(await t.sql(`SELECT count(*)::int AS fills, count(DISTINCT line)::int AS rows FROM fills`), [{ fills: 3000, rows: 3000 }], 'every row filled exactly once')
   assert.deepEqual(await t.sql(`SELECT count(*)::int AS n FROM tenantize.backfill_progress`), [{ n: 0 }])
 })
+
+test('a plan frozen by an earlier version, whose batch statement saves no progress, resumes: apply saves the progress row in the batch\'s transaction', async () => {
+  const t = await db.another('frozen')
+  await t.sql(`
+    CREATE TABLE organizations (id uuid PRIMARY KEY, slug text NOT NULL UNIQUE, name text NOT NULL);
+    INSERT INTO organizations VALUES ('${DEFAULT_TENANT}', 'default', 'Default'), ('00000000-0000-4000-8000-0000000000d2', 'other', 'Other');
+    CREATE TABLE projects (id bigint PRIMARY KEY, org_id uuid NOT NULL REFERENCES organizations (id));
+    INSERT INTO projects SELECT g, CASE WHEN g % 2 = 0 THEN '${DEFAULT_TENANT}'::uuid ELSE '00000000-0000-4000-8000-0000000000d2' END FROM generate_series(1, 100) g;
+    CREATE TABLE tasks (id bigint PRIMARY KEY, project_id bigint NOT NULL REFERENCES projects (id));
+    INSERT INTO tasks SELECT g, 1 + g % 100 FROM generate_series(1, 2000) g;`)
+  const c = new pg.Client(t.url)
+  await c.connect()
+  const config = parseConfig({ ...proposeConfig(await introspect(c), { defaultTenantId: DEFAULT_TENANT, appRole: t.role('app'), tenantTable: { schema: 'public', name: 'organizations' } }).config, batchSize: 200 })
+  const timeouts = { lockTimeoutMs: 500, retryDelayMs: 50, tries: 3 }
+  let seen = 0
+  const stopped = await apply({ databaseUrl: t.url, config, phase: 'schema', timeouts, batchPauseMs: 0, onEvent: (e) => {
+    if (e.event === 'progress' && ++seen === 3) throw new Error('stopped after 3 batches')
+  } }).then(() => undefined, (e: unknown) => e)
+  assert.match(String(stopped), /stopped after 3 batches/)
+  // The frozen plan as an earlier version wrote it: no `saved` CTE, no savesProgress.
+  const frozen = (await c.query<{ id: string; plan: { steps: Step[] } }>('SELECT id, plan FROM tenantize.plans')).rows[0]!
+  const steps = frozen.plan.steps.map((s) => {
+    if (s.backfill === undefined) return s
+    const { savesProgress: _, ...old } = s.backfill
+    return { ...s, backfill: { ...old, batchSql: old.batchSql.replace(/\), saved AS \([\s\S]*?\n\)\n/, ')\n') } }
+  })
+  assert.equal(steps.filter((s) => s.backfill !== undefined && !s.backfill.batchSql.includes('backfill_progress')).length, 1)
+  await c.query('UPDATE tenantize.plans SET plan = $1 WHERE id = $2', [JSON.stringify({ ...frozen.plan, steps }), frozen.id])
+  await c.end()
+
+  const progress: number[] = []
+  await apply({ databaseUrl: t.url, config, phase: 'schema', timeouts, batchPauseMs: 0, onEvent: (e) => { if (e.event === 'progress') progress.push(e.done) } })
+  assert.deepEqual(progress, [800, 1000, 1200, 1400, 1600, 1800, 2000], 'resumed after the 3 saved batches, then batch by batch')
+  assert.deepEqual(await t.sql(`SELECT count(*)::int AS n FROM tasks t JOIN projects p ON p.id = t.project_id WHERE t.org_id IS DISTINCT FROM p.org_id`), [{ n: 0 }])
+})
