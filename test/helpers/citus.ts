@@ -52,11 +52,43 @@ function urlOf(port: number, database: string): string {
   return `postgres://postgres@${HOST}:${port}/${encodeURIComponent(database)}`
 }
 
+/**
+ * Errors a loaded machine gives that pass when tried again: a connection that timed out, a node at its
+ * connection limit or still starting, and CREATE DATABASE while another session uses template1 (several
+ * test files create their databases at once).
+ */
+function transient(error: unknown): boolean {
+  const e = error as { code?: string; message?: string }
+  return ['53300', '57P03', '55006'].includes(e.code ?? '') || /timeout expired|Connection terminated due to connection timeout/i.test(e.message ?? '')
+}
+
+/** Run `work` with a fresh client, tried again (up to 6 times over about 30 s) on transient errors. */
+async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>, attempts = 6): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 15000 })
+    client.on('error', () => undefined)
+    try {
+      await client.connect()
+      return await work(client)
+    } catch (error) {
+      if (attempt >= attempts || !transient(error)) throw error
+      await new Promise((r) => setTimeout(r, 500 * attempt * attempt))
+    } finally {
+      await client.end().catch(() => undefined)
+    }
+  }
+}
+
 async function runSql<R extends pg.QueryResultRow>(url: string, text: string, values?: unknown[]): Promise<R[]> {
+  return withClient(url, async (client) => (await client.query<R>(text, values)).rows)
+}
+
+/** One try, short timeout: is anything answering? */
+async function probeSql<R extends pg.QueryResultRow>(url: string, text: string): Promise<R[]> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 })
   await client.connect()
   try {
-    return (await client.query<R>(text, values)).rows
+    return (await client.query<R>(text)).rows
   } finally {
     await client.end()
   }
@@ -64,18 +96,14 @@ async function runSql<R extends pg.QueryResultRow>(url: string, text: string, va
 
 /** Run statements one after the other on one connection (each its own implicit transaction). */
 async function runStatements(url: string, statements: readonly string[]): Promise<void> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 })
-  await client.connect()
-  try {
+  await withClient(url, async (client) => {
     for (const text of statements) await client.query(text)
-  } finally {
-    await client.end()
-  }
+  })
 }
 
 async function coordinatorAnswers(adminUrl: string): Promise<boolean> {
   try {
-    const rows = await runSql<{ v: string | null }>(adminUrl, "SELECT (SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'citus') AS v")
+    const rows = await probeSql<{ v: string | null }>(adminUrl, "SELECT (SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'citus') AS v")
     return rows[0]?.v !== null && rows[0]?.v !== undefined
   } catch {
     return false
