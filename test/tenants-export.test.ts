@@ -175,6 +175,35 @@ test('export an imported tenant as a standalone database with the schema before 
     }
   })
 
+  await t.test('a table created after the conversion that references the tenant table the export removes: refused before anything is written, naming the table and the fix', async () => {
+    await db.sql(`CREATE TABLE public.invoices_v2 (id bigserial PRIMARY KEY, org_id uuid NOT NULL REFERENCES public.organizations (id), number text NOT NULL, total numeric NOT NULL, UNIQUE (org_id, number))`)
+    await db.sql(`INSERT INTO public.invoices_v2 (org_id, number, total) VALUES ($1, 'V2-1', 10), ($1, 'V2-2', 20)`, [helios])
+    // Another one keyed by a tenant table's composite key (org_id, id): org_id is a column the conversion added.
+    await db.sql(`CREATE TABLE public.invoice_notes (id bigserial PRIMARY KEY, org_id uuid NOT NULL, invoice_id bigint NOT NULL, body text, FOREIGN KEY (org_id, invoice_id) REFERENCES public.invoice (org_id, id))`)
+    const dir = await mkdtemp(join(tmpdir(), 'tz-export-'))
+    try {
+      const out = await db.another('tz_export_v2')
+      const refused = (e: unknown): boolean => {
+        assert.ok(e instanceof entry.TenantizeError, String(e))
+        assert.equal(e.code, 'TZ_TENANT')
+        assert.deepEqual(e.problems.map((p) => p.object), ['public.invoice_notes invoice_notes_org_id_invoice_id_fkey', 'public.invoices_v2 invoices_v2_org_id_fkey'], e.message)
+        assert.match(e.message, /nothing was exported/)
+        assert.match(e.problems[0]!.message, /created after the conversion and references public\.invoice\.org_id, a column the conversion added/)
+        assert.match(e.problems[1]!.message, /created after the conversion and references public\.organizations, a table the conversion created/)
+        assert.equal(e.problems[1]!.fix, `copy the tenant's rows of this table yourself (psql -c "\\copy (SELECT * FROM "public"."invoices_v2" WHERE "org_id" = '${helios}') TO 'invoices_v2.csv' CSV HEADER"), then export from a copy of the database without the table`)
+        return true
+      }
+      await assert.rejects(entry.exportTenant({ ...base, tenant: 'helios', to: out.url }), refused)
+      assert.deepEqual(await out.sql(`SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace`), [], 'nothing was written to the target')
+      const file = join(dir, 'helios.sql')
+      await assert.rejects(entry.exportTenant({ ...base, tenant: 'helios', to: file }), refused)
+      await assert.rejects(readFile(file), /ENOENT/, 'no file was written')
+    } finally {
+      await db.sql('DROP TABLE public.invoices_v2, public.invoice_notes')
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
   await t.test('tenant refusals carry TZ_TENANT, and the CLI exits 2 with it', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'tz-export-'))
     try {

@@ -9,7 +9,7 @@ import type { Catalog, Column } from '../catalog/types.js'
 import { connect } from '../db/connect.js'
 import { dropDatabase } from '../db/provision.js'
 import { redactUrl, withDatabase } from '../db/url.js'
-import { ErrorCodes, TenantizeError, isPgServerError } from '../errors.js'
+import { ErrorCodes, TenantizeError, isPgServerError, type Problem } from '../errors.js'
 import { readLedger, type MigrateEvent } from '../migrate/index.js'
 import { findPgDump } from '../migrate/backup.js'
 import { tableKeyOf } from '../plan/config.js'
@@ -155,6 +155,37 @@ async function originalSchema(source: pg.Client, sourceUrl: string, steps: reado
   }
 }
 
+/**
+ * PURE: foreign keys of tables the conversion did not know (created after it: not in the config) into what
+ * its down path removes — the tenant table Tenantize created, its membership table, or a tenant column the
+ * conversion added. The schema before the conversion has no place for such a table's rows (its foreign key
+ * cannot be restored): the export is refused before anything is written, rather than lose them.
+ */
+export function laterReferences(catalog: Catalog, model: TenantModel, tenantId: string): Problem[] {
+  const created = new Set(model.ownsTenantTable ? model.tables.filter((t) => t.role === 'root' || t.role === 'membership').map((t) => t.key) : [])
+  const known = new Set([...Object.keys(model.config.tables), ...model.tables.filter((t) => t.role === 'root' || t.role === 'membership').map((t) => t.key)])
+  const problems: Problem[] = []
+  for (const table of catalog.tables) {
+    const key = tableKeyOf(table)
+    if (table.kind === 'partition' || table.schema === 'tenantize' || known.has(key)) continue
+    for (const c of table.constraints) {
+      if (c.type !== 'foreign key' || c.parentOid !== null) continue
+      const to = model.tables.find((t) => t.table.oid === c.references.table.oid)
+      if (to === undefined) continue
+      const what = created.has(to.key) ? `${to.key}, a table the conversion created` : to.added && c.references.columns.includes(to.column) ? `${to.key}.${to.column}, a column the conversion added` : undefined
+      if (what === undefined) continue
+      const own = model.table(key)
+      const where = own === undefined ? '' : ` WHERE ${quoteIdent(own.column)} = ${quoteLiteral(tenantId)}`
+      problems.push({
+        object: `${key} ${c.name}`,
+        message: `was created after the conversion and references ${what}: the export rebuilds the schema as it was before the conversion, which has no place for this table's rows`,
+        fix: `copy the tenant's rows of this table yourself (psql -c "\\copy (SELECT * FROM ${qualifiedName(table.schema, table.name)}${where}) TO '${table.name}.csv' CSV HEADER"), then export from a copy of the database without the table`,
+      })
+    }
+  }
+  return problems
+}
+
 /** One table to export: the columns of the original table, and which rows of the live one. */
 interface TablePlan {
   readonly key: string
@@ -280,11 +311,16 @@ export async function exportTenant(options: ExportTenantOptions): Promise<Export
   let out: WriteStream | undefined
   let complete = false
   try {
-    const model = tenantModel(await introspect(source), options.config)
+    const catalog = await introspect(source)
+    const model = tenantModel(catalog, options.config)
     await assertSeesAllTenants(source, model)
     const tenant = await findTenant(source, model, options.tenant)
     if (tenant.status === 'importing' || tenant.status === 'deleting') {
       throw new TenantizeError(ErrorCodes.TENANT, `is ${tenant.status}: its rows are incomplete`, { object: `tenant ${tenant.slug ?? tenant.id}`, fix: tenant.status === 'importing' ? 'let the import finish (run tenantize tenant import again), then export' : 'run tenantize tenant delete again to finish deleting it' })
+    }
+    const later = laterReferences(catalog, model, tenant.id)
+    if (later.length > 0) {
+      throw new TenantizeError(ErrorCodes.TENANT, `${later.length} table(s) created after the conversion reference what the export removes; nothing was exported`, { object: `tenant ${tenant.slug ?? tenant.id}`, problems: later })
     }
     if (toDatabase) {
       target = await connect(options.to, { applicationName: 'tenantize tenant export (target)' })
