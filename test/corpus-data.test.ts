@@ -29,6 +29,15 @@ await db.sql(`
     organization_id uuid NOT NULL,
     CONSTRAINT membership_role_membership_fk FOREIGN KEY (membership_id, organization_id) REFERENCES memberships (id, organization_id)
   );
+  -- A key to the table itself through the tenant column, NULL-able (chinook's employee.reports_to once converted) and not.
+  CREATE TABLE employees (
+    id serial PRIMARY KEY, organization_id uuid NOT NULL, manager_id integer, UNIQUE (organization_id, id),
+    FOREIGN KEY (organization_id, manager_id) REFERENCES employees (organization_id, id)
+  );
+  CREATE TABLE folders (
+    id serial PRIMARY KEY, organization_id uuid NOT NULL, parent_id integer NOT NULL, UNIQUE (organization_id, id),
+    FOREIGN KEY (organization_id, parent_id) REFERENCES folders (organization_id, id)
+  );
   CREATE TABLE arrays (
     id serial PRIMARY KEY,
     texts text[] NOT NULL CHECK (cardinality(texts) > 0),
@@ -58,7 +67,7 @@ async function fill(options: Parameters<typeof CorpusData.fill>[2]): Promise<Ret
 }
 
 test('the corpus generator fills array columns of any element type, one element made as the element type is, CHECKs on them respected', async () => {
-  assert.equal(await fill({ rows: 3 }), 'every table has rows')
+  assert.equal(await fill({ tables: ['public.orgs', 'public.roles', 'public.arrays'], rows: 3 }), 'every table has rows')
   const rows = await db.sql<{ n: number; texts: number; codes: number; ids: number; moods: string; smalls: number; tags: number; admin: boolean }>(
     `SELECT count(*)::int AS n, min(cardinality(texts))::int AS texts, count(DISTINCT codes)::int AS codes, count(DISTINCT ids)::int AS ids,
             string_agg(DISTINCT moods[1]::text, ',') AS moods, min(smalls[1])::int AS smalls, min(cardinality(tags))::int AS tags, bool_and('admin' = ANY (admin_only)) AS admin
@@ -68,13 +77,16 @@ test('the corpus generator fills array columns of any element type, one element 
   assert.ok(rows[0]!.moods.split(',').every((m) => ['sad', 'ok', 'happy'].includes(m)), `enum array elements are labels: ${rows[0]!.moods}`)
 })
 
-test('a second tenant (a fixed tenant column) fills an array column whose CHECK then asks for elements, and a composite foreign key through the tenant column (lago roles, membership_roles)', async () => {
+test('a second tenant (a fixed tenant column) fills an array column whose CHECK then asks for elements, and composite foreign keys through the tenant column, to another table and to the table itself (lago roles, membership_roles; chinook employee)', async () => {
   const [org] = await db.sql<{ id: string }>(`INSERT INTO orgs DEFAULT VALUES RETURNING id::text`)
-  assert.equal(await fill({ tables: ['public.roles', 'public.memberships', 'public.membership_roles'], rows: 2, fixed: { organization_id: org!.id } }), 'every table has rows')
-  const [counts] = await db.sql<{ roles: number; membership_roles: number }>(
+  const tables = ['public.roles', 'public.memberships', 'public.membership_roles', 'public.employees', 'public.folders']
+  assert.equal(await fill({ tables, rows: 2, fixed: { organization_id: org!.id } }), 'every table has rows')
+  const [counts] = await db.sql<{ roles: number; membership_roles: number; employees: number; folders: number }>(
     `SELECT (SELECT count(*)::int FROM roles WHERE organization_id = $1 AND cardinality(permissions) > 0) AS roles,
-            (SELECT count(*)::int FROM membership_roles WHERE organization_id = $1) AS membership_roles`,
+            (SELECT count(*)::int FROM membership_roles WHERE organization_id = $1) AS membership_roles,
+            (SELECT count(*)::int FROM employees WHERE organization_id = $1) AS employees,
+            (SELECT count(*)::int FROM folders WHERE organization_id = $1) AS folders`,
     [org!.id],
   )
-  assert.deepEqual(counts, { roles: 2, membership_roles: 2 })
+  assert.deepEqual(counts, { roles: 2, membership_roles: 2, employees: 2, folders: 2 })
 })

@@ -57,7 +57,7 @@ interface Group {
   /** For a plain column: candidates. For a foreign key: parent rows (by index), then NULL if allowed. */
   readonly candidates: readonly Candidate[]
   readonly nullable: boolean
-  /** For a foreign key through a fixed column: the referenced column → the fixed value its parent rows must hold. */
+  /** For a foreign key through fixed columns: each such column → its fixed value (its parent rows hold it; NULL leaves it). */
   readonly pinned: Readonly<Record<string, string>>
 }
 
@@ -428,8 +428,10 @@ export class CorpusData {
 
   /** The rows a foreign key group may point at: the parent table's, those holding the fixed values it is pinned to. */
   private parentRows(group: Group): Row[] {
-    const rows = group.fk === null ? [] : (this.parents.get(keyOf(group.fk.references.table)) ?? [])
-    const pinned = Object.entries(group.pinned)
+    const fk = group.fk
+    if (fk === null) return []
+    const rows = this.parents.get(keyOf(fk.references.table)) ?? []
+    const pinned = Object.entries(group.pinned).map(([c, v]) => [fk.references.columns[fk.columns.indexOf(c)], v] as const)
     return pinned.length === 0 ? rows : rows.filter((r) => pinned.every(([c, v]) => r[c] === v))
   }
 
@@ -469,7 +471,7 @@ export class CorpusData {
       // A foreign key that also goes through a fixed column (lago's (membership_id, organization_id) →
       // memberships (id, organization_id)) takes parent rows holding the fixed value; one of fixed columns only needs none.
       if (fk.columns.some((c) => claimed.has(c) && fixed[c] === undefined) || fk.columns.every((c) => fixed[c] !== undefined)) continue
-      const pinned = Object.fromEntries(fk.columns.flatMap((c, k) => (fixed[c] === undefined ? [] : [[fk.references.columns[k]!, fixed[c]!]])))
+      const pinned = Object.fromEntries(fk.columns.flatMap((c) => (fixed[c] === undefined ? [] : [[c, fixed[c]!]])))
       const parentKey = keyOf(fk.references.table)
       const nullable = fk.columns.some((c) => t.columns.find((x) => x.name === c)?.nullable === true)
       const isBroken = broken.has(`${keyOf(t)}->${parentKey}`)
@@ -503,7 +505,7 @@ export class CorpusData {
       if (candidate === undefined) return `no candidate left for ${group.columns.join(', ')}`
       if (group.fk !== null) {
         if (candidate === null) {
-          for (const c of group.columns) row.set(c, null)
+          for (const c of group.columns) row.set(c, group.pinned[c] ?? null)
           continue
         }
         const parents = this.parentRows(group)
@@ -562,10 +564,17 @@ export class CorpusData {
    * key (from the key columns' defaults), so the first row can reference itself. Undefined otherwise.
    */
   private async selfKey(plan: TablePlan): Promise<ReadonlyMap<string, Value> | undefined> {
-    const fk = plan.groups.find((g) => g.fk !== null && !g.nullable && keyOf(g.fk.references.table) === plan.key)?.fk
-    if (fk === undefined || fk === null || (this.parents.get(plan.key)?.length ?? 0) > 0) return undefined
+    const group = plan.groups.find((g) => g.fk !== null && !g.nullable && keyOf(g.fk.references.table) === plan.key)
+    const fk = group?.fk
+    if (group === undefined || fk === undefined || fk === null || (this.parents.get(plan.key)?.length ?? 0) > 0) return undefined
     const out = new Map<string, Value>()
-    for (const name of fk.references.columns) {
+    for (const [k, name] of fk.references.columns.entries()) {
+      // A referenced column a fixed column points at (the tenant column of a composite key) holds the fixed value.
+      const pinned = group.pinned[fk.columns[k]!]
+      if (pinned !== undefined) {
+        out.set(name, pinned)
+        continue
+      }
       const c = plan.table.columns.find((x) => x.name === name)
       if (c === undefined || !plan.skipped.has(name)) return undefined
       const expression = c.identity !== null ? `nextval(pg_get_serial_sequence(${quoteLiteral(qualifiedName(plan.table.schema, plan.table.name))}, ${quoteLiteral(name)}))` : c.default
