@@ -2,7 +2,8 @@
  * Citus (issue #16): what a tenant's query costs through a 3-node Citus cluster against the same on one
  * PostgreSQL 15 server, how many shards a scoped query touches (goal 1), and the longest write stall a
  * concurrent app writer sees while a big tenant is isolated to shards of its own (`tenant isolate`,
- * src/citus/isolate.ts) and while those shards move to the other worker.
+ * src/citus/isolate.ts), while those shards move to the other worker, and while a table is distributed
+ * (`create_distributed_table`, as apply's citus-distribute step runs it).
  *
  * The same schema and rows on both sides: a tenant table `orgs` (a reference table on Citus) and `items`
  * with the primary key `(org_id, id)` (distributed by org_id on Citus, 32 shards), row-level security with
@@ -43,6 +44,7 @@ const PAGE = 20
 
 interface Items {
   items: { org_id: string; id: string; body: string }
+  readings: { org_id: string; id: string; kwh: string }
 }
 
 const tenantOf = (t: number): string => `00000000-0000-4000-8000-${String(t).padStart(12, '0')}`
@@ -123,16 +125,20 @@ async function alternate(n: number, citus: (i: number) => Promise<unknown>, plai
   return { citus: median(c), plain: median(p) }
 }
 
-/** An app writer inserting the big tenant's rows one by one, each write's start and end kept. */
-function writer(db: Kysely<Items>, firstId: number): { stop(): Promise<{ writes: { start: number; end: number }[]; errors: string[] }> } {
+/** An app writer inserting the big tenant's rows into `table` one by one, each write's start and end kept. */
+function writer(db: Kysely<Items>, table: 'items' | 'readings', firstId: number): { stop(): Promise<{ writes: { start: number; end: number }[]; errors: string[] }> } {
   let running = true
   const writes: { start: number; end: number }[] = []
   const errors: string[] = []
+  const insert = (id: number): Promise<unknown> =>
+    table === 'items'
+      ? db.insertInto('items').values({ org_id: BIG, id: String(id), body: 'live' }).execute()
+      : db.insertInto('readings').values({ org_id: BIG, id: String(id), kwh: '1' }).execute()
   const done = (async () => {
     for (let id = firstId; running; id++) {
       const start = performance.now()
       try {
-        await withTenant(BIG, () => db.insertInto('items').values({ org_id: BIG, id: String(id), body: 'live' }).execute())
+        await withTenant(BIG, () => insert(id))
         writes.push({ start, end: performance.now() })
       } catch (error) {
         errors.push(error instanceof Error ? error.message : String(error))
@@ -217,6 +223,7 @@ export default async function citusBench(options: { full: boolean }): Promise<re
     return [{ name: 'not run: no Citus cluster', value: 0, unit: 'measures', note: why }]
   }
   const bigRows = options.full ? 1_000_000 : 100_000
+  const distRows = options.full ? 2_000_000 : 200_000
   const token = randomBytes(4).toString('hex')
   const citus = await citusDatabase(COORDINATOR, `tzb_citus_${token}`)
   const plain = await createScratchDatabase(LOCAL_URL, 'bench_citus')
@@ -261,7 +268,7 @@ export default async function citusBench(options: { full: boolean }): Promise<re
     // Isolate the big tenant, then move its shards, while an app writer keeps inserting its rows.
     const writerDb = appDb(citus.url, citusApp)
     open.push(writerDb)
-    const w = writer(writerDb, bigRows + 1)
+    const w = writer(writerDb, 'items', bigRows + 1)
     await new Promise((r) => setTimeout(r, 2_000))
     const idleEnd = performance.now()
     const isolateStart = performance.now()
@@ -284,6 +291,33 @@ export default async function citusBench(options: { full: boolean }): Promise<re
     const idleNote = `idle writes: median ${ms(median(idle))}, longest ${ms(Math.max(...idle))} (${idle.length})`
     const errorNote = errors.length === 0 ? 'no write failed' : `${errors.length} writes failed: ${[...new Set(errors)].slice(0, 2).join('; ')}`
     console.error(`# citus: isolate ${Math.round(isolated.isolateMs)} ms, longest write ${ms(duringIsolate.longest)}; move ${Math.round(moved.moveMs ?? 0)} ms, longest write ${ms(duringMove.longest)}; ${idleNote}; ${errorNote}`)
+
+    // Distribution: a local table on the coordinator, with row-level security, distributed while the writer inserts into it
+    // (what apply's citus-distribute step runs: create_distributed_table, writes wait for the copy).
+    const policy = 'org_id OPERATOR(pg_catalog.=) tenantize.current_tenant_id()'
+    await withClient(citus.url, async (c) => {
+      for (const statement of [
+        'CREATE TABLE readings (org_id uuid NOT NULL, id bigint NOT NULL, kwh numeric NOT NULL, PRIMARY KEY (org_id, id))',
+        'ALTER TABLE readings ENABLE ROW LEVEL SECURITY',
+        'ALTER TABLE readings FORCE ROW LEVEL SECURITY',
+        `CREATE POLICY readings_tenant ON readings TO ${quoteIdent(citusApp)} USING (${policy}) WITH CHECK (${policy})`,
+        `GRANT SELECT, INSERT ON readings TO ${quoteIdent(citusApp)}`,
+      ]) await c.query(statement)
+      await c.query(`INSERT INTO readings SELECT o.id, r, 1 FROM orgs o, generate_series(1, $1) r`, [distRows / TENANTS])
+      await c.query('ANALYZE readings')
+    })
+    const d = writer(writerDb, 'readings', distRows + 1)
+    await new Promise((r) => setTimeout(r, 1_000))
+    const distributeStart = performance.now()
+    await withClient(citus.url, (c) => c.query(`SELECT create_distributed_table('readings', 'org_id', colocate_with => 'items')`))
+    const distributeEnd = performance.now()
+    const loadDistribute = load()
+    await new Promise((r) => setTimeout(r, 1_000))
+    const distributed = await d.stop()
+    const duringDistribute = stall(distributed.writes, distributeStart, distributeEnd)
+    const distributedKept = await withClient(citus.url, async (c) => (await c.query<{ n: number }>('SELECT count(*)::int AS n FROM readings WHERE org_id = $1 AND id > $2', [BIG, distRows / TENANTS])).rows[0]!.n)
+    if (distributedKept < distributed.writes.length) throw new Error(`the writer's readings: ${distributed.writes.length} written, ${distributedKept} found after the distribution`)
+    console.error(`# citus: create_distributed_table of ${distRows} rows ${Math.round(distributeEnd - distributeStart)} ms, longest write ${ms(duringDistribute.longest)}`)
 
     const where = `Citus ${citusVersion} on PostgreSQL ${versions[0]} (coordinator + ${citus.workers.length} workers, ${shards} shards) vs PostgreSQL ${versions[1]} (127.0.0.1:5432)`
     return [
@@ -324,6 +358,12 @@ export default async function citusBench(options: { full: boolean }): Promise<re
         value: duringMove.longest,
         unit: 'ms',
         note: `citus_move_shard_placement ${moved.movedFrom ?? '?'} → ${moved.node} (${moved.transferMode}) took ${Math.round(moved.moveMs ?? 0)} ms; ${duringMove.count} inserts overlapped it; every write of the writer found after the move (${writes.length}); ${loadMove}`,
+      },
+      {
+        name: `longest app write during create_distributed_table, ${distRows.toLocaleString('en')} rows`,
+        value: duringDistribute.longest,
+        unit: 'ms',
+        note: `a local table with row-level security (${TENANTS} tenants) distributed by org_id, colocated with items, as apply's citus-distribute step does (writes wait for the copy; create_distributed_table_concurrently needs wal_level = logical, which this cluster does not have), took ${Math.round(distributeEnd - distributeStart)} ms; ${duringDistribute.count} inserts of one tenant overlapped it; ${distributed.errors.length === 0 ? 'no write failed' : `${distributed.errors.length} writes failed: ${[...new Set(distributed.errors)].slice(0, 2).join('; ')}`}; ${loadDistribute}`,
       },
     ]
   } finally {
