@@ -431,8 +431,8 @@ export class CorpusData {
     const fk = group.fk
     if (fk === null) return []
     const rows = this.parents.get(keyOf(fk.references.table)) ?? []
-    const pinned = Object.entries(group.pinned).map(([c, v]) => [fk.references.columns[fk.columns.indexOf(c)], v] as const)
-    return pinned.length === 0 ? rows : rows.filter((r) => pinned.every(([c, v]) => r[c] === v))
+    const pinned = fk.columns.flatMap((c, k) => (group.pinned[c] === undefined ? [] : [{ parent: fk.references.columns[k]!, value: group.pinned[c] }]))
+    return pinned.length === 0 ? rows : rows.filter((r) => pinned.every((p) => r[p.parent] === p.value))
   }
 
   private columnFacts(t: Table, column: string): TypeFacts {
