@@ -24,7 +24,8 @@ import { CorpusData, fillSummary, type FillResult } from './corpus-data.js'
 import type { TestDatabase } from './db.js'
 import { fast, planFor } from './examples.js'
 
-const SECOND_TENANT = 'c0000000-0000-4000-8000-00000000000b'
+/** The second tenant's id, of the tenant id's type (30011 fits an int2, int4 or int8 key). */
+const secondTenantFor = (idType: TenantizeConfig['tenant']['idType']): string => ({ uuid: 'c0000000-0000-4000-8000-00000000000b', bigint: '30011', text: 'corpus-second' })[idType]
 
 const corpusFile = (name: string, file: string): URL => new URL(`../fixtures/corpus/${name}/${file}`, import.meta.url)
 
@@ -105,6 +106,7 @@ export async function corpusConversion(t: TestContext, db: TestDatabase, name: s
   let writers: { key: string; pk: readonly string[]; rows: Record<string, string | null>[] }[] = []
   let tenantTables: { key: string; column: string }[] = []
   let secondRows: Record<string, number> = {}
+  let secondTenant = secondTenantFor('uuid')
 
   // A phase that changes the database and fails stops the later ones (they would only repeat the failure);
   // verify and the isolation check only look, so the phases after them still run.
@@ -179,6 +181,7 @@ export async function corpusConversion(t: TestContext, db: TestDatabase, name: s
       }
       const withRole = { ...proposed, tables: tablesChosen, roles: { ...proposed.roles, app: role } }
       config = parseConfig(withRole, `corpus/${name}/tenantize.config.json`)
+      secondTenant = secondTenantFor(config.tenant.idType)
       for (const c of Object.values(config.tables)) summary.classes[c.class] = (summary.classes[c.class] ?? 0) + 1
       const classified = new Set(Object.keys(config.tables))
       const roots = config.tenant.create ? [] : [config.tenant.table]
@@ -282,27 +285,27 @@ export async function corpusConversion(t: TestContext, db: TestDatabase, name: s
     await phase('a second tenant writes its rows as the app role', async () => {
       const root = await withClient(db.url, async (c) => rootKeyOf(await introspect(c), config!.tenant.table))
       const rootSql = qualifiedName(root.schema, root.name)
-      if (config!.tenant.create) await db.sql(`INSERT INTO ${rootSql} (id, slug, name) VALUES ($1, 'corpus-second', 'Second tenant')`, [SECOND_TENANT])
+      if (config!.tenant.create) await db.sql(`INSERT INTO ${rootSql} (id, slug, name) VALUES ($1, 'corpus-second', 'Second tenant')`, [secondTenant])
       // second-tenant.sql: how the app creates a tenant whose row needs rows of its own first (its settings),
       // the new id in the setting corpus.second_tenant.
       else if (await exists(corpusFile(name, 'second-tenant.sql'))) {
         const sql = await readFile(corpusFile(name, 'second-tenant.sql'), 'utf8')
         await withClient(db.url, async (c) => {
           await c.query('BEGIN')
-          await c.query(`SELECT set_config('corpus.second_tenant', $1, true)`, [SECOND_TENANT])
+          await c.query(`SELECT set_config('corpus.second_tenant', $1, true)`, [secondTenant])
           await c.query(sql)
           await c.query('COMMIT')
         })
       }
       // An existing tenant table: the second tenant is a copy of the default tenant's row under a new id.
-      else await db.sql(`INSERT INTO ${rootSql} SELECT (jsonb_populate_record(NULL::${rootSql}, to_jsonb(r) || jsonb_build_object(${quoteLiteral(root.id)}, $1::text))).* FROM ${rootSql} r WHERE ${quoteIdent(root.id)}::text = $2`, [SECOND_TENANT, config!.tenant.default.id])
+      else await db.sql(`INSERT INTO ${rootSql} SELECT (jsonb_populate_record(NULL::${rootSql}, to_jsonb(r) || jsonb_build_object(${quoteLiteral(root.id)}, $1::text))).* FROM ${rootSql} r WHERE ${quoteIdent(root.id)}::text = $2`, [secondTenant, config!.tenant.default.id])
       const keys = tenantTables.map((x) => x.key).filter((k) => k !== config!.tenant.table)
       const result = await withClient(db.url, async (c) => {
         const catalog = await introspect(c)
         await c.query('BEGIN')
         await c.query(`SET LOCAL ROLE ${roleName(role)}`)
-        await c.query('SELECT set_config($1, $2, true)', [config!.tenant.setting, SECOND_TENANT])
-        const { result } = await CorpusData.fill(c, catalog, { tables: keys, rows: 2, fixed: { [config!.tenant.column]: SECOND_TENANT } })
+        await c.query('SELECT set_config($1, $2, true)', [config!.tenant.setting, secondTenant])
+        const { result } = await CorpusData.fill(c, catalog, { tables: keys, rows: 2, fixed: { [config!.tenant.column]: secondTenant } })
         await c.query('COMMIT')
         return result
       })
@@ -314,14 +317,14 @@ export async function corpusConversion(t: TestContext, db: TestDatabase, name: s
       const leaks: string[] = []
       for (const { key, column } of tenantTables) {
         const target = qualifiedName(splitKey(key).schema, splitKey(key).name)
-        const [admin] = await db.sql<{ a: number; b: number }>(`SELECT count(*) FILTER (WHERE ${quoteIdent(column)}::text = $1)::int AS a, count(*) FILTER (WHERE ${quoteIdent(column)}::text = $2)::int AS b FROM ${target}`, [config!.tenant.default.id, SECOND_TENANT])
+        const [admin] = await db.sql<{ a: number; b: number }>(`SELECT count(*) FILTER (WHERE ${quoteIdent(column)}::text = $1)::int AS a, count(*) FILTER (WHERE ${quoteIdent(column)}::text = $2)::int AS b FROM ${target}`, [config!.tenant.default.id, secondTenant])
         const seen = async (tenant: string | null): Promise<{ n: number; foreign: number }> =>
           asRole(db.url, role, tenant, async (c) => {
             if (config!.tenant.setting !== 'tenantize.tenant_id' && tenant !== null) await c.query('SELECT set_config($1, $2, true)', [config!.tenant.setting, tenant])
             return (await c.query<{ n: number; foreign: number }>(`SELECT count(*)::int AS n, count(*) FILTER (WHERE ${quoteIdent(column)}::text IS DISTINCT FROM $1)::int AS foreign FROM ${target}`, [tenant])).rows[0]!
           })
         const a = await seen(config!.tenant.default.id)
-        const b = await seen(SECOND_TENANT)
+        const b = await seen(secondTenant)
         const none = await seen(null)
         if (a.foreign !== 0 || a.n !== admin!.a) leaks.push(`${key}: tenant A sees ${a.n} rows (${a.foreign} not its own), owns ${admin!.a}`)
         if (b.foreign !== 0 || b.n !== admin!.b) leaks.push(`${key}: tenant B sees ${b.n} rows (${b.foreign} not its own), owns ${admin!.b}`)
@@ -351,7 +354,7 @@ export async function corpusConversion(t: TestContext, db: TestDatabase, name: s
           for (const d of deletes) {
             await c.query('SAVEPOINT corpus_delete')
             try {
-              await c.query(d.sql, [SECOND_TENANT])
+              await c.query(d.sql, [secondTenant])
               await c.query('RELEASE SAVEPOINT corpus_delete')
             } catch (error) {
               // 23503 foreign_key_violation; PostgreSQL 18 reports an ON DELETE RESTRICT key as 23001 restrict_violation.
