@@ -15,8 +15,8 @@
  *
  * Databases: one on the coordinator and both workers (Citus keeps its metadata per database), made the
  * way test/helpers/citus.ts makes them, and one on 127.0.0.1:5432; all dropped at the end. When Citus is
- * not installed or the coordinator (127.0.0.1:9700, or TENANTIZE_BENCH_CITUS_URL) does not answer, the
- * bench says why and measures nothing; it never starts or changes the cluster.
+ * not installed, or the coordinator (127.0.0.1:9700, or TENANTIZE_BENCH_CITUS_URL) or 127.0.0.1:5432 does
+ * not answer, the bench says why in its one row and measures nothing; it never starts or changes the cluster.
  */
 import { existsSync } from 'node:fs'
 import { loadavg } from 'node:os'
@@ -170,6 +170,16 @@ async function coordinatorAnswers(url: string): Promise<string | undefined> {
   }
 }
 
+/** The plain PostgreSQL 15 side: 127.0.0.1:5432 must answer. */
+async function plainAnswers(): Promise<string | undefined> {
+  try {
+    await withClient(LOCAL_URL, (c) => c.query('SELECT 1'), { connectTimeoutMs: 3_000 })
+    return undefined
+  } catch (error) {
+    return `PostgreSQL on 127.0.0.1:5432, the side Citus is compared with, does not answer (${error instanceof Error ? error.message : String(error)})`
+  }
+}
+
 interface CitusDb {
   readonly url: string
   readonly name: string
@@ -217,10 +227,10 @@ async function citusDatabase(adminUrl: string, name: string): Promise<CitusDb> {
 export default async function citusBench(options: { full: boolean }): Promise<readonly BenchMeasure[]> {
   const why = !existsSync(CITUS_SO) && process.env['TENANTIZE_BENCH_CITUS_URL'] === undefined
     ? `Citus is not installed into PostgreSQL 15 (${CITUS_SO} is missing): run ../shared/citus/build.sh, then ../shared/citus/cluster.sh start`
-    : await coordinatorAnswers(COORDINATOR)
+    : (await coordinatorAnswers(COORDINATOR)) ?? (await plainAnswers())
   if (why !== undefined) {
     console.error(`# citus: not run: ${why}`)
-    return [{ name: 'not run: no Citus cluster', value: 0, unit: 'measures', note: why }]
+    return [{ name: 'not run (no measure taken)', value: 0, unit: 'measures', note: why }]
   }
   const bigRows = options.full ? 1_000_000 : 100_000
   const distRows = options.full ? 2_000_000 : 200_000
