@@ -15,6 +15,17 @@ test('set_config (default) produces the exact transaction-local statement', () =
   assert.equal(sql.statement('back\\slash'), "SELECT pg_catalog.set_config('tenantize.tenant_id', E'back\\\\slash', true)")
 })
 
+test('set_config also has a prepared form: the id as $1, under a name derived from the text; set-local has none', () => {
+  const sql = contextSql()
+  assert.equal(sql.prepared?.text, "SELECT pg_catalog.set_config('tenantize.tenant_id', $1, true)")
+  assert.match(sql.prepared?.name ?? '', /^tenantize_context_[0-9a-f]{16}$/)
+  assert.equal(contextSql().prepared?.name, sql.prepared?.name, 'the same text, the same name')
+  const custom = contextSql({ setting: 'app.org_id' })
+  assert.equal(custom.prepared?.text, "SELECT pg_catalog.set_config('app.org_id', $1, true)")
+  assert.notEqual(custom.prepared?.name, sql.prepared?.name, 'another text, another name')
+  assert.equal(contextSql({ strategy: 'set-local' }).prepared, undefined)
+})
+
 test('set-local produces SET LOCAL with a quoted name and a quoted literal', () => {
   const sql = contextSql({ strategy: 'set-local', setting: 'App.Current_Organization_Id' })
   assert.equal(sql.setting, 'app.current_organization_id')

@@ -11,7 +11,7 @@
 import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
 import pg from 'pg'
-import { withTenant } from '../src/runtime/index.js'
+import { tenantPool, withTenant } from '../src/runtime/index.js'
 import { startPgBouncer } from '../src/db/pgbouncer.js'
 import { withDatabase } from '../src/db/url.js'
 import { quoteIdent } from '../src/sql/index.js'
@@ -96,5 +96,37 @@ test('through PgBouncer a session-scope set_config leaks to the next client; the
     assert.equal((await next()).setting, a)
   } finally {
     await single.stop()
+  }
+})
+
+test('behind PgBouncer in transaction mode the prepared context statement is missing on the next backend: the statement runs once, unprepared, on every backend', async () => {
+  // Round robin over two server connections: consecutive exchanges of one client change backend.
+  const rr = await startPgBouncer(withDatabase(db.adminUrl, db.name), { poolMode: 'transaction', poolSize: 2, roundRobin: true })
+  const pools = [new pg.Pool({ connectionString: rr.url, max: 1 }), new pg.Pool({ connectionString: rr.url, max: 1 })]
+  const insert = `INSERT INTO items (org_id, id, body) VALUES ($1, $2, 'through the pooler')
+    RETURNING pg_backend_pid() AS pid, (SELECT count(*)::int FROM pg_prepared_statements WHERE name LIKE 'tenantize\\_context\\_%') AS prepared`
+  const ran: { pid: number; prepared: number }[] = []
+  try {
+    // Two transactions at once: both server connections are open before the statements start.
+    const holders = [new pg.Client(rr.url), new pg.Client(rr.url)]
+    await Promise.all(holders.map(async (c) => (await c.connect(), await c.query('BEGIN'), await c.query('SELECT 1'))))
+    await Promise.all(holders.map(async (c) => (await c.query('COMMIT'), await c.end())))
+    await withTenant(a, async () => {
+      for (const [p, pool] of pools.entries()) {
+        const db = tenantPool(pool)
+        for (let i = 0; i < 4; i++) ran.push((await db.query<{ pid: number; prepared: number }>(insert, [a, `pooled-${p}-${i}`])).rows[0]!)
+      }
+    })
+    assert.equal(new Set(ran.map((r) => r.pid)).size, 2, 'both backends served the statements')
+    // The first statement prepared the context statement on its backend; the next one, on the other backend,
+    // found none (the exchange failed before the insert) and was sent again with the context unnamed.
+    assert.equal(ran[0]!.prepared, 1)
+    assert.ok(ran.some((r) => r.prepared === 0), 'a statement ran on a backend without the prepared context statement')
+    const rows = await withTenant(a, () => tenantPool(pools[0]!).query<{ id: string }>("SELECT id FROM items WHERE body = 'through the pooler' ORDER BY id"))
+    assert.deepEqual(rows.rows.map((r) => r.id), ['pooled-0-0', 'pooled-0-1', 'pooled-0-2', 'pooled-0-3', 'pooled-1-0', 'pooled-1-1', 'pooled-1-2', 'pooled-1-3'], 'each insert ran exactly once')
+  } finally {
+    await withTenant(a, () => tenantPool(pools[0]!).query("DELETE FROM items WHERE body = 'through the pooler'"))
+    await Promise.all(pools.map((p) => p.end()))
+    await rr.stop()
   }
 })

@@ -1,7 +1,8 @@
 /**
  * Round trips per scoped statement (issue #14), counted on the wire, not timed: every adapter, with its
  * default settings, sends a statement outside a transaction and its tenant context in ONE round trip,
- * and a transaction costs no round trip more than the same transaction without tenantize.
+ * a scoped statement sends as many Parse messages as the bare one (the context statement is prepared once
+ * per connection), and a transaction costs no round trip more than the same transaction without tenantize.
  *
  * A proxy between the driver and PostgreSQL holds the server's answers until the client has written
  * nothing for {@link QUIET_MS}; whatever the client writes before it sees an answer cannot depend on
@@ -31,13 +32,17 @@ const QUIET_MS = 25
 
 /**
  * Reads the frontend messages of one connection and counts those that end an exchange with the server —
- * `Sync` (extended protocol) and `Query` (simple protocol) — each answered by its own ReadyForQuery.
+ * `Sync` (extended protocol) and `Query` (simple protocol) — each answered by its own ReadyForQuery, and
+ * `Parse` messages (a statement the server parses and plans).
  */
 class MessageReader {
   private buffer = Buffer.alloc(0)
   private started = false
 
-  constructor(private readonly onExchange: () => void) {}
+  constructor(
+    private readonly onExchange: () => void,
+    private readonly onParse: () => void,
+  ) {}
 
   push(chunk: Buffer): void {
     this.buffer = Buffer.concat([this.buffer, chunk])
@@ -57,6 +62,7 @@ class MessageReader {
       if (this.buffer.length < length + 1) return
       const type = String.fromCharCode(this.buffer[0]!)
       if (type === 'S' || type === 'Q') this.onExchange()
+      if (type === 'P') this.onParse()
       this.buffer = this.buffer.subarray(length + 1)
     }
   }
@@ -66,6 +72,7 @@ class MessageReader {
 class RoundTripCounter {
   turns = 0
   exchanges = 0
+  parses = 0
   private readonly server: Server
   private readonly sockets = new Set<Socket>()
 
@@ -74,7 +81,10 @@ class RoundTripCounter {
       const upstream = netConnect(Number(target.port || 5432), target.hostname)
       this.sockets.add(client).add(upstream)
       let answered = true // a connection starts with the client's turn
-      const reader = new MessageReader(() => this.exchanges++)
+      const reader = new MessageReader(
+        () => this.exchanges++,
+        () => this.parses++,
+      )
       let pending: Buffer[] = []
       let timer: NodeJS.Timeout | undefined
       const release = (): void => {
@@ -125,6 +135,13 @@ class RoundTripCounter {
   /** Round trips `fn` takes (run it on connections opened before). */
   async count(fn: () => Promise<unknown>): Promise<number> {
     return (await this.measure(fn)).turns
+  }
+
+  /** Parse messages `fn` sends. */
+  async parsesOf(fn: () => Promise<unknown>): Promise<number> {
+    const parses = this.parses
+    await fn()
+    return this.parses - parses
   }
 
   /** Round trips and exchanges (Sync / Query messages, each answered by a ReadyForQuery) `fn` takes. */
@@ -183,6 +200,9 @@ async function check(name: string, scoped: Case, bare: Case, scopedExchanges = 1
   const statement = await counter.measure(async () => (ids = await inTenant(() => scoped.statement())))
   assert.deepEqual(statement, { turns: 1, exchanges: scopedExchanges }, `${name}: a scoped statement is one round trip, ${scopedExchanges} exchange(s) with the server`)
   assert.deepEqual(ids, [one])
+  // The context statement is prepared once per connection, not parsed (and planned) with every statement.
+  const bareParses = await counter.parsesOf(() => bare.statement())
+  assert.equal(await counter.parsesOf(() => inTenant(() => scoped.statement())), bareParses, `${name}: a scoped statement sends as many Parse messages as the bare one (${bareParses})`)
   const bareTransaction = await counter.count(() => bare.transaction())
   assert.ok(bareTransaction >= 3, `${name}: the bare transaction takes ${bareTransaction} round trips`)
   assert.equal(await counter.count(() => inTenant(() => scoped.transaction())), bareTransaction, `${name}: a scoped transaction takes no round trip more than a bare one`)

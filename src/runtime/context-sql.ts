@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { quoteIdent, quoteLiteral } from '../sql/quote.js'
 
 /**
@@ -34,6 +35,20 @@ export interface ContextSql {
    * a literal through `quoteLiteral`; pass ids already checked by `withTenant`.
    */
   statement(tenantId: string): string
+  /**
+   * The same statement with the tenant id as its one bind parameter (`$1`), for drivers that can keep it
+   * prepared on a connection; `name` is derived from `text`, so a statement of that name always has this
+   * text. `undefined` for `set-local` (`SET` takes no parameters).
+   */
+  readonly prepared: PreparedContext | undefined
+}
+
+/** A context statement to prepare once per connection. */
+export interface PreparedContext {
+  /** `tenantize_context_` and a hash of `text`. */
+  readonly name: string
+  /** e.g. `SELECT pg_catalog.set_config('tenantize.tenant_id', $1, true)`. */
+  readonly text: string
 }
 
 const SETTING_PART = /^[a-z_][a-z0-9_$]*$/
@@ -69,14 +84,17 @@ export function contextSql(options: ContextSqlOptions = {}): ContextSql {
   }
   const setting = validateContextSetting(options.setting ?? DEFAULT_CONTEXT_SETTING)
   let statement: (tenantId: string) => string
+  let prepared: PreparedContext | undefined
   if (strategy === 'set_config') {
     const name = quoteLiteral(setting)
     statement = (tenantId) => `SELECT pg_catalog.set_config(${name}, ${literal(tenantId)}, true)`
+    const text = `SELECT pg_catalog.set_config(${name}, $1, true)`
+    prepared = Object.freeze({ name: `tenantize_context_${createHash('sha256').update(text).digest('hex').slice(0, 16)}`, text })
   } else {
     const name = setting.split('.').map(quoteIdent).join('.')
     statement = (tenantId) => `SET LOCAL ${name} = ${literal(tenantId)}`
   }
-  return Object.freeze({ strategy, setting, statement })
+  return Object.freeze({ strategy, setting, statement, prepared })
 }
 
 function literal(tenantId: string): string {

@@ -31,6 +31,7 @@ export {
   CONTEXT_STRATEGIES,
   DEFAULT_CONTEXT_SETTING,
   type ContextSql,
+  type PreparedContext,
   type ContextSqlOptions,
   type ContextStrategy,
 } from './context-sql.js'

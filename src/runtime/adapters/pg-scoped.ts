@@ -12,6 +12,14 @@ import type { ContextSql } from '../context-sql.js'
  * string — as one implicit transaction, so `set_config(…, true)` holds for exactly that statement and is
  * gone when the server answers. A failing statement rolls the implicit transaction back.
  *
+ * In the extended form the context statement is a prepared statement of its own, parsed once per
+ * connection (`SELECT pg_catalog.set_config('<setting>', $1, true)` under a name derived from its text),
+ * then only bound to the tenant id and executed: the server does not parse and plan it for every
+ * statement. A pooler in transaction mode (PgBouncer before 1.21) may send the next exchange to a server
+ * connection that does not have it (or already has it): the server answers that exchange with an error
+ * before it reaches the caller's statement, which therefore did not run; {@link runScoped} then sends the
+ * statement again with the context as an unnamed statement, as it does from then on for that connection.
+ *
  * With `SET LOCAL` (Citus) the extended form wraps the statement in `BEGIN` … `COMMIT` before the Sync
  * (`SET LOCAL` outside a transaction block only warns); a statement that fails there leaves the
  * transaction aborted, which {@link runScoped}'s callers end with `ROLLBACK`.
@@ -65,21 +73,38 @@ export type TransactionStatus = 'I' | 'T' | 'E' | undefined
 const fromServer = (error: Error): boolean => typeof (error as { severity?: unknown }).severity === 'string'
 
 /**
+ * Per connection, the prepared context statements written on it — or `unprepared` once its server lacked
+ * one it had (or had one it had not): a pooler in transaction mode between them.
+ */
+const preparedOn = new WeakMap<ProtocolConnection, Set<string> | 'unprepared'>()
+
+/** The server's answer to binding a prepared statement it does not have (26000), or to parsing one it has (42P05). */
+function missesPrepared(error: Error, name: string): boolean {
+  const code = (error as { code?: unknown }).code
+  return (code === '26000' || code === '42P05') && error.message.includes(`"${name}"`)
+}
+
+/**
  * A node-postgres query that carries its tenant context. It is a thenable: it resolves to the driver's
  * result (or rejects with the statement's error) once the server is ready again, so that
  * {@link ScopedQuery.transactionStatus} is known by then.
  */
 export class ScopedQuery extends BaseQuery implements PromiseLike<unknown> {
-  readonly #prefix: readonly string[]
-  readonly #suffix: readonly string[]
-  readonly #simplePrefix: string
+  readonly #context: ContextSql
+  readonly #tenantId: string
+  readonly #prepared: boolean
   /** Results of the statements before the caller's still to be swallowed. */
   #skip = 0
   #extended = false
+  /** `SET LOCAL`: `COMMIT` goes after the caller's statement, before the Sync. */
+  #commit = false
   /** The caller's statement completed (extended protocol: what follows is the suffix). */
   #completed = false
   /** The next ReadyForQuery answers this query. */
   #ending = false
+  /** The server lacked the prepared context statement (or had it already): nothing ran, send again unprepared. */
+  #retry = false
+  #named: string | undefined
   #error: Error | undefined
   #result: unknown
   #status: TransactionStatus
@@ -88,17 +113,16 @@ export class ScopedQuery extends BaseQuery implements PromiseLike<unknown> {
   #reject!: (error: Error) => void
   #detach: () => void = () => undefined
 
-  constructor(context: ContextSql, tenantId: string, config: string | QueryConfig, values?: readonly unknown[]) {
+  /**
+   * @param prepared use the context's prepared statement where the connection allows (default); `false`
+   *   writes it as an unnamed statement.
+   */
+  constructor(context: ContextSql, tenantId: string, config: string | QueryConfig, values?: readonly unknown[], prepared = true) {
     super(config, values)
-    const statement = context.statement(tenantId)
-    this.#simplePrefix = `${statement};\n`
-    if (context.strategy === 'set_config') {
-      this.#prefix = [statement]
-      this.#suffix = []
-    } else {
-      this.#prefix = ['BEGIN', statement]
-      this.#suffix = ['COMMIT']
-    }
+    context.statement(tenantId) // checks the id as the unnamed form would (a non-empty string without NUL)
+    this.#context = context
+    this.#tenantId = tenantId
+    this.#prepared = prepared
     this.#outcome = new Promise((resolve, reject) => {
       this.#resolve = resolve
       this.#reject = reject
@@ -112,6 +136,11 @@ export class ScopedQuery extends BaseQuery implements PromiseLike<unknown> {
   /** The transaction status the server reported after this query; `undefined` before, or when the connection failed. */
   get transactionStatus(): TransactionStatus {
     return this.#status
+  }
+
+  /** The statement did not run because the server lacked the prepared context statement; send it again with `prepared` false. */
+  get retryUnprepared(): boolean {
+    return this.#retry
   }
 
   then<A = unknown, B = never>(onFulfilled?: ((value: unknown) => A | PromiseLike<A>) | null, onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null): Promise<A | B> {
@@ -146,28 +175,54 @@ export class ScopedQuery extends BaseQuery implements PromiseLike<unknown> {
       connection.removeListener('readyForQuery', onReady)
       connection.removeListener('end', onEnd)
     }
+    const context = this.#context
     // SET LOCAL goes the extended way even without parameters: Citus sends the query string of a
     // propagated SET LOCAL to the workers, and in a simple-protocol string that is the caller's statement too.
-    if (!this.requiresPreparation() && this.#prefix.length === 1) {
+    if (context.strategy === 'set_config' && !this.requiresPreparation()) {
       this.#skip = 1
-      connection.query(this.#simplePrefix + this.text)
+      connection.query(`${context.statement(this.#tenantId)};\n${this.text}`)
       return null
     }
     this.#extended = true
-    this.#skip = this.#prefix.length
     connection.stream.cork?.()
     try {
-      for (const statement of this.#prefix) writeStatement(connection, statement)
-      this.prepare(connection) // the caller's Parse / Bind / Describe, then _getRows: Execute, the suffix, Sync
+      if (context.strategy === 'set_config') {
+        this.#skip = 1
+        this.#writeSetConfig(connection)
+      } else {
+        this.#skip = 2
+        this.#commit = true
+        writeStatement(connection, 'BEGIN')
+        writeStatement(connection, context.statement(this.#tenantId))
+      }
+      this.prepare(connection) // the caller's Parse / Bind / Describe, then _getRows: Execute, COMMIT (SET LOCAL), Sync
     } finally {
       connection.stream.uncork?.()
     }
     return null
   }
 
+  /** The context statement: its prepared form where the connection keeps it, parsed on first use; otherwise unnamed. */
+  #writeSetConfig(connection: ProtocolConnection): void {
+    const prepared = this.#prepared ? this.#context.prepared : undefined
+    let names = prepared === undefined ? 'unprepared' : preparedOn.get(connection)
+    if (prepared === undefined || names === 'unprepared') {
+      writeStatement(connection, this.#context.statement(this.#tenantId))
+      return
+    }
+    if (names === undefined) preparedOn.set(connection, (names = new Set()))
+    if (!names.has(prepared.name)) {
+      connection.parse({ text: prepared.text, name: prepared.name, types: [] })
+      names.add(prepared.name)
+    }
+    this.#named = prepared.name
+    connection.bind({ statement: prepared.name, values: [this.#tenantId] })
+    connection.execute({})
+  }
+
   override _getRows(connection: ProtocolConnection, rows: number | undefined): void {
     connection.execute({ portal: this.portal, ...(rows === undefined ? {} : { rows }) })
-    for (const statement of this.#suffix) writeStatement(connection, statement)
+    if (this.#commit) writeStatement(connection, 'COMMIT')
     connection.sync()
   }
 
@@ -199,6 +254,11 @@ export class ScopedQuery extends BaseQuery implements PromiseLike<unknown> {
   }
 
   override handleError(error: Error, connection: ProtocolConnection): void {
+    // The prepared context statement failed, so the server skipped everything up to the Sync.
+    if (this.#named !== undefined && this.#skip > 0 && fromServer(error) && missesPrepared(error, this.#named)) {
+      preparedOn.set(connection, 'unprepared')
+      this.#retry = true
+    }
     super.handleError(error, connection)
     // A server error is followed by ReadyForQuery (onReady settles then); a client-side one that is not
     // answered by the server (nothing sent, a broken connection, a read timeout) settles now.
@@ -231,13 +291,15 @@ export interface ScopedIo<R> {
 /**
  * Run one statement with its tenant context in one round trip. Afterwards the connection is outside any
  * transaction: one the statement opened (`BEGIN` sent as a statement) is rolled back and refused, a
- * failed `SET LOCAL` transaction is rolled back.
+ * failed `SET LOCAL` transaction is rolled back. When the server lacked the prepared context statement
+ * (a pooler in transaction mode), nothing ran, and the statement is sent once more with the context
+ * unprepared.
  *
  * @returns what `io.send` returns.
  * @throws the statement's error, unchanged.
  */
 export async function runScoped<R>(io: ScopedIo<R>, context: ContextSql, tenantId: string, config: string | QueryConfig, values?: readonly unknown[]): Promise<R> {
-  const query = new ScopedQuery(context, tenantId, config, values)
+  let query = new ScopedQuery(context, tenantId, config, values)
   let value: R | undefined
   let failure: unknown
   let failed = false
@@ -246,6 +308,17 @@ export async function runScoped<R>(io: ScopedIo<R>, context: ContextSql, tenantI
   } catch (error) {
     failed = true
     failure = error
+  }
+  if (failed && query.retryUnprepared && query.transactionStatus === 'I') {
+    query = new ScopedQuery(context, tenantId, config, values, false)
+    failed = false
+    failure = undefined
+    try {
+      value = await io.send(query)
+    } catch (error) {
+      failed = true
+      failure = error
+    }
   }
   const status = query.transactionStatus
   if (status === undefined) {
