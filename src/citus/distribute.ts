@@ -142,6 +142,8 @@ interface Facts {
   readonly citus: string | null
   readonly nodes: readonly { readonly node: string; readonly active: boolean; readonly coordinator: boolean }[]
   readonly walLevels: readonly { readonly node: string; readonly wal: string }[]
+  /** `output_plugin_libraries` per node, where the server has it (Debian's PostgreSQL approves logical decoding plugins by name). */
+  readonly outputPlugins: readonly { readonly node: string; readonly libraries: string }[]
   readonly replicationFactor: string
   readonly helper: boolean
   readonly role: { readonly exists: boolean; readonly login: boolean; readonly propagates: boolean }
@@ -164,6 +166,8 @@ const WRAPPED_HELPER = /\(\s*SELECT\s+(tenantize\.[a-z_][a-z0-9_]*\(\))\s+AS\s+[
 const unwrap = (expr: string | null): string | null => (expr === null ? null : expr.replace(WRAPPED_HELPER, '$1'))
 /** A foreign key's referential actions, without SET NULL's column list: `ON DELETE CASCADE …`. */
 const actionsOf = (definition: string): string => [...definition.matchAll(/ON (DELETE|UPDATE) (CASCADE|RESTRICT|SET NULL|SET DEFAULT|NO ACTION)/g)].map((m) => m[0]).sort().join(' ')
+/** A list setting as PostgreSQL shows it (`a, "b c"`): its elements, a double-quoted one unquoted. */
+const listSetting = (value: string): string[] => [...value.matchAll(/"((?:[^"]|"")*)"|([^,\s][^,]*)/g)].map((m) => (m[1] === undefined ? m[2]!.trim() : m[1].replaceAll('""', '"')))
 const COMMANDS: Readonly<Record<string, string>> = { '*': 'ALL', r: 'SELECT', a: 'INSERT', w: 'UPDATE', d: 'DELETE' }
 const hasSubquery = (expr: string | null): boolean => expr !== null && /\bSELECT\b/i.test(expr)
 
@@ -218,6 +222,14 @@ export function distributionProblems(facts: Facts, config: TenantizeConfig): Pro
         fix: "ALTER SYSTEM SET wal_level = 'logical' on every node and restart them (then run tenantize distribute again)",
       })
     }
+    const unapproved = facts.outputPlugins.filter((o) => !listSetting(o.libraries).includes('citus'))
+    if (unapproved.length > 0) {
+      problems.push({
+        object: 'output_plugin_libraries',
+        message: `this PostgreSQL approves logical decoding plugins by name, and Citus's is not approved on ${unapproved.map((o) => `${o.node} ('${o.libraries}')`).join(', ')}: its logical replication would fail with "library citus may not be used as an output plugin"`,
+        fix: `ALTER SYSTEM SET output_plugin_libraries = ${[...listSetting(unapproved[0]!.libraries), 'citus'].map((l) => quoteLiteral(l)).join(', ')} on every node (a list: one literal per library), then SELECT pg_reload_conf()`,
+      })
+    }
     if (facts.replicationFactor !== '1') problems.push({ object: 'citus.shard_replication_factor', message: `is ${facts.replicationFactor}; Citus distributes a table concurrently only with 1`, fix: "ALTER SYSTEM SET citus.shard_replication_factor = 1 (or ALTER DATABASE … SET), then run again" })
   }
   if (!facts.helper) problems.push({ object: CURRENT_TENANT_FN, message: 'the conversion has not run here (no tenant helper)', fix: 'run tenantize apply (both phases) first, with target postgres, then tenantize distribute' })
@@ -233,7 +245,8 @@ export function distributionProblems(facts: Facts, config: TenantizeConfig): Pro
     if (t.placement === 'distributed' && t.distColumn !== t.column) problems.push({ object: t.key, message: `is distributed by ${t.distColumn ?? '?'}, not by the tenant column ${t.column}`, fix: `SELECT alter_distributed_table('${relSql(t.rel)}', distribution_column := '${t.column}'), or undistribute_table it` })
     if (t.role === 'tenant' && t.columnNotNull !== true) problems.push({ object: `${t.key}.${t.column}`, message: t.columnNotNull === null ? 'the tenant column is missing' : 'the tenant column is still nullable', fix: `run tenantize apply --phase schema${t.columnNotNull === null ? '' : ' to the end'} first` })
     if (t.role === 'root' && !config.tenant.create) continue
-    if (!t.rls || !t.force) problems.push({ object: t.key, message: 'row-level security is not enabled and forced', fix: 'run tenantize apply --phase enforce first' })
+    // FORCE is off only while citus-distribute copies a table (a resumed run finds it so on a Citus table).
+    if (!t.rls || (!t.force && t.placement === 'local')) problems.push({ object: t.key, message: 'row-level security is not enabled and forced', fix: 'run tenantize apply --phase enforce first' })
     if (!t.policies.some((p) => p.name === POLICY_NAME)) problems.push({ object: t.key, message: `has no ${POLICY_NAME} policy`, fix: 'run tenantize apply --phase enforce first' })
     if (t.primaryKey === null) problems.push({ object: t.key, message: 'has no primary key: Citus needs one in it with the tenant column, and logical replication needs it as replica identity', fix: `add a primary key (${t.column}, …) first` })
     if (t.role === 'tenant') {
@@ -402,14 +415,19 @@ export function distributionSteps(facts: Facts, config: TenantizeConfig): Distri
   const anchor = ordered.find((t) => t.placement === 'distributed') ?? ordered[0]
   for (const t of ordered) {
     const colocate = t === anchor ? "'none'" : quoteLiteral(relSql(anchor!.rel))
+    // Citus's subscription on the worker applies the writes made during the copy as a member of the table's owner, not
+    // BYPASSRLS: with FORCE ROW LEVEL SECURITY, PostgreSQL refuses it ("cannot replicate into relation with row-level
+    // security enabled") and the distribution waits forever. FORCE is off for the copy only: the app role (never the
+    // owner) stays under row-level security throughout; only sessions of the owner itself are not, until FORCE is back.
+    const copy = t.placement === 'distributed' ? [] : [{ transaction: [compile({ op: 'rowSecurity', table: t.rel, action: 'NO FORCE' })] }, { alone: `SELECT pg_catalog.create_distributed_table_concurrently(${quoteLiteral(relSql(t.rel))}, ${quoteLiteral(t.column)}, colocate_with => ${colocate})` }]
     steps.push(step({
       id: `citus-distribute:${t.key}`,
       table: t.key,
-      title: `distribute by ${t.column}${t === anchor ? '' : ` colocated with ${anchor!.key}`}: create_distributed_table_concurrently copies the rows to the shards by logical replication while writes go on (SHARE UPDATE EXCLUSIVE); writes wait only at the switch`,
+      title: `distribute by ${t.column}${t === anchor ? '' : ` colocated with ${anchor!.key}`}: create_distributed_table_concurrently copies the rows to the shards by logical replication while writes go on (SHARE UPDATE EXCLUSIVE); writes wait only at the switch. Row-level security stays on for the app role; FORCE (for the owner) is off during the copy, since Citus's replication applies the writes as the owner`,
       lock: 'SHARE UPDATE EXCLUSIVE',
       lockHeld: 'writes go on; they wait only at the switch',
-      units: [{ alone: `SELECT pg_catalog.create_distributed_table_concurrently(${quoteLiteral(relSql(t.rel))}, ${quoteLiteral(t.column)}, colocate_with => ${colocate})` }],
-      done: t.placement === 'distributed',
+      units: [...copy, { transaction: [compile({ op: 'rowSecurity', table: t.rel, action: 'FORCE' })] }],
+      done: t.placement === 'distributed' && t.force,
     }))
   }
 
@@ -422,7 +440,7 @@ export function distributionSteps(facts: Facts, config: TenantizeConfig): Distri
     lock: readd.length === 0 ? 'none' : 'SHARE ROW EXCLUSIVE',
     lockHeld: 'writes wait, reads go on',
     units: readd.length === 0 ? [] : [{ transaction: readd }],
-    done: readd.length === 0,
+    done: readd.length === 0 && toDrop.length === 0,
   }))
 
   const grants = facts.saved?.viewGrants ?? []
@@ -433,7 +451,7 @@ export function distributionSteps(facts: Facts, config: TenantizeConfig): Distri
     lockHeld: 'none',
     units: [],
     ops: [...grants.map((g): Operation => ({ op: 'grant', privileges: [g.privilege], on: { kind: 'table', rel: g.view }, role: g.grantee })), { op: 'dropTable', table: STATE }],
-    done: facts.saved === null,
+    done: facts.saved === null && allPlaced,
   }))
   // Policies, defaults, single keys and primary keys are done when absent from the list: they are planned only while needed.
   return steps
@@ -510,12 +528,18 @@ async function gatherFacts(client: pg.ClientBase, config: TenantizeConfig): Prom
   const helper = (await client.query<{ ok: boolean }>(`SELECT pg_catalog.to_regprocedure('tenantize.current_tenant_id()') IS NOT NULL AS ok`)).rows[0]?.ok === true
   let nodes: Facts['nodes'] = []
   let walLevels: Facts['walLevels'] = []
+  let outputPlugins: Facts['outputPlugins'] = []
   let replicationFactor = '1'
   if (citus !== null) {
     nodes = (await client.query<{ node: string; active: boolean; coordinator: boolean }>(`SELECT nodename || ':' || nodeport AS node, isactive AS active, groupid = 0 AS coordinator FROM pg_catalog.pg_dist_node WHERE noderole = 'primary' ORDER BY groupid, nodename, nodeport`)).rows
     walLevels = (await client.query<{ node: string; wal: string }>(
       `SELECT n.nodename || ':' || n.nodeport AS node, CASE WHEN r.success THEN r.result ELSE 'unreachable (' || r.result || ')' END AS wal
          FROM pg_catalog.run_command_on_all_nodes($$SELECT pg_catalog.current_setting('wal_level')$$) r JOIN pg_catalog.pg_dist_node n USING (nodeid) ORDER BY n.groupid, 1`,
+    )).rows
+    outputPlugins = (await client.query<{ node: string; libraries: string }>(
+      `SELECT n.nodename || ':' || n.nodeport AS node, r.result AS libraries
+         FROM pg_catalog.run_command_on_all_nodes($$SELECT pg_catalog.current_setting('output_plugin_libraries', true)$$) r JOIN pg_catalog.pg_dist_node n USING (nodeid)
+        WHERE r.success AND r.result IS NOT NULL AND EXISTS (SELECT 1 FROM pg_catalog.pg_settings WHERE name = 'output_plugin_libraries') ORDER BY n.groupid, 1`,
     )).rows
     if (!nodes.some((n) => n.coordinator)) walLevels = [{ node: 'coordinator', wal: (await client.query<{ w: string }>(`SELECT pg_catalog.current_setting('wal_level') AS w`)).rows[0]!.w }, ...walLevels]
     replicationFactor = (await client.query<{ f: string }>(`SELECT pg_catalog.current_setting('citus.shard_replication_factor') AS f`)).rows[0]!.f
@@ -557,6 +581,7 @@ async function gatherFacts(client: pg.ClientBase, config: TenantizeConfig): Prom
     citus,
     nodes,
     walLevels,
+    outputPlugins,
     replicationFactor,
     helper,
     role,
@@ -647,7 +672,7 @@ export async function distribute(options: DistributeOptions): Promise<Distribute
         emit(next, 'running')
         const t0 = performance.now()
         try {
-          for (const unit of next.units) await runUnit(client, unit, policy, next.id.startsWith('citus-distribute:'))
+          for (const unit of next.units) await runUnit(client, unit, policy, next.id.startsWith('citus-distribute:') && 'alone' in unit)
         } catch (error) {
           throw failure(next, error)
         }

@@ -4,6 +4,7 @@ import { packageVersion } from '../package-info.js'
 import { registerAdd } from './commands/add.js'
 import { registerConvert } from './commands/convert.js'
 import { registerDemo } from './commands/demo.js'
+import { registerDistribute } from './commands/distribute.js'
 import { registerDoctor } from './commands/doctor.js'
 import { registerInspect } from './commands/inspect.js'
 import { registerMigrate } from './commands/migrate.js'
@@ -42,6 +43,7 @@ The database URL comes from --db or DATABASE_URL; its password is never printed.
   registerMigrate(program, io, setExit)
   registerInspect(program, io, setExit)
   registerTenant(program, io, setExit)
+  registerDistribute(program, io, setExit)
   registerAdd(program, io, setExit)
   registerDemo(program, io, setExit)
   for (const cmd of program.commands) {

@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url'
 import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
-import { quoteIdent } from '../../src/sql/quote.js'
+import { quoteIdent, quoteLiteral } from '../../src/sql/quote.js'
 
 const PORT = 9700
 const HOST = '127.0.0.1'
@@ -224,7 +224,7 @@ async function databaseOn(cluster: { adminUrl: string; workers: number[] }, file
 export interface CitusLogicalCluster {
   /** A fresh database on it, as {@link citusDatabase} gives on the shared cluster. */
   readonly db: CitusDatabase
-  /** `ALTER SYSTEM SET wal_level = 'logical'` on every node and restart them (connections to them end). */
+  /** `ALTER SYSTEM SET wal_level = 'logical'` on every node (and citus in output_plugin_libraries where the server has that setting) and restart them (connections to them end). */
   enableLogical(): Promise<void>
 }
 
@@ -268,6 +268,11 @@ export async function citusLogicalCluster(fileUrl: string): Promise<CitusLogical
     async enableLogical() {
       for (const [i, port] of [LOGICAL_PORT, ...workers].entries()) {
         await runSql(urlOf(port, 'postgres'), "ALTER SYSTEM SET wal_level = 'logical'")
+        // Debian's PostgreSQL approves logical decoding plugins by name: Citus's own must be on the list for its shard copies.
+        const plugins = await runSql<{ v: string | null }>(urlOf(port, 'postgres'), "SELECT current_setting('output_plugin_libraries', true) AS v")
+        const v = plugins[0]?.v
+        // A list setting: one literal per library ('a, b' in one literal would be one library named "a, b").
+        if (v !== null && v !== undefined && !/\bcitus\b/.test(v)) await runSql(urlOf(port, 'postgres'), `ALTER SYSTEM SET output_plugin_libraries = ${[...v.split(',').map((l) => l.trim()).filter((l) => l !== ''), 'citus'].map((l) => quoteLiteral(l)).join(', ')}`)
         const dir = `${LOGICAL_DIR}/${['c', 'w1', 'w2'][i]!}`
         const ctl = `/usr/lib/postgresql/15/bin/pg_ctl -D '${dir}' -l '${dir}.log' -w restart >/dev/null`
         const run = process.getuid?.() === 0 ? spawnSync('su', ['postgres', '-s', '/bin/bash', '-c', ctl], { encoding: 'utf8' }) : spawnSync('bash', ['-c', ctl], { encoding: 'utf8' })
