@@ -18,6 +18,9 @@
  *
  * Quick: 100,000 rows. `--full`: 1,000,000 rows too.
  */
+import { createRequire } from 'node:module'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { Worker } from 'node:worker_threads'
 import pg from 'pg'
 import { apply } from '../src/apply/index.js'
 import { introspect } from '../src/catalog/index.js'
@@ -46,55 +49,98 @@ interface Window {
 
 const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
+/**
+ * The app, in a worker thread of its own (as an app is a process of its own: the lifecycle command's work on
+ * this process's event loop must not count as the app's stall). Plain JavaScript, run with `eval`.
+ */
+const WORKLOAD = `
+const { parentPort, workerData: d } = require('node:worker_threads')
+const { performance } = require('node:perf_hooks')
+const pg = require(d.pg)
+let running = true
+parentPort.on('message', (m) => { if (m === 'stop') running = false })
+const window = { writes: [], failures: [] }
+let started = 0
+const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+const clients = Array.from({ length: d.clients }, async (_, n) => {
+  const client = new pg.Client({ connectionString: d.url, application_name: d.appName })
+  await client.connect()
+  await client.query('SET ROLE ' + d.role)
+  await client.query("SELECT pg_catalog.set_config('tenantize.tenant_id', $1, false)", [d.tenant])
+  // The default tenant's meters keep ids 1…METERS (the imported ones get new ids).
+  const meter = (i) => 1 + ((i * 7 + n * 251) % d.meters)
+  try {
+    for (let i = 0; running; i++) {
+      const due = performance.now() + d.period
+      const start = performance.now()
+      try {
+        if (i % 2 === 0) await client.query('INSERT INTO readings (meter_id, at, kwh) VALUES ($1, now(), $2)', [meter(i), i % 97])
+        else await client.query('UPDATE meters SET name = $2 WHERE id = $1', [meter(i), 'meter ' + i])
+      } catch (error) {
+        window.failures.push(error instanceof Error ? error.message : String(error))
+      }
+      if (i === 0 && ++started === d.clients) parentPort.postMessage({ type: 'ready' })
+      window.writes.push(performance.now() - start)
+      const wait = due - performance.now()
+      if (wait > 0) await pause(wait)
+    }
+  } finally {
+    await client.end()
+  }
+})
+Promise.all(clients).then(() => parentPort.postMessage({ type: 'done', window }), (e) => parentPort.postMessage({ type: 'failed', error: String((e && e.message) || e) }))
+`
+
 /** The app: {@link CLIENTS} clients as the app role, scoped to the default tenant, writing to the tables the lifecycle command fills or empties. */
 function workload(url: string, role: string): { ready: Promise<void>; stop(): Promise<Window> } {
-  let running = true
-  const window: Window = { writes: [], failures: [] }
-  let started = 0
-  let markReady = (): void => undefined
-  const ready = new Promise<void>((resolve) => { markReady = resolve })
-  const clients = Array.from({ length: CLIENTS }, async (_, n) => {
-    const client = new pg.Client({ connectionString: url, application_name: APP_NAME })
-    await client.connect()
-    await client.query(`SET ROLE ${quoteIdent(role)}`)
-    await client.query(`SELECT pg_catalog.set_config('tenantize.tenant_id', $1, false)`, [DEFAULT_TENANT])
-    // The default tenant's meters keep ids 1…1000 (the imported ones get new ids).
-    const meter = (i: number): number => 1 + ((i * 7 + n * 251) % METERS)
-    try {
-      for (let i = 0; running; i++) {
-        const due = performance.now() + PERIOD_MS
-        const start = performance.now()
-        try {
-          if (i % 2 === 0) await client.query('INSERT INTO readings (meter_id, at, kwh) VALUES ($1, now(), $2)', [meter(i), i % 97])
-          else await client.query('UPDATE meters SET name = $2 WHERE id = $1', [meter(i), `meter ${i}`])
-        } catch (error) {
-          window.failures.push(error instanceof Error ? error.message : String(error))
-        }
-        if (i === 0 && ++started === CLIENTS) markReady()
-        window.writes.push(performance.now() - start)
-        const wait = due - performance.now()
-        if (wait > 0) await pause(wait)
-      }
-    } finally {
-      await client.end()
-    }
+  const worker = new Worker(WORKLOAD, {
+    eval: true,
+    workerData: { url, role: quoteIdent(role), tenant: DEFAULT_TENANT, clients: CLIENTS, period: PERIOD_MS, meters: METERS, appName: APP_NAME, pg: createRequire(import.meta.url).resolve('pg') },
+  })
+  type Message = { type: 'ready' } | { type: 'done'; window: Window } | { type: 'failed'; error: string }
+  const ended = new Promise<Window>((resolve, reject) => {
+    worker.on('message', (m: Message) => {
+      if (m.type === 'done') resolve(m.window)
+      else if (m.type === 'failed') reject(new Error(`the app workload failed: ${m.error}`))
+    })
+    worker.on('error', reject)
+    worker.on('exit', () => reject(new Error('the app workload exited')))
+  })
+  const ready = new Promise<void>((resolve, reject) => {
+    worker.on('message', (m: Message) => { if (m.type === 'ready') resolve() })
+    ended.then(() => reject(new Error('the workload ended before every client ran a statement')), reject)
   })
   return {
-    ready: Promise.race([ready, Promise.all(clients).then(() => { throw new Error('the workload ended before every client ran a statement') })]),
+    ready,
     async stop() {
-      running = false
-      await Promise.all(clients)
-      return window
+      worker.postMessage('stop')
+      try {
+        return await ended
+      } finally {
+        await worker.terminate()
+      }
     },
   }
 }
 
-interface Locks { samples: number; waiting: number; on: string[] }
+interface Locks {
+  samples: number
+  /** Samples in which an app statement waited for a heavyweight lock. */
+  waiting: number
+  on: string[]
+  /** App statements running for more than 100 ms when sampled: what they waited for (wait event, or CPU), and what the lifecycle command ran. */
+  slow: Map<string, number>
+}
 
-/** Every 20 ms: does an app statement wait for a lock (pg_stat_activity), and on what (pg_locks)? */
+/**
+ * Every 20 ms: does an app statement wait for a lock (pg_stat_activity, pg_locks), and on what? An app
+ * statement running for more than 100 ms is recorded with its wait event (none: on CPU) and the statement
+ * the lifecycle command's session runs at that moment.
+ */
 function lockSampler(url: string): { stop(): Promise<Locks> } {
   let running = true
   const on = new Set<string>()
+  const slow = new Map<string, number>()
   let samples = 0
   let waiting = 0
   const done = (async () => {
@@ -109,13 +155,19 @@ function lockSampler(url: string): { stop(): Promise<Locks> } {
         samples++
         if (rows.length > 0) waiting++
         for (const r of rows) on.add(r.what)
+        const long = await client.query<{ what: string }>(
+          `SELECT coalesce(a.wait_event_type || ':' || a.wait_event, 'CPU') || ' while tenantize ran ' ||
+                  coalesce((SELECT regexp_replace(left(t.query, 40), '\\s+', ' ', 'g') FROM pg_stat_activity t WHERE t.application_name LIKE 'tenantize%' AND t.application_name <> $1 AND t.state = 'active' AND t.pid <> pg_backend_pid() LIMIT 1), 'nothing') AS what
+             FROM pg_stat_activity a
+            WHERE a.application_name = $1 AND a.state = 'active' AND a.query_start < clock_timestamp() - interval '100 ms'`, [APP_NAME])
+        for (const r of long.rows) slow.set(r.what, (slow.get(r.what) ?? 0) + 1)
         await pause(20)
       }
     } finally {
       await client.end()
     }
   })()
-  return { async stop() { running = false; await done; return { samples, waiting, on: [...on] } } }
+  return { async stop() { running = false; await done; return { samples, waiting, on: [...on], slow } } }
 }
 
 const SCHEMA = `
@@ -130,24 +182,34 @@ async function fill(client: pg.Client, readings: number): Promise<void> {
   await client.query('VACUUM ANALYZE')
 }
 
-interface Phase { ms: number; app: Window; locks: Locks }
+interface Phase {
+  ms: number
+  app: Window
+  locks: Locks
+  /** The longest the lifecycle command kept this process's event loop busy, ms (an app calling the library in-process would stall that long). */
+  loopMaxMs: number
+}
 
 async function during(url: string, role: string, fn: () => Promise<unknown>): Promise<Phase> {
   const w = workload(url, role)
   await w.ready
   await pause(300)
   const sampler = lockSampler(url)
+  const loop = monitorEventLoopDelay({ resolution: 10 })
+  loop.enable()
   const t0 = performance.now()
   try {
     await fn()
   } catch (error) {
     await Promise.allSettled([w.stop(), sampler.stop()])
     throw error
+  } finally {
+    loop.disable()
   }
   const ms = performance.now() - t0
   await pause(300)
   const app = await w.stop()
-  return { ms, app, locks: await sampler.stop() }
+  return { ms, app, locks: await sampler.stop(), loopMaxMs: loop.max / 1e6 }
 }
 
 interface Run { rows: number; importRows: number; import: Phase; delete: Phase; deleted: number; batchSize: number }
@@ -190,7 +252,7 @@ const load = async (): Promise<string> => (await import('node:os')).loadavg().ma
 
 function stallNote(p: Phase): string {
   const sorted = [...p.app.writes].sort((a, b) => b - a)
-  return `${p.app.writes.length} writes by ${CLIENTS} clients as the app role (default tenant), p95 ${quantile(p.app.writes, 0.95).toFixed(1)} ms, next longest ${sorted.slice(1, 3).map((x) => x.toFixed(0)).join(', ')} ms; ${p.app.failures.length} failed; a statement waited for a lock in ${p.locks.waiting} of ${p.locks.samples} samples${p.locks.on.length > 0 ? ` (${p.locks.on.join(', ')})` : ''}`
+  return `${p.app.writes.length} writes by ${CLIENTS} clients as the app role (default tenant), p95 ${quantile(p.app.writes, 0.95).toFixed(1)} ms, next longest ${sorted.slice(1, 3).map((x) => x.toFixed(0)).join(', ')} ms; ${p.app.failures.length} failed; a statement waited for a lock in ${p.locks.waiting} of ${p.locks.samples} samples${p.locks.on.length > 0 ? ` (${p.locks.on.join(', ')})` : ''}; the command kept its own process's event loop busy for up to ${p.loopMaxMs.toFixed(0)} ms; app statements seen running > 100 ms: ${p.locks.slow.size === 0 ? 'none' : [...p.locks.slow].sort((a, b) => b[1] - a[1]).slice(0, 4).map(([w, k]) => `${k}× ${w}`).join('; ')}`
 }
 
 export default async function tenants(options: BenchOptions): Promise<BenchMeasure[]> {

@@ -193,11 +193,14 @@ test('import gives sequence keys new values: an id the target\'s sequence alread
   await apply({ databaseUrl: target.url, config, phase: 'all', timeouts: fast })
   // An app session drew the next id (4) for an insert it has not committed yet; 2 is a hole left by a delete.
   const [{ drawn }] = await target.sql<{ drawn: string }>(`SELECT nextval('items_id_seq')::text AS drawn`) as [{ drawn: string }]
-  const result = await importTenant({ databaseUrl: target.url, config, from: source.url, slug: 'seq', name: 'Seq', batchPauseMs: 0, timeouts: fast })
+  // Batches of 4: the keys of a table are mapped in two batches, each its own transaction.
+  const result = await importTenant({ databaseUrl: target.url, config, from: source.url, slug: 'seq', name: 'Seq', batchSize: 4, batchPauseMs: 0, timeouts: fast })
   const tenant = result.tenant!.id
   assert.deepEqual(result.tables.map((x) => [x.table, x.rows, x.remapped]), [['public.items', 6, 6], ['public.notes', 6, 6]], 'every key drawn from a sequence is new')
   const kept = await target.sql(`SELECT old_id FROM tenantize.id_map WHERE tenant = $1 AND "table" = 'public.items' AND new_id::bigint <= $2::bigint`, [tenant, drawn])
   assert.deepEqual(kept, [], 'no imported row took an id the sequence had handed out')
+  const order = await target.sql<{ old_id: string }>(`SELECT old_id FROM tenantize.id_map WHERE tenant = $1 AND "table" = 'public.items' ORDER BY new_id::bigint`, [tenant])
+  assert.deepEqual(order.map((m) => m.old_id), ['1', '2', '3', '4', '5', '6'], 'new ids in the order of the old ones, across batches')
   await target.sql(`INSERT INTO items (id, name, org_id) VALUES ($1, 'the app commits', $2)`, [drawn, config.tenant.default.id])
   assert.deepEqual(
     await target.sql(`SELECT i.name, n.body FROM notes n JOIN items i ON i.id = n.item_id AND i.org_id = n.org_id WHERE n.org_id = $1 ORDER BY n.body`, [tenant]),

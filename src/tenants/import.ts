@@ -180,8 +180,17 @@ async function stage(ctx: UnitContext, source: pg.Client, it: ImportTable, tenan
   await saveProgress(client, step, { last: [], done: progress.done })
 }
 
-/** Give every staged key its value in the target: a new one from the key's sequence (in the source's order), else kept unless it collides (uuids: a new gen_random_uuid()). */
-async function mapKeys(client: pg.Client, model: TenantModel, it: ImportTable, tenantId: string, forcedRootId: string | undefined): Promise<number> {
+/**
+ * Give every staged key its value in the target: a new one from the key's sequence (in the source's order),
+ * else kept unless it collides (uuids: a new gen_random_uuid()). In batches of staged rows, each its own
+ * transaction: one statement for a whole table wrote its map in one burst of WAL, and the app's commits
+ * waited behind it (LWLock WALWrite, IO WALInitWrite: 300–700 ms at 100,000 rows in the tenants bench).
+ * A key already in the map is skipped (ON CONFLICT on the map's primary key, not NOT EXISTS: the map has no
+ * statistics while it fills, and the planner scanned a table's whole map for each key — 276 s for one batch
+ * of 5,000 at 100,000 rows), so a run after a crash completes it.
+ */
+async function mapKeys(ctx: UnitContext, it: ImportTable, tenantId: string, forcedRootId: string | undefined, size: number, pause: number): Promise<number> {
+  const client = ctx.client
   const key = it.key!
   const col = quoteIdent(key.column)
   const type = it.t.table.columns.find((c) => c.name === key.column)!.type
@@ -215,14 +224,19 @@ async function mapKeys(client: pg.Client, model: TenantModel, it: ImportTable, t
       })
     }
   }
-  await client.query(
-    `INSERT INTO tenantize.id_map (tenant, "table", old_id, new_id)
+  const range = (await client.query<{ lo: string | null; hi: string | null }>('SELECT min(seq)::text AS lo, max(seq)::text AS hi FROM tenantize.import_rows WHERE tenant = $1 AND "table" = $2', [tenantId, it.t.key])).rows[0]
+  const sql = `INSERT INTO tenantize.id_map (tenant, "table", old_id, new_id)
      SELECT $1, $2, s.old, CASE WHEN ${keep} THEN s.old ELSE ${fresh} END
-       FROM (SELECT DISTINCT r.data ->> ${quoteLiteral(key.column)} AS old FROM tenantize.import_rows r WHERE r.tenant = $1 AND r."table" = $2 AND r.data ->> ${quoteLiteral(key.column)} IS NOT NULL) AS s
-      WHERE NOT EXISTS (SELECT 1 FROM tenantize.id_map m WHERE m.tenant = $1 AND m."table" = $2 AND m.old_id = s.old)
-      ORDER BY s.old::${type}`,
-    values,
-  )
+       FROM (SELECT r.seq, r.data ->> ${quoteLiteral(key.column)} AS old FROM tenantize.import_rows r WHERE r.tenant = $1 AND r."table" = $2 AND r.seq >= $${values.length + 1}::bigint AND r.seq < $${values.length + 2}::bigint) AS s
+      WHERE s.old IS NOT NULL
+      ORDER BY s.seq
+     ON CONFLICT (tenant, "table", old_id) DO NOTHING`
+  if (range?.lo != null && range.hi != null) {
+    for (let lo = Number(range.lo); lo <= Number(range.hi); lo += size) {
+      await ctx.retrying(`${it.t.key} id map`, async () => { await client.query(sql, [...values, String(lo), String(lo + size)]) })
+      if (pause > 0) await sleep(pause)
+    }
+  }
   const remapped = (await client.query<{ n: string }>(`SELECT count(*) FILTER (WHERE m.old_id <> m.new_id)::text AS n FROM tenantize.id_map m WHERE m.tenant = $1 AND m."table" = $2`, [tenantId, it.t.key])).rows[0]
   return Number(remapped?.n ?? 0)
 }
@@ -376,13 +390,11 @@ export async function importTenant(options: ImportTenantOptions): Promise<Import
           await client.query('ANALYZE tenantize.import_rows')
           // Keys: tables parents first, so the tenant table's row (own tenant table) is mapped before its id is needed.
           const remapped = new Map<string, string>()
-          await transaction(client, async () => {
-            for (const it of plan.tables) {
-              if (it.key === undefined) continue
-              remapped.set(it.t.key, it.key.column)
-              remappedCounts.set(it.t.key, await mapKeys(client, model, it, label, it.t.role === 'root' ? options.id : undefined))
-            }
-          })
+          for (const it of plan.tables) {
+            if (it.key === undefined) continue
+            remapped.set(it.t.key, it.key.column)
+            remappedCounts.set(it.t.key, await mapKeys(ctx, it, label, it.t.role === 'root' ? options.id : undefined, size, pause))
+          }
           await client.query('ANALYZE tenantize.id_map')
           let newTenant = tenant?.id
           if (newTenant === undefined) {
@@ -392,6 +404,16 @@ export async function importTenant(options: ImportTenantOptions): Promise<Import
           // Invisible to the app until the last row is in (with the app's own tenant table, its row is imported like any other).
           await transaction(client, () => writeStatus(client, model, newTenant, 'importing'))
           for (const it of plan.tables) await insertRows(ctx, model, it, label, newTenant, remapped, size, pause, tick)
+          // The staged rows go in batches too (every row is in, so a run after a crash finds nothing left to insert):
+          // one DELETE of them all is a burst of WAL the app's commits would wait behind.
+          for (;;) {
+            let n = 0
+            await ctx.retrying('tenantize.import_rows cleanup', async () => {
+              n = (await client.query(`DELETE FROM tenantize.import_rows WHERE (tenant, "table", seq) IN (SELECT tenant, "table", seq FROM tenantize.import_rows WHERE tenant = $1 LIMIT $2)`, [label, size])).rowCount ?? 0
+            })
+            if (n === 0) break
+            if (pause > 0) await sleep(pause)
+          }
           await transaction(client, async () => {
             if (label !== newTenant) await client.query('UPDATE tenantize.id_map SET tenant = $2 WHERE tenant = $1', [label, newTenant])
             await writeStatus(client, model, newTenant, 'active')
