@@ -119,7 +119,8 @@ export class ScopedQuery extends BaseQuery implements PromiseLike<unknown> {
    */
   constructor(context: ContextSql, tenantId: string, config: string | QueryConfig, values?: readonly unknown[], prepared = true) {
     super(config, values)
-    context.statement(tenantId) // checks the id as the unnamed form would (a non-empty string without NUL)
+    // An id the statement would refuse (empty, NUL) is refused here with its error, whichever form is sent.
+    if (typeof tenantId !== 'string' || tenantId.length === 0 || tenantId.includes('\0')) context.statement(tenantId)
     this.#context = context
     this.#tenantId = tenantId
     this.#prepared = prepared
