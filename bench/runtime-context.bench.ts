@@ -13,6 +13,10 @@
  *   owner (a superuser here: no row-level security), hand-filtered: `WHERE org_id = $A AND id = $1`,
  *   and `count(*) … WHERE org_id = $A`.
  * One connection each; calls alternate one by one; the value is the ratio of the medians.
+ *
+ * Beside each lookup, without a goal: the bare lookup through the adapter inside `withTenant` as the owner
+ * (same SQL, no policy applies) — the runtime's share (context statement, adapter), apart from the policy's
+ * (planning its subquery and inlining the helper, for a statement that is not prepared).
  */
 import { randomUUID } from 'node:crypto'
 import pg from 'pg'
@@ -48,6 +52,8 @@ interface Pair {
   /** The tenant's rows counted: a query of a few milliseconds. */
   bareCount(): Promise<unknown>
   scopedCount(): Promise<unknown>
+  /** The bare side's hand-filtered lookup through the adapter, as the owner (no policy applies): what the runtime alone costs. */
+  ownerScoped(id: string): Promise<unknown>
   close(): Promise<void>
 }
 
@@ -118,6 +124,8 @@ export default async function runtimeContextBench(): Promise<readonly BenchMeasu
           const pool = appPool()
           const owner = ownerPool()
           const scoped = tenantPool(pool)
+          const ownerScopedPool = ownerPool()
+          const ownerScoped = tenantPool(ownerScopedPool)
           return {
             name: 'pg',
             limit: 1.25,
@@ -125,9 +133,11 @@ export default async function runtimeContextBench(): Promise<readonly BenchMeasu
             scoped: (k) => scoped.query('SELECT id, body FROM items WHERE id = $1', [k]),
             bareCount: () => owner.query('SELECT count(*) FROM items WHERE org_id = $1', [tenant]),
             scopedCount: () => scoped.query('SELECT count(*) FROM items'),
+            ownerScoped: (k) => ownerScoped.query('SELECT id, body FROM items WHERE org_id = $2 AND id = $1', [k, tenant]),
             close: async () => {
               await pool.end()
               await owner.end()
+              await ownerScopedPool.end()
             },
           }
         },
@@ -135,6 +145,8 @@ export default async function runtimeContextBench(): Promise<readonly BenchMeasu
           const sql = postgres(db.url, { max: 1, onnotice: () => undefined, connection: { options: `-c role=${app}` } })
           const owner = postgres(db.url, { max: 1, onnotice: () => undefined })
           const scoped = tenantSql(sql)
+          const ownerSql = postgres(db.url, { max: 1, onnotice: () => undefined })
+          const ownerScoped = tenantSql(ownerSql)
           return {
             name: 'postgres.js',
             limit: 1.25,
@@ -142,9 +154,11 @@ export default async function runtimeContextBench(): Promise<readonly BenchMeasu
             scoped: (k) => scoped`SELECT id, body FROM items WHERE id = ${k}`,
             bareCount: () => owner`SELECT count(*) FROM items WHERE org_id = ${tenant}`,
             scopedCount: () => scoped`SELECT count(*) FROM items`,
+            ownerScoped: (k) => ownerScoped`SELECT id, body FROM items WHERE org_id = ${tenant} AND id = ${k}`,
             close: async () => {
               await sql.end()
               await owner.end()
+              await ownerSql.end()
             },
           }
         },
@@ -152,6 +166,7 @@ export default async function runtimeContextBench(): Promise<readonly BenchMeasu
           const pool = appPool()
           const bare = new Kysely<Items>({ dialect: new PostgresDialect({ pool: ownerPool() }) })
           const scoped = new Kysely<Items>({ dialect: tenantDialect(new PostgresDialect({ pool })) })
+          const ownerScoped = new Kysely<Items>({ dialect: tenantDialect(new PostgresDialect({ pool: ownerPool() })) })
           return {
             name: 'kysely',
             limit: 1.25,
@@ -159,9 +174,11 @@ export default async function runtimeContextBench(): Promise<readonly BenchMeasu
             scoped: (k) => scoped.selectFrom('items').select(['id', 'body']).where('id', '=', k).execute(),
             bareCount: () => bare.selectFrom('items').select((e) => e.fn.countAll().as('n')).where('org_id', '=', tenant).execute(),
             scopedCount: () => scoped.selectFrom('items').select((e) => e.fn.countAll().as('n')).execute(),
+            ownerScoped: (k) => ownerScoped.selectFrom('items').select(['id', 'body']).where('org_id', '=', tenant).where('id', '=', k).execute(),
             close: async () => {
               await bare.destroy()
               await scoped.destroy()
+              await ownerScoped.destroy()
             },
           }
         },
@@ -170,6 +187,8 @@ export default async function runtimeContextBench(): Promise<readonly BenchMeasu
           const owner = ownerPool()
           const bare = drizzle({ client: owner })
           const scoped = drizzle({ client: tenantDrizzlePool(pool) })
+          const ownerScopedPool = ownerPool()
+          const ownerScoped = drizzle({ client: tenantDrizzlePool(ownerScopedPool) })
           return {
             name: 'drizzle',
             limit: 1.25,
@@ -177,9 +196,11 @@ export default async function runtimeContextBench(): Promise<readonly BenchMeasu
             scoped: async (k) => scoped.select({ id: items.id, body: items.body }).from(items).where(eq(items.id, k)),
             bareCount: async () => bare.select({ n: count() }).from(items).where(eq(items.orgId, tenant)),
             scopedCount: async () => scoped.select({ n: count() }).from(items),
+            ownerScoped: async (k) => ownerScoped.select({ id: items.id, body: items.body }).from(items).where(and(eq(items.orgId, tenant), eq(items.id, k))),
             close: async () => {
               await pool.end()
               await owner.end()
+              await ownerScopedPool.end()
             },
           }
         },
@@ -188,6 +209,8 @@ export default async function runtimeContextBench(): Promise<readonly BenchMeasu
           const owner = ownerPool()
           const bare = generated.client(new PrismaPg(owner))
           const scoped = tenantPrisma(generated.client(tenantPrismaAdapter(new PrismaPg(pool))))
+          const ownerScopedPool = ownerPool()
+          const ownerScoped = tenantPrisma(generated.client(tenantPrismaAdapter(new PrismaPg(ownerScopedPool))))
           return {
             name: 'prisma',
             limit: 1.4,
@@ -195,11 +218,14 @@ export default async function runtimeContextBench(): Promise<readonly BenchMeasu
             scoped: (k) => scoped.item.findMany({ where: { id: k }, select: { id: true, body: true } }),
             bareCount: () => bare.item.count({ where: { orgId: tenant } }),
             scopedCount: () => scoped.item.count(),
+            ownerScoped: (k) => ownerScoped.item.findMany({ where: { orgId: tenant, id: k }, select: { id: true, body: true } }),
             close: async () => {
               await bare.$disconnect()
               await scoped.$disconnect()
+              await ownerScoped.$disconnect()
               await pool.end()
               await owner.end()
+              await ownerScopedPool.end()
             },
           }
         },
@@ -221,15 +247,25 @@ export default async function runtimeContextBench(): Promise<readonly BenchMeasu
           if (bc !== String(TENANT_ROWS) || sc !== bc) throw new Error(`${pair.name}: counts differ (bare ${bc}, scoped ${sc})`)
           await warmUp(WARM_UP, bare)
           await warmUp(WARM_UP, scoped)
+          const ownerScoped = (i: number): Promise<unknown> => withTenant(tenant, () => pair.ownerScoped(id(i)))
+          if (rows(await ownerScoped(1)) !== 1) throw new Error(`${pair.name}: the owner's scoped lookup must find the row`)
+          await warmUp(WARM_UP, ownerScoped)
           const lookup = await alternate(CALLS, bare, scoped)
+          const runtime = await alternate(CALLS, bare, ownerScoped)
           const slow = await alternate(SLOW_CALLS, bareCount, scopedCount)
-          console.error(`# runtime-context: ${pair.name}: lookup bare ${us(lookup.bare)}, withTenant ${us(lookup.scoped)}; count bare ${us(slow.bare)}, withTenant ${us(slow.scoped)}`)
+          console.error(`# runtime-context: ${pair.name}: lookup bare ${us(lookup.bare)}, withTenant ${us(lookup.scoped)}; runtime alone bare ${us(runtime.bare)}, withTenant ${us(runtime.scoped)}; count bare ${us(slow.bare)}, withTenant ${us(slow.scoped)}`)
           measures.push({
             name: `${pair.name}: withTenant / bare, primary-key lookup`,
             value: lookup.scoped / lookup.bare,
             unit: '×',
             limit: pair.limit,
             note: `${us(lookup.scoped)} vs ${us(lookup.bare)}, median of ${CALLS.toLocaleString('en')} each, same row, default settings; PostgreSQL ${version} (${server.kind})`,
+          })
+          measures.push({
+            name: `${pair.name}: the runtime alone: withTenant / bare, same hand-filtered lookup as the owner`,
+            value: runtime.scoped / runtime.bare,
+            unit: '×',
+            note: `${us(runtime.scoped)} vs ${us(runtime.bare)}, median of ${CALLS.toLocaleString('en')} each: the context and the adapter without the policy (the owner is not subject to it)`,
           })
           measures.push({
             name: `${pair.name}: withTenant / bare, count of ${TENANT_ROWS.toLocaleString('en')} rows`,
