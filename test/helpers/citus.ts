@@ -224,6 +224,8 @@ async function databaseOn(cluster: { adminUrl: string; workers: number[] }, file
 export interface CitusLogicalCluster {
   /** A fresh database on it, as {@link citusDatabase} gives on the shared cluster. */
   readonly db: CitusDatabase
+  /** Another fresh database on it. */
+  database(): Promise<CitusDatabase>
   /** `ALTER SYSTEM SET wal_level = 'logical'` on every node (and citus in output_plugin_libraries where the server has that setting) and restart them (connections to them end). */
   enableLogical(): Promise<void>
 }
@@ -265,6 +267,7 @@ export async function citusLogicalCluster(fileUrl: string): Promise<CitusLogical
   const db = await databaseOn({ adminUrl, workers }, fileUrl)
   return {
     db,
+    database: () => databaseOn({ adminUrl, workers }, fileUrl),
     async enableLogical() {
       for (const [i, port] of [LOGICAL_PORT, ...workers].entries()) {
         await runSql(urlOf(port, 'postgres'), "ALTER SYSTEM SET wal_level = 'logical'")
