@@ -191,3 +191,21 @@ test('corpus F17: verify seeds a table whose CHECK asks for exactly one of two r
   assert.deepEqual(report.findings.filter((f) => f.severity === 'error').map((f) => `${f.rule} ${f.object}`), [])
   await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast, mergeTenants: true })
 })
+
+test('corpus F18: a sequence a column default names as text, nextval(\'seq\'::text) without OWNED BY (Roundcube), is granted to the app role: the app can insert', async () => {
+  const t = await db.another('f18')
+  await t.sql(`CREATE SEQUENCE users_seq; CREATE SEQUENCE contacts_seq;
+    CREATE TABLE users (user_id integer DEFAULT nextval('users_seq'::text) PRIMARY KEY, username varchar(128) NOT NULL);
+    CREATE TABLE contacts (contact_id integer DEFAULT nextval('contacts_seq'::text) PRIMARY KEY, user_id integer NOT NULL REFERENCES users ON DELETE CASCADE, name text);
+    INSERT INTO users (username) VALUES ('a'), ('b'); INSERT INTO contacts (user_id, name) VALUES (1, 'x'), (2, 'y');`)
+  const before = await schemaFingerprint(t.url)
+  const config = await init(t, 'public.users', 'user_id')
+  await apply({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
+  const seen = await asRole(t.url, config.roles.app, '2', async (c) => {
+    await c.query(`INSERT INTO contacts (user_id, name) VALUES (2, 'z')`)
+    return (await c.query<{ name: string }>(`SELECT name FROM contacts ORDER BY contact_id`)).rows
+  })
+  assert.deepEqual(seen, [{ name: 'y' }, { name: 'z' }])
+  await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast, mergeTenants: true })
+  assert.equal(await schemaFingerprint(t.url), before)
+})

@@ -1126,11 +1126,11 @@ function grantSteps(ctx: Ctx, tables: readonly TenantTable[]): void {
   }
   const tenantOids = new Set(tables.flatMap((t) => [t.table!.oid, ...t.table!.partitions.map((p) => p.oid)]))
   // Sequences the app draws from: owned by a tenant table, or named in a column default (`DEFAULT nextval('x_seq')`
-  // without OWNED BY, as many schemas define their ids).
+  // without OWNED BY, as many schemas define their ids; Roundcube's `nextval('x_seq'::text)`, printed `nextval(('x_seq'::text)::regclass)`, names it as text).
   const drawn = new Set<string>()
   for (const t of tables) {
     for (const c of t.table!.columns) {
-      for (const m of (c.default ?? '').matchAll(/nextval\('((?:[^']|'')+)'::regclass\)/g)) {
+      for (const m of (c.default ?? '').matchAll(/nextval\(\(?'((?:[^']|'')+)'::(?:regclass|text\)::regclass)\)/g)) {
         try {
           const name = parseQualifiedName(m[1]!.replaceAll("''", "'"))
           drawn.add(`${name.schema}.${name.name}`)
