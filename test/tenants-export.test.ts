@@ -204,6 +204,28 @@ test('export an imported tenant as a standalone database with the schema before 
     }
   })
 
+  await t.test('a table created after the conversion with a tenant column but no foreign key, or with row-level security: refused, not exported as shared with every tenant\'s rows', async () => {
+    await db.sql(`CREATE TABLE public.usage_v3 (id bigserial PRIMARY KEY, org_id uuid NOT NULL, units int NOT NULL)`)
+    await db.sql(`INSERT INTO public.usage_v3 (org_id, units) SELECT id, 7 FROM public.organizations`)
+    await db.sql(`CREATE TABLE public.secrets_v3 (id bigserial PRIMARY KEY, owner_key uuid NOT NULL, secret text NOT NULL)`)
+    await db.sql(`ALTER TABLE public.secrets_v3 ENABLE ROW LEVEL SECURITY`)
+    try {
+      const out = await db.another('tz_export_v3')
+      await assert.rejects(entry.exportTenant({ ...base, tenant: 'helios', to: out.url }), (e: unknown) => {
+        assert.ok(e instanceof entry.TenantizeError, String(e))
+        assert.equal(e.code, 'TZ_TENANT')
+        assert.deepEqual(e.problems.map((p) => p.object), ['public.secrets_v3', 'public.usage_v3'], e.message)
+        assert.match(e.problems[0]!.message, /has row-level security enabled, so the export cannot tell which of its rows are this tenant's/)
+        assert.match(e.problems[1]!.message, /has a column org_id like the tenant tables but no foreign key to public\.organizations/)
+        assert.equal(e.problems[1]!.fix, 'add its foreign key (ALTER TABLE "public"."usage_v3" ADD FOREIGN KEY ("org_id") REFERENCES "public"."organizations" ("id")), or add the table to the config, then export again')
+        return true
+      })
+      assert.deepEqual(await out.sql(`SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace`), [], 'nothing was written to the target')
+    } finally {
+      await db.sql('DROP TABLE public.usage_v3, public.secrets_v3')
+    }
+  })
+
   await t.test('tenant refusals carry TZ_TENANT, and the CLI exits 2 with it', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'tz-export-'))
     try {

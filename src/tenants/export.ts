@@ -162,6 +162,8 @@ async function originalSchema(source: pg.Client, sourceUrl: string, steps: reado
  * cannot be restored): the export is refused before anything is written, rather than lose them.
  */
 export function laterReferences(catalog: Catalog, model: TenantModel, tenantId: string): Problem[] {
+  // Tables the conversion did not know: a foreign key into what the down path removes has no place in the
+  // export; a tenant column without a foreign key (or row-level security) leaves the rows' tenant unknown.
   const created = new Set(model.ownsTenantTable ? model.tables.filter((t) => t.role === 'root' || t.role === 'membership').map((t) => t.key) : [])
   const known = new Set([...Object.keys(model.config.tables), ...model.tables.filter((t) => t.role === 'root' || t.role === 'membership').map((t) => t.key)])
   const problems: Problem[] = []
@@ -182,6 +184,20 @@ export function laterReferences(catalog: Catalog, model: TenantModel, tenantId: 
         fix: `copy the tenant's rows of this table yourself (psql -c "\\copy (SELECT * FROM ${qualifiedName(table.schema, table.name)}${where}) TO '${table.name}.csv' CSV HEADER"), then export from a copy of the database without the table`,
       })
     }
+    // A table of unknown tenancy would be exported as shared, every tenant's rows in it: refuse instead.
+    if (model.table(key) !== undefined || table.foreign || table.extension !== null || problems.some((p) => p.object.startsWith(`${key} `))) continue
+    const tenantColumn = table.columns.find((c) => c.name === model.config.tenant.column)
+    const why = tenantColumn !== undefined
+      ? `has a column ${tenantColumn.name} like the tenant tables but no foreign key to ${model.root.key}`
+      : table.rowSecurity ? 'has row-level security enabled' : undefined
+    if (why === undefined) continue
+    problems.push({
+      object: key,
+      message: `was created after the conversion and ${why}, so the export cannot tell which of its rows are this tenant's; as a shared table it would carry every tenant's rows`,
+      fix: tenantColumn !== undefined
+        ? `add its foreign key (ALTER TABLE ${qualifiedName(table.schema, table.name)} ADD FOREIGN KEY (${quoteIdent(tenantColumn.name)}) REFERENCES ${model.root.sql} (${quoteIdent(model.root.column)})), or add the table to the config, then export again`
+        : 'add the table to the config (its class: direct, child or global), or export from a copy of the database without the table',
+    })
   }
   return problems
 }
