@@ -204,7 +204,7 @@ test('export an imported tenant as a standalone database with the schema before 
     }
   })
 
-  await t.test('a table created after the conversion with a tenant column but no foreign key, or with row-level security: refused, not exported as shared with every tenant\'s rows', async () => {
+  await t.test('a table created after the conversion with a tenant column but no foreign key, or with row-level security: export and delete refuse (export would carry every tenant\'s rows as a shared table\'s, delete would leave the tenant\'s behind)', async () => {
     await db.sql(`CREATE TABLE public.usage_v3 (id bigserial PRIMARY KEY, org_id uuid NOT NULL, units int NOT NULL)`)
     await db.sql(`INSERT INTO public.usage_v3 (org_id, units) SELECT id, 7 FROM public.organizations`)
     await db.sql(`CREATE TABLE public.secrets_v3 (id bigserial PRIMARY KEY, owner_key uuid NOT NULL, secret text NOT NULL)`)
@@ -215,12 +215,20 @@ test('export an imported tenant as a standalone database with the schema before 
         assert.ok(e instanceof entry.TenantizeError, String(e))
         assert.equal(e.code, 'TZ_TENANT')
         assert.deepEqual(e.problems.map((p) => p.object), ['public.secrets_v3', 'public.usage_v3'], e.message)
-        assert.match(e.problems[0]!.message, /has row-level security enabled, so the export cannot tell which of its rows are this tenant's/)
+        assert.match(e.problems[0]!.message, /has row-level security enabled, so export cannot tell which of its rows are this tenant's; as a shared table it would carry every tenant's rows/)
         assert.match(e.problems[1]!.message, /has a column org_id like the tenant tables but no foreign key to public\.organizations/)
         assert.equal(e.problems[1]!.fix, 'add its foreign key (ALTER TABLE "public"."usage_v3" ADD FOREIGN KEY ("org_id") REFERENCES "public"."organizations" ("id")), or add the table to the config, then export again')
         return true
       })
       assert.deepEqual(await out.sql(`SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace`), [], 'nothing was written to the target')
+      // delete refuses too: the tenant's usage_v3 rows would stay behind.
+      await assert.rejects(entry.deleteTenant({ ...base, tenant: 'helios' }), (e: unknown) => {
+        assert.ok(e instanceof entry.TenantizeError, String(e))
+        assert.match(e.message, /2 table\(s\) created after the conversion may hold this tenant's rows and delete cannot tell which; nothing was deleted/)
+        assert.match(e.problems[1]!.message, /so delete cannot tell which of its rows are this tenant's; the tenant's rows in it would stay behind/)
+        return true
+      })
+      assert.deepEqual(await db.sql(`SELECT count(*)::int AS n FROM public.usage_v3 u JOIN public.organizations o ON o.id = u.org_id WHERE o.slug = 'helios'`), [{ n: 1 }], 'nothing deleted')
     } finally {
       await db.sql('DROP TABLE public.usage_v3, public.secrets_v3')
     }

@@ -3,7 +3,7 @@ import type pg from 'pg'
 import { ErrorCodes, TenantizeError, type Problem } from '../errors.js'
 import { runUnits, sleep, type MigrateEvent, type RunnerOptions, type UnitContext } from '../migrate/index.js'
 import { identList, qualifiedName, quoteIdent } from '../sql/quote.js'
-import { tenantIdType, type TenantEdge, type TenantModel, type TenantTable } from './model.js'
+import { tenantIdType, unknownTenancy, type TenantEdge, type TenantModel, type TenantTable } from './model.js'
 import { transaction, withModel, type TenantOptions } from './session.js'
 import { findTenant, forgetTenant, writeStatus, type TenantRow } from './store.js'
 
@@ -161,10 +161,14 @@ async function deleteUnit(ctx: UnitContext, model: TenantModel, tenant: TenantRo
  * unless `allowShared`. Other tenants' rows are not touched: every statement is bounded by the tenant column.
  */
 export async function deleteTenant(options: DeleteTenantOptions): Promise<DeleteTenantResult> {
-  const prepared = await withModel(options, 'delete', async (client, model) => {
+  const prepared = await withModel(options, 'delete', async (client, model, catalog) => {
     const tenant = await findTenant(client, model, options.tenant)
     if (tenant.id === model.config.tenant.default.id) {
       throw new TenantizeError(ErrorCodes.TENANT, 'is the default tenant, which owns the rows the single-tenant app wrote', { object: `tenant ${tenant.slug ?? tenant.id}`, fix: 'delete another tenant; to undo the conversion, use tenantize rollback' })
+    }
+    const unknown = unknownTenancy(catalog, model, 'delete')
+    if (unknown.length > 0) {
+      throw new TenantizeError(ErrorCodes.TENANT, `${unknown.length} table(s) created after the conversion may hold this tenant's rows and delete cannot tell which; nothing was deleted`, { object: `tenant ${tenant.slug ?? tenant.id}`, problems: unknown })
     }
     const tables = await countRows(client, model, tenant.id, model.childrenFirst)
     const shared = await sharedRows(client, model, tenant.id)

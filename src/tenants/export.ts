@@ -15,7 +15,7 @@ import { findPgDump } from '../migrate/backup.js'
 import { tableKeyOf } from '../plan/config.js'
 import type { Plan } from '../plan/steps.js'
 import { qualifiedName, quoteIdent, quoteLiteral } from '../sql/quote.js'
-import { tenantIdType, tenantModel, type TenantModel } from './model.js'
+import { tenantIdType, unknownTenancy, tenantModel, type TenantModel } from './model.js'
 import type { TenantOptions } from './session.js'
 import { assertSeesAllTenants, findTenant, type TenantRow } from './store.js'
 
@@ -159,14 +159,13 @@ async function originalSchema(source: pg.Client, sourceUrl: string, steps: reado
  * PURE: foreign keys of tables the conversion did not know (created after it: not in the config) into what
  * its down path removes — the tenant table Tenantize created, its membership table, or a tenant column the
  * conversion added. The schema before the conversion has no place for such a table's rows (its foreign key
- * cannot be restored): the export is refused before anything is written, rather than lose them.
+ * cannot be restored): the export is refused before anything is written, rather than lose them. With them,
+ * the later tables whose rows' tenant is unknown ({@link unknownTenancy}).
  */
 export function laterReferences(catalog: Catalog, model: TenantModel, tenantId: string): Problem[] {
-  // Tables the conversion did not know: a foreign key into what the down path removes has no place in the
-  // export; a tenant column without a foreign key (or row-level security) leaves the rows' tenant unknown.
   const created = new Set(model.ownsTenantTable ? model.tables.filter((t) => t.role === 'root' || t.role === 'membership').map((t) => t.key) : [])
   const known = new Set([...Object.keys(model.config.tables), ...model.tables.filter((t) => t.role === 'root' || t.role === 'membership').map((t) => t.key)])
-  const problems: Problem[] = []
+  const problems: (Problem & { readonly table: string })[] = []
   for (const table of catalog.tables) {
     const key = tableKeyOf(table)
     if (table.kind === 'partition' || table.schema === 'tenantize' || known.has(key)) continue
@@ -179,27 +178,15 @@ export function laterReferences(catalog: Catalog, model: TenantModel, tenantId: 
       const own = model.table(key)
       const where = own === undefined ? '' : ` WHERE ${quoteIdent(own.column)} = ${quoteLiteral(tenantId)}`
       problems.push({
+        table: key,
         object: `${key} ${c.name}`,
         message: `was created after the conversion and references ${what}: the export rebuilds the schema as it was before the conversion, which has no place for this table's rows`,
         fix: `copy the tenant's rows of this table yourself (psql -c "\\copy (SELECT * FROM ${qualifiedName(table.schema, table.name)}${where}) TO '${table.name}.csv' CSV HEADER"), then export from a copy of the database without the table`,
       })
     }
-    // A table of unknown tenancy would be exported as shared, every tenant's rows in it: refuse instead.
-    if (model.table(key) !== undefined || table.foreign || table.extension !== null || problems.some((p) => p.object.startsWith(`${key} `))) continue
-    const tenantColumn = table.columns.find((c) => c.name === model.config.tenant.column)
-    const why = tenantColumn !== undefined
-      ? `has a column ${tenantColumn.name} like the tenant tables but no foreign key to ${model.root.key}`
-      : table.rowSecurity ? 'has row-level security enabled' : undefined
-    if (why === undefined) continue
-    problems.push({
-      object: key,
-      message: `was created after the conversion and ${why}, so the export cannot tell which of its rows are this tenant's; as a shared table it would carry every tenant's rows`,
-      fix: tenantColumn !== undefined
-        ? `add its foreign key (ALTER TABLE ${qualifiedName(table.schema, table.name)} ADD FOREIGN KEY (${quoteIdent(tenantColumn.name)}) REFERENCES ${model.root.sql} (${quoteIdent(model.root.column)})), or add the table to the config, then export again`
-        : 'add the table to the config (its class: direct, child or global), or export from a copy of the database without the table',
-    })
   }
-  return problems
+  const reported = new Set(problems.map((p) => p.table))
+  return [...problems.map(({ table: _, ...p }) => p), ...unknownTenancy(catalog, model, 'export').filter((p) => !reported.has(p.object))]
 }
 
 /** One table to export: the columns of the original table, and which rows of the live one. */

@@ -1,7 +1,7 @@
 import type { Catalog, ForeignKeyConstraint, Table } from '../catalog/types.js'
 import { ErrorCodes, TenantizeError, type Problem } from '../errors.js'
 import { splitKey, tableKeyOf, type TenantizeConfig } from '../plan/config.js'
-import { qualifiedName } from '../sql/quote.js'
+import { qualifiedName, quoteIdent } from '../sql/quote.js'
 
 /**
  * PURE: the converted database as the tenant lifecycle sees it — which tables hold a tenant's rows, in
@@ -188,4 +188,33 @@ export function tenantModel(catalog: Catalog, config: TenantizeConfig): TenantMo
     createdAtColumn: column('created_at'),
     table: (key: string) => byKey.get(key),
   })
+}
+
+/**
+ * PURE: tables the conversion did not know (created after it: not in the config, no single-column foreign
+ * key to the tenant table) whose rows may belong to tenants — a column named like the tenant column, or
+ * row-level security enabled. A tenant command cannot tell which of their rows are a tenant's: `export`
+ * would copy every tenant's rows as a shared table's, `delete` would leave the tenant's rows behind. Both
+ * refuse, naming each table and the fix.
+ */
+export function unknownTenancy(catalog: Catalog, model: TenantModel, command: 'export' | 'delete'): Problem[] {
+  const problems: Problem[] = []
+  for (const table of catalog.tables) {
+    const key = tableKeyOf(table)
+    if (table.kind === 'partition' || table.schema === 'tenantize' || table.foreign || table.extension !== null) continue
+    if (model.config.tables[key] !== undefined || model.table(key) !== undefined) continue
+    const tenantColumn = table.columns.find((c) => c.name === model.config.tenant.column)
+    const why = tenantColumn !== undefined
+      ? `has a column ${tenantColumn.name} like the tenant tables but no foreign key to ${model.root.key}`
+      : table.rowSecurity ? 'has row-level security enabled' : undefined
+    if (why === undefined) continue
+    problems.push({
+      object: key,
+      message: `was created after the conversion and ${why}, so ${command} cannot tell which of its rows are this tenant's; ${command === 'export' ? 'as a shared table it would carry every tenant\'s rows' : 'the tenant\'s rows in it would stay behind'}`,
+      fix: tenantColumn !== undefined
+        ? `add its foreign key (ALTER TABLE ${qualifiedName(table.schema, table.name)} ADD FOREIGN KEY (${quoteIdent(tenantColumn.name)}) REFERENCES ${model.root.sql} (${quoteIdent(model.root.column)})), or add the table to the config, then ${command} again`
+        : `add the table to the config (its class: direct, child or global), or ${command === 'export' ? 'export from a copy of the database without the table' : 'delete its rows of this tenant yourself first'}`,
+    })
+  }
+  return problems
 }

@@ -1,4 +1,5 @@
 import type pg from 'pg'
+import type { Catalog } from '../catalog/types.js'
 import { introspect } from '../catalog/index.js'
 import { withClient } from '../db/connect.js'
 import type { TenantizeConfig } from '../plan/config.js'
@@ -12,13 +13,14 @@ export interface TenantOptions {
 }
 
 /** Connect, read the catalog, build the model, check the role sees every tenant; then `fn`. */
-export async function withModel<T>(options: TenantOptions, what: string, fn: (client: pg.Client, model: TenantModel) => Promise<T>): Promise<T> {
+export async function withModel<T>(options: TenantOptions, what: string, fn: (client: pg.Client, model: TenantModel, catalog: Catalog) => Promise<T>): Promise<T> {
   return withClient(
     options.databaseUrl,
     async (client) => {
-      const model = tenantModel(await introspect(client), options.config)
+      const catalog = await introspect(client)
+      const model = tenantModel(catalog, options.config)
       await assertSeesAllTenants(client, model)
-      return fn(client, model)
+      return fn(client, model, catalog)
     },
     { applicationName: `tenantize tenant ${what}` },
   )
