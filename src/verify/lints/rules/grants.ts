@@ -46,9 +46,12 @@ function tenantSequences(model: TenantModel): [Sequence, ModelTable][] {
   return out
 }
 
-/** `nextval('app.seq'::regclass)` names the sequence (catalog text, search_path pinned to pg_catalog). */
+/**
+ * `nextval('app.seq'::regclass)` names the sequence (catalog text, search_path pinned to pg_catalog); so does
+ * `nextval(('app.seq'::text)::regclass)`, a default written with `::text` (no dependency recorded).
+ */
 function defaultUses(expression: string, s: Sequence): boolean {
-  const m = /nextval\('([^']+)'::regclass\)/.exec(expression)
+  const m = /nextval\(\(?'([^']+)'(?:::text\))?::regclass\)/.exec(expression)
   if (m === null) return false
   const name = m[1]!.replaceAll('"', '')
   return name === `${s.schema}.${s.name}` || name === s.name
@@ -164,6 +167,24 @@ export const grantRules: readonly LintRule[] = [
         for (const grantee of new Set(held.map((g) => g.grantee))) {
           yield onSequence(s, m, `the app role "${model.appRole}" has UPDATE on sequence ${display(s)} (setval)`, `REVOKE UPDATE ON SEQUENCE ${qualifiedName({ schema: s.schema, name: s.name })} FROM ${grantee === 'public' ? 'PUBLIC' : roleName(grantee)};\nGRANT USAGE ON SEQUENCE ${qualifiedName({ schema: s.schema, name: s.name })} TO ${roleName(model.appRole)};`)
         }
+      }
+    },
+  },
+  {
+    id: 'sequence-grant-missing',
+    severity: 'warn',
+    category: 'grants and sequences',
+    scope: 'table',
+    summary: 'The app role lacks USAGE on a sequence a tenant table\'s column default draws from.',
+    why: 'Not a leak, but every insert that takes the default fails with "permission denied for sequence": the app cannot create rows in that table.',
+    fixHint: 'GRANT USAGE, SELECT ON SEQUENCE … TO the app role.',
+    *check(model) {
+      if (model.app === null) return
+      for (const [s, m] of tenantSequences(model)) {
+        if (s.ownedBy?.identity === true || appOwns(model, s.owner)) continue
+        if (!m.table.columns.some((c) => c.default !== null && defaultUses(c.default, s))) continue
+        if (appGrants(model, s.grants, s.owner).some((g) => g.privilege === 'USAGE' || g.privilege === 'UPDATE')) continue
+        yield onSequence(s, m, `the app role "${model.appRole}" has no USAGE on sequence ${display(s)}, which a column default of ${display(m.table)} calls: its inserts fail`, `GRANT USAGE, SELECT ON SEQUENCE ${qualifiedName({ schema: s.schema, name: s.name })} TO ${roleName(model.app.name)};`)
       }
     },
   },
