@@ -102,6 +102,66 @@ test('export an imported tenant as a standalone database with the schema before 
   const sourceSchema = await schemaFingerprint(source.url)
   const sourceRows = await digest(source.url, keys)
 
+  // The refusals come before anything needs pg_dump: they run on every server.
+  await t.test('a table created after the conversion that references the tenant table the export removes: refused before anything is written, naming the table and the fix', async () => {
+    await db.sql(`CREATE TABLE public.invoices_v2 (id bigserial PRIMARY KEY, org_id uuid NOT NULL REFERENCES public.organizations (id), number text NOT NULL, total numeric NOT NULL, UNIQUE (org_id, number))`)
+    await db.sql(`INSERT INTO public.invoices_v2 (org_id, number, total) VALUES ($1, 'V2-1', 10), ($1, 'V2-2', 20)`, [helios])
+    // Another one keyed by a tenant table's composite key (org_id, id): org_id is a column the conversion added.
+    await db.sql(`CREATE TABLE public.invoice_notes (id bigserial PRIMARY KEY, org_id uuid NOT NULL, invoice_id bigint NOT NULL, body text, FOREIGN KEY (org_id, invoice_id) REFERENCES public.invoice (org_id, id))`)
+    const dir = await mkdtemp(join(tmpdir(), 'tz-export-'))
+    try {
+      const out = await db.another('tz_export_v2')
+      const refused = (e: unknown): boolean => {
+        assert.ok(e instanceof entry.TenantizeError, String(e))
+        assert.equal(e.code, 'TZ_TENANT')
+        assert.deepEqual(e.problems.map((p) => p.object), ['public.invoice_notes invoice_notes_org_id_invoice_id_fkey', 'public.invoices_v2 invoices_v2_org_id_fkey'], e.message)
+        assert.match(e.message, /nothing was exported/)
+        assert.match(e.problems[0]!.message, /created after the conversion and references public\.invoice\.org_id, a column the conversion added/)
+        assert.match(e.problems[1]!.message, /created after the conversion and references public\.organizations, a table the conversion created/)
+        assert.equal(e.problems[1]!.fix, `copy the tenant's rows of this table yourself (psql -c "\\copy (SELECT * FROM "public"."invoices_v2" WHERE "org_id" = '${helios}') TO 'invoices_v2.csv' CSV HEADER"), then export from a copy of the database without the table`)
+        return true
+      }
+      await assert.rejects(entry.exportTenant({ ...base, tenant: 'helios', to: out.url }), refused)
+      assert.deepEqual(await out.sql(`SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace`), [], 'nothing was written to the target')
+      const file = join(dir, 'helios.sql')
+      await assert.rejects(entry.exportTenant({ ...base, tenant: 'helios', to: file }), refused)
+      await assert.rejects(readFile(file), /ENOENT/, 'no file was written')
+    } finally {
+      await db.sql('DROP TABLE public.invoices_v2, public.invoice_notes')
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  await t.test('a table created after the conversion with a tenant column but no foreign key, or with row-level security: export and delete refuse (export would carry every tenant\'s rows as a shared table\'s, delete would leave the tenant\'s behind)', async () => {
+    await db.sql(`CREATE TABLE public.usage_v3 (id bigserial PRIMARY KEY, org_id uuid NOT NULL, units int NOT NULL)`)
+    await db.sql(`INSERT INTO public.usage_v3 (org_id, units) SELECT id, 7 FROM public.organizations`)
+    await db.sql(`CREATE TABLE public.secrets_v3 (id bigserial PRIMARY KEY, owner_key uuid NOT NULL, secret text NOT NULL)`)
+    await db.sql(`ALTER TABLE public.secrets_v3 ENABLE ROW LEVEL SECURITY`)
+    try {
+      const out = await db.another('tz_export_v3')
+      await assert.rejects(entry.exportTenant({ ...base, tenant: 'helios', to: out.url }), (e: unknown) => {
+        assert.ok(e instanceof entry.TenantizeError, String(e))
+        assert.equal(e.code, 'TZ_TENANT')
+        assert.deepEqual(e.problems.map((p) => p.object), ['public.secrets_v3', 'public.usage_v3'], e.message)
+        assert.match(e.problems[0]!.message, /has row-level security enabled, so export cannot tell which of its rows are this tenant's; as a shared table it would carry every tenant's rows/)
+        assert.match(e.problems[1]!.message, /has a column org_id like the tenant tables but no foreign key to public\.organizations/)
+        assert.equal(e.problems[1]!.fix, 'add its foreign key (ALTER TABLE "public"."usage_v3" ADD FOREIGN KEY ("org_id") REFERENCES "public"."organizations" ("id")), or add the table to the config, then export again')
+        return true
+      })
+      assert.deepEqual(await out.sql(`SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace`), [], 'nothing was written to the target')
+      // delete refuses too: the tenant's usage_v3 rows would stay behind.
+      await assert.rejects(entry.deleteTenant({ ...base, tenant: 'helios' }), (e: unknown) => {
+        assert.ok(e instanceof entry.TenantizeError, String(e))
+        assert.match(e.message, /2 table\(s\) created after the conversion may hold this tenant's rows and delete cannot tell which; nothing was deleted/)
+        assert.match(e.problems[1]!.message, /so delete cannot tell which of its rows are this tenant's; the tenant's rows in it would stay behind/)
+        return true
+      })
+      assert.deepEqual(await db.sql(`SELECT count(*)::int AS n FROM public.usage_v3 u JOIN public.organizations o ON o.id = u.org_id WHERE o.slug = 'helios'`), [{ n: 1 }], 'nothing deleted')
+    } finally {
+      await db.sql('DROP TABLE public.usage_v3, public.secrets_v3')
+    }
+  })
+
   const [{ v }] = await db.sql<{ v: string }>(`SELECT current_setting('server_version_num') AS v`) as [{ v: string }]
   const dumpable = await findPgDump(Math.floor(Number(v) / 10000)).then(() => true, () => false)
   if (!dumpable) {
@@ -172,65 +232,6 @@ test('export an imported tenant as a standalone database with the schema before 
       assert.deepEqual(await out.sql(`SELECT conname FROM pg_constraint WHERE conrelid = 'shared_note'::regclass AND contype = 'f'`), [{ conname: 'shared_note_client_id_fkey' }], 'its foreign key holds in the export')
     } finally {
       await db.sql('DROP TABLE public.shared_note, public.country')
-    }
-  })
-
-  await t.test('a table created after the conversion that references the tenant table the export removes: refused before anything is written, naming the table and the fix', async () => {
-    await db.sql(`CREATE TABLE public.invoices_v2 (id bigserial PRIMARY KEY, org_id uuid NOT NULL REFERENCES public.organizations (id), number text NOT NULL, total numeric NOT NULL, UNIQUE (org_id, number))`)
-    await db.sql(`INSERT INTO public.invoices_v2 (org_id, number, total) VALUES ($1, 'V2-1', 10), ($1, 'V2-2', 20)`, [helios])
-    // Another one keyed by a tenant table's composite key (org_id, id): org_id is a column the conversion added.
-    await db.sql(`CREATE TABLE public.invoice_notes (id bigserial PRIMARY KEY, org_id uuid NOT NULL, invoice_id bigint NOT NULL, body text, FOREIGN KEY (org_id, invoice_id) REFERENCES public.invoice (org_id, id))`)
-    const dir = await mkdtemp(join(tmpdir(), 'tz-export-'))
-    try {
-      const out = await db.another('tz_export_v2')
-      const refused = (e: unknown): boolean => {
-        assert.ok(e instanceof entry.TenantizeError, String(e))
-        assert.equal(e.code, 'TZ_TENANT')
-        assert.deepEqual(e.problems.map((p) => p.object), ['public.invoice_notes invoice_notes_org_id_invoice_id_fkey', 'public.invoices_v2 invoices_v2_org_id_fkey'], e.message)
-        assert.match(e.message, /nothing was exported/)
-        assert.match(e.problems[0]!.message, /created after the conversion and references public\.invoice\.org_id, a column the conversion added/)
-        assert.match(e.problems[1]!.message, /created after the conversion and references public\.organizations, a table the conversion created/)
-        assert.equal(e.problems[1]!.fix, `copy the tenant's rows of this table yourself (psql -c "\\copy (SELECT * FROM "public"."invoices_v2" WHERE "org_id" = '${helios}') TO 'invoices_v2.csv' CSV HEADER"), then export from a copy of the database without the table`)
-        return true
-      }
-      await assert.rejects(entry.exportTenant({ ...base, tenant: 'helios', to: out.url }), refused)
-      assert.deepEqual(await out.sql(`SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace`), [], 'nothing was written to the target')
-      const file = join(dir, 'helios.sql')
-      await assert.rejects(entry.exportTenant({ ...base, tenant: 'helios', to: file }), refused)
-      await assert.rejects(readFile(file), /ENOENT/, 'no file was written')
-    } finally {
-      await db.sql('DROP TABLE public.invoices_v2, public.invoice_notes')
-      await rm(dir, { recursive: true, force: true })
-    }
-  })
-
-  await t.test('a table created after the conversion with a tenant column but no foreign key, or with row-level security: export and delete refuse (export would carry every tenant\'s rows as a shared table\'s, delete would leave the tenant\'s behind)', async () => {
-    await db.sql(`CREATE TABLE public.usage_v3 (id bigserial PRIMARY KEY, org_id uuid NOT NULL, units int NOT NULL)`)
-    await db.sql(`INSERT INTO public.usage_v3 (org_id, units) SELECT id, 7 FROM public.organizations`)
-    await db.sql(`CREATE TABLE public.secrets_v3 (id bigserial PRIMARY KEY, owner_key uuid NOT NULL, secret text NOT NULL)`)
-    await db.sql(`ALTER TABLE public.secrets_v3 ENABLE ROW LEVEL SECURITY`)
-    try {
-      const out = await db.another('tz_export_v3')
-      await assert.rejects(entry.exportTenant({ ...base, tenant: 'helios', to: out.url }), (e: unknown) => {
-        assert.ok(e instanceof entry.TenantizeError, String(e))
-        assert.equal(e.code, 'TZ_TENANT')
-        assert.deepEqual(e.problems.map((p) => p.object), ['public.secrets_v3', 'public.usage_v3'], e.message)
-        assert.match(e.problems[0]!.message, /has row-level security enabled, so export cannot tell which of its rows are this tenant's; as a shared table it would carry every tenant's rows/)
-        assert.match(e.problems[1]!.message, /has a column org_id like the tenant tables but no foreign key to public\.organizations/)
-        assert.equal(e.problems[1]!.fix, 'add its foreign key (ALTER TABLE "public"."usage_v3" ADD FOREIGN KEY ("org_id") REFERENCES "public"."organizations" ("id")), or add the table to the config, then export again')
-        return true
-      })
-      assert.deepEqual(await out.sql(`SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace`), [], 'nothing was written to the target')
-      // delete refuses too: the tenant's usage_v3 rows would stay behind.
-      await assert.rejects(entry.deleteTenant({ ...base, tenant: 'helios' }), (e: unknown) => {
-        assert.ok(e instanceof entry.TenantizeError, String(e))
-        assert.match(e.message, /2 table\(s\) created after the conversion may hold this tenant's rows and delete cannot tell which; nothing was deleted/)
-        assert.match(e.problems[1]!.message, /so delete cannot tell which of its rows are this tenant's; the tenant's rows in it would stay behind/)
-        return true
-      })
-      assert.deepEqual(await db.sql(`SELECT count(*)::int AS n FROM public.usage_v3 u JOIN public.organizations o ON o.id = u.org_id WHERE o.slug = 'helios'`), [{ n: 1 }], 'nothing deleted')
-    } finally {
-      await db.sql('DROP TABLE public.usage_v3, public.secrets_v3')
     }
   })
 
