@@ -2,7 +2,7 @@ import { mkdtemp, writeFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after } from 'node:test'
-import { spawn } from 'node:child_process'
+import { runCli as runCliIn } from './cli.js'
 
 /** A temp migrations directory holding exactly these files; removed after the test file. */
 export async function migrationsDir(files: Record<string, string>): Promise<string> {
@@ -20,15 +20,5 @@ export interface CliRun {
 
 /** Run the real CLI in a child process (`node --import tsx src/cli/bin.ts …`). */
 export function runCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
-  return new Promise((resolve, reject) => {
-    const base = { ...process.env }
-    delete base['DATABASE_URL']
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', ...args], { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }))
-  })
+  return runCliIn(process.cwd(), args, env)
 }
