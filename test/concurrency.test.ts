@@ -58,18 +58,18 @@ test('two applies started together: exactly one runs, the other is TZ_LOCKED', a
   await assertApplied(f, ref)
 })
 
-test('apply while the app writes, old code without a tenant context and new code with one: no failed write, no row without a tenant or in another tenant', async () => {
+test('apply while the app writes, old code without a tenant context and new code with one: no failed write in the schema phase or at enforce (readiness refuses while the old app writes), no row without a tenant or in another tenant', async () => {
   const f = await fixture(db, 'cc_writers')
   const projects = await f.t.sql<{ id: string; client_id: string }>(`SELECT id::text, client_id::text FROM projects ORDER BY id`)
   const ofClient2 = projects.filter((p) => p.client_id === '2')
   const failures: string[] = []
-  let running = true
-  const writer = async (label: string, write: (c: pg.Client, i: number) => Promise<void>): Promise<number> => {
+  const running = { old: true, ctx: true }
+  const writer = async (label: string, key: keyof typeof running, write: (c: pg.Client, i: number) => Promise<void>): Promise<number> => {
     const c = new pg.Client(f.t.url)
     await c.connect()
     let i = 0
     try {
-      while (running) {
+      while (running[key]) {
         try {
           await write(c, i)
         } catch (error) {
@@ -84,39 +84,51 @@ test('apply while the app writes, old code without a tenant context and new code
     return i
   }
   // The unchanged app: no tenant column, no context.
-  const old = writer('old app', async (c, i) => {
+  const old = writer('old app', 'old', async (c, i) => {
     await c.query(`INSERT INTO tasks (project_id, title) VALUES ($1, $2)`, [projects[i % projects.length]!.id, `old-${i}`])
     await c.query(`INSERT INTO notes (code, body) VALUES ($1, 'old')`, [`old-${i}`])
   })
   // The new app for client 2: its tenant in the context of each transaction (as tenantPool does).
-  const tenantAware = writer('app with context', async (c, i) => {
+  const tenantAware = writer('app with context', 'ctx', async (c, i) => {
     await c.query('BEGIN')
     await c.query(`SELECT set_config('tenantize.tenant_id', '2', true)`)
     await c.query(`INSERT INTO tasks (project_id, title) VALUES ($1, $2)`, [ofClient2[i % ofClient2.length]!.id, `ctx-${i}`])
     await c.query('COMMIT')
   })
+  let ctxWrites = 0
   try {
     // force: the pre-flight would stop at a writer caught between two statements of its transaction (idle in
     // transaction, holding a lock on tasks); the statements still wait at most lock_timeout and retry.
     await apply({ databaseUrl: f.t.url, config: f.config, phase: 'schema', timeouts: fast, batchSize: 50, force: true })
+    const schemaFailures = failures.length
+
+    // Enforce while the old app still writes: readiness refuses before anything changes, so none of its writes fail.
+    const refused = await failure(apply({ databaseUrl: f.t.url, config: f.config, phase: 'enforce', timeouts: fast, force: true }))
+    assert.equal(refused.code, 'TZ_PREFLIGHT')
+    assert.deepEqual(refused.problems.map((p) => p.object).sort(), ['public.notes', 'public.tasks'], 'the tables the old app writes to are named')
+    assert.deepEqual(await f.t.sql(`SELECT count(*)::int AS n FROM pg_class WHERE relname IN ('tasks', 'notes') AND relrowsecurity`), [{ n: 0 }], 'nothing was enforced')
+
+    // The app that sets the tenant context is deployed (the old one stops), a new readiness window starts, and
+    // enforce runs while the new app keeps writing.
+    running.old = false
+    const oldWrites = await old
+    await resetReadiness(f.t.url)
+    await apply({ databaseUrl: f.t.url, config: f.config, phase: 'enforce', timeouts: fast, force: true })
+    running.ctx = false
+    ctxWrites = await tenantAware
+    console.log(`# writes: ${oldWrites} without context (schema phase and the refused enforce), ${ctxWrites} with context (both phases); failed: ${schemaFailures} in the schema phase, ${failures.length - schemaFailures} at enforce`)
+    assert.deepEqual(failures, [], 'no write failed during the schema phase, the refused enforce or the enforce')
+    assert.ok(oldWrites > 0 && ctxWrites > 0, 'both apps wrote while apply ran')
+    assert.deepEqual(await f.t.sql(`SELECT count(*)::int AS n FROM tasks WHERE title LIKE 'old-%' OR title LIKE 'ctx-%'`), [{ n: oldWrites + ctxWrites }], 'every write is there')
   } finally {
-    running = false
+    running.old = false
+    running.ctx = false
+    await Promise.allSettled([old, tenantAware])
   }
-  const [oldWrites, ctxWrites] = [await old, await tenantAware]
-  console.log(`# writes during the schema phase: ${oldWrites} without context, ${ctxWrites} with context; failed: ${failures.length}`)
-  assert.deepEqual(failures, [], 'no write failed during the schema phase')
-  assert.ok(oldWrites > 0 && ctxWrites > 0, 'both apps wrote while the schema phase ran')
-  assert.deepEqual(await f.t.sql(`SELECT count(*)::int AS n FROM tasks WHERE title LIKE 'old-%' OR title LIKE 'ctx-%'`), [{ n: oldWrites + ctxWrites }], 'every write is there')
   assert.deepEqual(await f.t.sql(`SELECT (SELECT count(*) FROM tasks WHERE org_id IS NULL)::int + (SELECT count(*) FROM notes WHERE org_id IS NULL)::int AS n`), [{ n: 0 }], 'no row without a tenant')
   assert.deepEqual(await f.t.sql(`SELECT count(*)::int AS n FROM tasks t JOIN projects p ON p.id = t.project_id WHERE t.org_id IS DISTINCT FROM p.client_id`), [{ n: 0 }], 'every task in its project\'s tenant')
   assert.deepEqual(await f.t.sql(`SELECT count(*)::int AS n FROM tasks WHERE title LIKE 'ctx-%' AND org_id <> 2`), [{ n: 0 }], 'the app with context wrote only into its tenant')
   assert.deepEqual(await f.t.sql(`SELECT count(*)::int AS n FROM notes WHERE body = 'old' AND org_id <> 1`), [{ n: 0 }], 'the old app\'s rows belong to the default tenant')
-
-  // The app that sets the tenant context is deployed: a new readiness window, no context-less writes since.
-
-  await resetReadiness(f.t.url)
-
-  await apply({ databaseUrl: f.t.url, config: f.config, phase: 'enforce', timeouts: fast })
   await assertClean(f.t)
   const seen = (tenant: string): Promise<number> => asRole(f.t.url, f.config.roles.app, tenant, async (c) => Number((await c.query<{ n: string }>(`SELECT count(*) AS n FROM tasks WHERE title LIKE 'ctx-%'`)).rows[0]!.n))
   assert.equal(await seen('2'), ctxWrites, 'tenant 2 sees all its rows')
