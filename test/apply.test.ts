@@ -160,9 +160,10 @@ test('derive mode: an existing tenant table, children backfilled in batches (res
     'public.clients': ['root', null], 'public.comments': ['child', 'public.tasks'], 'public.projects': ['direct', 'client_id'], 'public.tasks': ['child', 'public.projects'],
   })
 
-  // Crash in the middle of the tasks backfill: the next run resumes from the last finished batch.
+  // Crash in the middle of the tasks backfill: the next run resumes from the last finished batch (fixed
+  // batches of 400: sized by time, the second one could be smaller).
   let progress = 0
-  const crash = await apply({ databaseUrl: t.url, config, phase: 'schema', timeouts: fast, batchPauseMs: 0, onEvent: (e) => {
+  const crash = await apply({ databaseUrl: t.url, config, phase: 'schema', timeouts: fast, batchPauseMs: 0, batchTargetMs: 0, onEvent: (e) => {
     if (e.event === 'progress' && ++progress === 3) throw new Error('simulated crash')
   } }).then(() => undefined, (e: unknown) => e)
   assert.match(String(crash), /simulated crash/)

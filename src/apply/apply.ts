@@ -21,8 +21,22 @@ export interface ApplyOptions extends RunnerOptions {
   readonly phase: Phase | 'all'
   /** Rows per backfill batch (default: the config's batchSize). */
   readonly batchSize?: number
-  /** Pause between backfill batches, ms (default 10). */
+  /** Shortest pause between backfill batches, ms (default 10). */
   readonly batchPauseMs?: number
+  /**
+   * Batches sized by time: the first has `batchSize` rows; each next one is sized from the last one's duration
+   * toward this many ms — smaller after a slower batch, back up (×1.5, at most `batchSize`) after one under
+   * half of it. Default {@link DEFAULT_BATCH_TARGET_MS}; 0: every batch has `batchSize` rows.
+   */
+  readonly batchTargetMs?: number
+  /**
+   * The share of the time the backfill spends in its batches, 0 < share ≤ 1: after a batch of t ms it pauses
+   * t × (1 − share) / share ms (at least `batchPauseMs`), so the app keeps the rest of a core. Default
+   * {@link DEFAULT_BACKFILL_SHARE}; 1: the pause is `batchPauseMs` alone.
+   */
+  readonly backfillShare?: number
+  /** Called after every backfill batch with its rows, its duration and what comes next (monitoring, benchmarks). */
+  readonly onBatch?: (batch: BatchTiming) => void
   /** Enforce only these tables (`schema.table` keys): a canary cut-over. The other enforce steps run with the first. */
   readonly tables?: readonly string[]
   /** Enforce although writes without a tenant context were counted (see {@link readiness}): they will fail from now on. */
@@ -55,12 +69,69 @@ function stepUnit(step: Step, index: number, direction: 'up' | 'down', options: 
   }
 }
 
+/** Default {@link ApplyOptions.batchTargetMs}: a batch holds its row locks and takes a CPU for about this long. */
+export const DEFAULT_BATCH_TARGET_MS = 100
+/** Default {@link ApplyOptions.backfillShare}. */
+export const DEFAULT_BACKFILL_SHARE = 1
+
+export interface BatchTiming {
+  /** The backfill step (ledger name). */
+  readonly step: string
+  readonly rows: number
+  /** Rows asked for (the batch's size). */
+  readonly size: number
+  /** The batch statement, ms (its last try when a lock timeout made it retry). */
+  readonly ms: number
+  readonly nextSize: number
+  readonly pauseMs: number
+}
+
+export interface BatchPacing {
+  /** The first and largest size. */
+  readonly maxSize: number
+  /** 0: every batch has `maxSize` rows. */
+  readonly targetMs: number
+  readonly share: number
+  readonly minPauseMs: number
+}
+
+/** Batches never get smaller than this share of `maxSize` (at least 1 row): beyond it the per-batch costs dominate. */
+const MIN_SIZE_SHARE = 0.01
+
+/** The pacing of {@link ApplyOptions}, validated (a TypeError names the option). */
+export function batchPacing(options: Pick<ApplyOptions, 'batchSize' | 'batchPauseMs' | 'batchTargetMs' | 'backfillShare' | 'config'>): BatchPacing {
+  const pacing = {
+    maxSize: options.batchSize ?? options.config.batchSize,
+    targetMs: options.batchTargetMs ?? DEFAULT_BATCH_TARGET_MS,
+    share: options.backfillShare ?? DEFAULT_BACKFILL_SHARE,
+    minPauseMs: options.batchPauseMs ?? 10,
+  }
+  if (!Number.isInteger(pacing.maxSize) || pacing.maxSize < 1) throw new TypeError(`batchSize must be a whole number of at least 1, not ${pacing.maxSize}`)
+  if (!(pacing.targetMs >= 0)) throw new TypeError(`batchTargetMs must be 0 or more, not ${pacing.targetMs}`)
+  if (!(pacing.share > 0 && pacing.share <= 1)) throw new TypeError(`backfillShare must be more than 0 and at most 1, not ${pacing.share}`)
+  if (!(pacing.minPauseMs >= 0)) throw new TypeError(`batchPauseMs must be 0 or more, not ${pacing.minPauseMs}`)
+  return pacing
+}
+
+/**
+ * PURE: the next batch's size and the pause before it, from the last batch's size and duration (ms). Over the
+ * target, the size it would have taken the target at the same rate; under half of it, ×1.5; else the same.
+ * Always between 1 % of `maxSize` (at least 1) and `maxSize`.
+ */
+export function paceBatch(pacing: BatchPacing, size: number, ms: number): { size: number; pauseMs: number } {
+  const pauseMs = Math.max(pacing.minPauseMs, (ms * (1 - pacing.share)) / pacing.share)
+  if (pacing.targetMs <= 0) return { size: pacing.maxSize, pauseMs }
+  const min = Math.max(1, Math.ceil(pacing.maxSize * MIN_SIZE_SHARE))
+  const next = ms > pacing.targetMs ? Math.floor((size * pacing.targetMs) / ms) : ms < pacing.targetMs / 2 ? Math.ceil(size * 1.5) : size
+  return { size: Math.min(pacing.maxSize, Math.max(min, next)), pauseMs }
+}
+
 /** Batched keyset backfill: bounded batches, each one statement and its own transaction, progress kept with it for a restart. */
 async function backfill(ctx: UnitContext, name: string, step: Step, options: ApplyOptions): Promise<void> {
   const spec = step.backfill!
   const client = ctx.client
-  const size = options.batchSize ?? options.config.batchSize
-  const pause = options.batchPauseMs ?? 10
+  const pacing = batchPacing(options)
+  let size = pacing.maxSize
   // Keys travel as text (see Backfill): the same text must mean the same value in every session that resumes.
   await client.query(`SELECT pg_catalog.set_config('DateStyle', 'ISO, YMD', false), pg_catalog.set_config('IntervalStyle', 'postgres', false), pg_catalog.set_config('extra_float_digits', '3', false)`)
   const saved = (await client.query<{ last_key: { last: (string | null)[] | null; upper: (string | null)[]; text?: boolean } | null; rows_done: string }>('SELECT last_key, rows_done FROM tenantize.backfill_progress WHERE scope = $1 AND step = $2', [APPLY_SCOPE, name])).rows[0]
@@ -80,10 +151,13 @@ async function backfill(ctx: UnitContext, name: string, step: Step, options: App
     if (upperRow.length === 0) break
     let row: Record<string, string | number | null> | undefined
     const params = [...(last ?? spec.keyColumns.map(() => null)), size, ...upperRow]
+    let ms = 0
     await ctx.retrying(`${step.table ?? name} backfill`, async () => {
+      const began = performance.now()
       if (spec.savesProgress === true) {
         // One statement, its own transaction: the batch and its progress row commit together, in one round trip.
         row = (await client.query<Record<string, string | number | null>>(spec.batchSql, [...params, APPLY_SCOPE, name, JSON.stringify(upperRow), done])).rows[0]
+        ms = performance.now() - began
         return
       }
       // A plan frozen by an earlier version: its batch statement leaves the progress row to this transaction.
@@ -98,6 +172,7 @@ async function backfill(ctx: UnitContext, name: string, step: Step, options: App
           )
         }
         await client.query('COMMIT')
+        ms = performance.now() - began
       } catch (error) {
         await client.query('ROLLBACK').catch(() => undefined)
         throw error
@@ -118,7 +193,10 @@ async function backfill(ctx: UnitContext, name: string, step: Step, options: App
     const seconds = (performance.now() - started) / 1000
     const rate = seconds > 0 ? doneHere / seconds : 0
     ctx.emit({ event: 'progress', migration: name, phase: step.phase, table: step.table, done, total, rowsPerSecond: rate, etaSeconds: rate > 0 ? Math.max(0, total - done) / rate : null })
-    if (pause > 0) await sleep(pause)
+    const next = paceBatch(pacing, size, ms)
+    options.onBatch?.({ step: name, rows: Number(row['updated']), size, ms, nextSize: next.size, pauseMs: next.pauseMs })
+    size = next.size
+    if (next.pauseMs > 0) await sleep(next.pauseMs)
   }
   const left = Number((await client.query<{ remaining: string }>(spec.remainingSql)).rows[0]?.remaining ?? 0)
   if (left > 0 && spec.reverse) {
@@ -271,6 +349,7 @@ function phaseSteps(plan: Plan, phase: Phase | 'all'): { step: Step; index: numb
  * pre-flight, backup, lock_timeout + retry, batched backfills with progress, resumable after a crash.
  */
 export async function apply(options: ApplyOptions): Promise<MigrateResult & { plan: Plan }> {
+  batchPacing(options)
   let chosen: Plan | undefined
   const result = await runUnits('up', { ...options, scope: APPLY_SCOPE }, async (client) => {
     await assertConfigMatchesCatalog(client, options.config)
