@@ -38,6 +38,15 @@ await db.sql(`
     id serial PRIMARY KEY, organization_id uuid NOT NULL, parent_id integer NOT NULL, UNIQUE (organization_id, id),
     FOREIGN KEY (organization_id, parent_id) REFERENCES folders (organization_id, id)
   );
+  -- formbricks' FeedbackSourceFormbricksMapping: two composite keys sharing workspaceId (each parent scoped by workspace).
+  CREATE TABLE workspaces (id text PRIMARY KEY);
+  CREATE TABLE sources (id text PRIMARY KEY, workspace_id text NOT NULL REFERENCES workspaces, UNIQUE (id, workspace_id));
+  CREATE TABLE surveys (id text PRIMARY KEY, workspace_id text NOT NULL REFERENCES workspaces, UNIQUE (id, workspace_id));
+  CREATE TABLE mappings (
+    id text PRIMARY KEY, source_id text NOT NULL, workspace_id text NOT NULL, survey_id text NOT NULL,
+    FOREIGN KEY (source_id, workspace_id) REFERENCES sources (id, workspace_id),
+    FOREIGN KEY (survey_id, workspace_id) REFERENCES surveys (id, workspace_id)
+  );
   CREATE TABLE arrays (
     id serial PRIMARY KEY,
     texts text[] NOT NULL CHECK (cardinality(texts) > 0),
@@ -89,4 +98,10 @@ test('a second tenant (a fixed tenant column) fills an array column whose CHECK 
     [org!.id],
   )
   assert.deepEqual(counts, { roles: 2, membership_roles: 2, employees: 2, folders: 2 })
+})
+
+test('two composite foreign keys sharing a column: the second takes parent rows holding the value the first chose (formbricks FeedbackSourceFormbricksMapping: (feedback_source_id, workspaceId) and (surveyId, workspaceId))', async () => {
+  assert.equal(await fill({ tables: ['public.workspaces', 'public.sources', 'public.surveys', 'public.mappings'], rows: 3 }), 'every table has rows')
+  const [n] = await db.sql<{ n: number }>(`SELECT count(*)::int AS n FROM mappings m JOIN sources s ON s.id = m.source_id AND s.workspace_id = m.workspace_id JOIN surveys v ON v.id = m.survey_id AND v.workspace_id = m.workspace_id`)
+  assert.equal(n!.n, 3)
 })

@@ -59,6 +59,11 @@ interface Group {
   readonly nullable: boolean
   /** For a foreign key through fixed columns: each such column → its fixed value (its parent rows hold it; NULL leaves it). */
   readonly pinned: Readonly<Record<string, string>>
+  /**
+   * For a foreign key sharing columns with an earlier one (formbricks' (feedback_source_id, workspaceId) and
+   * (surveyId, workspaceId)): those columns, whose parent rows must hold the value the earlier key chose.
+   */
+  readonly shared: readonly string[]
 }
 
 interface TablePlan {
@@ -360,6 +365,8 @@ export class CorpusData {
   private readonly plans = new Map<string, TablePlan>()
   /** Rows each table holds that children may point at (visible rows at the start, then inserted ones). */
   private readonly parents = new Map<string, Row[]>()
+  /** Set by rowFor: the groups to move on when a key sharing columns with them finds no parent row holding their values. */
+  private mismatch: number[] | null = null
   private facts = new Map<string, TypeFacts>()
 
   private constructor(
@@ -427,11 +434,13 @@ export class CorpusData {
   }
 
   /** The rows a foreign key group may point at: the parent table's, those holding the fixed values it is pinned to. */
-  private parentRows(group: Group): Row[] {
+  private parentRows(group: Group, row?: ReadonlyMap<string, Value>): Row[] {
     const fk = group.fk
     if (fk === null) return []
     const rows = this.parents.get(keyOf(fk.references.table)) ?? []
     const pinned = fk.columns.flatMap((c, k) => (group.pinned[c] === undefined ? [] : [{ parent: fk.references.columns[k]!, value: group.pinned[c] }]))
+    // A shared column holds what an earlier key chose for this row (a NULL there leaves this key unchecked).
+    if (row !== undefined) for (const [k, c] of fk.columns.entries()) if (group.shared.includes(c) && row.get(c) !== undefined && row.get(c) !== null) pinned.push({ parent: fk.references.columns[k]!, value: row.get(c) as string })
     return pinned.length === 0 ? rows : rows.filter((r) => pinned.every((p) => r[p.parent] === p.value))
   }
 
@@ -463,21 +472,25 @@ export class CorpusData {
     const claimed = new Set<string>(skipped)
     for (const c of t.columns) {
       if (fixed[c.name] !== undefined && !claimed.has(c.name)) {
-        groups.push({ columns: [c.name], fk: null, candidates: [fixed[c.name]!], nullable: false, pinned: {} })
+        groups.push({ columns: [c.name], fk: null, candidates: [fixed[c.name]!], nullable: false, pinned: {}, shared: [] })
         claimed.add(c.name)
       }
     }
     for (const fk of foreignKeysOf(this.catalog, t)) {
       // A foreign key that also goes through a fixed column (lago's (membership_id, organization_id) →
       // memberships (id, organization_id)) takes parent rows holding the fixed value; one of fixed columns only needs none.
-      if (fk.columns.some((c) => claimed.has(c) && fixed[c] === undefined) || fk.columns.every((c) => fixed[c] !== undefined)) continue
+      // A key sharing a column with an earlier key takes parent rows holding the value that key chose; a key whose
+      // columns are all taken already adds nothing.
+      if (fk.columns.every((c) => claimed.has(c))) continue
+      const shared = fk.columns.filter((c) => claimed.has(c) && fixed[c] === undefined && !skipped.has(c))
+      if (fk.columns.some((c) => skipped.has(c))) continue
       const pinned = Object.fromEntries(fk.columns.flatMap((c) => (fixed[c] === undefined ? [] : [[c, fixed[c]!]])))
       const parentKey = keyOf(fk.references.table)
       const nullable = fk.columns.some((c) => t.columns.find((x) => x.name === c)?.nullable === true)
       const isBroken = broken.has(`${keyOf(t)}->${parentKey}`)
       const candidates: Candidate[] = isBroken ? [] : Array.from({ length: 20 }, (_, i) => String(i))
       if (nullable) candidates.push(null)
-      groups.push({ columns: fk.columns, fk, candidates, nullable, pinned })
+      groups.push({ columns: fk.columns, fk, candidates, nullable, pinned, shared })
       for (const c of fk.columns) claimed.add(c)
     }
     for (const c of t.columns) {
@@ -490,7 +503,7 @@ export class CorpusData {
       if (c.default !== null) candidates.push(DEFAULT)
       const literals = [...literalsFor(c.name), ...facts.domainLiterals, ...(facts.element?.domainLiterals ?? [])].map((v) => asValueOf(facts, v))
       for (const v of [...literals, ...edgeValues(facts)]) if (!candidates.includes(v)) candidates.push(v)
-      groups.push({ columns: [c.name], fk: null, candidates, nullable: c.nullable, pinned: {} })
+      groups.push({ columns: [c.name], fk: null, candidates, nullable: c.nullable, pinned: {}, shared: [] })
     }
     const plan: TablePlan = { table: t, key: keyOf(t), groups, skipped, state: { choice: groups.map(() => 0), salt: 0 } }
     this.plans.set(keyOf(t), plan)
@@ -505,10 +518,10 @@ export class CorpusData {
       if (candidate === undefined) return `no candidate left for ${group.columns.join(', ')}`
       if (group.fk !== null) {
         if (candidate === null) {
-          for (const c of group.columns) row.set(c, group.pinned[c] ?? null)
+          for (const c of group.columns) if (!group.shared.includes(c)) row.set(c, group.pinned[c] ?? null)
           continue
         }
-        const parents = this.parentRows(group)
+        const parents = this.parentRows(group, row)
         const selfRows = keyOf(group.fk.references.table) === plan.key
         if (parents.length === 0 && selfRows && self !== undefined) {
           // The table's first row references itself (its own key, taken from the key's default).
@@ -516,11 +529,17 @@ export class CorpusData {
           for (const [c, v] of self) row.set(c, v)
           continue
         }
+        if (parents.length === 0 && group.shared.length > 0 && this.parentRows(group).length > 0) {
+          // No parent row holds what the earlier key chose: that key moves on.
+          this.mismatch = plan.groups.flatMap((g, k) => (k < plan.groups.indexOf(group) && g.columns.some((c) => group.shared.includes(c)) ? [k] : []))
+          return `no row of ${keyOf(group.fk.references.table)} holds ${group.shared.map((c) => `${c} = ${String(row.get(c))}`).join(', ')}`
+        }
         if (parents.length === 0) return selfRows ? 'no earlier row of the table itself' : `the parent ${keyOf(group.fk.references.table)} has no rows`
         const index = Number(candidate)
-        if (index >= parents.length) return `tried every row of ${keyOf(group.fk.references.table)}`
+        // Past the rows holding the shared values, they repeat (the count of all rows bounds the search).
+        if (index >= (group.shared.length > 0 ? this.parentRows(group).length : parents.length)) return `tried every row of ${keyOf(group.fk.references.table)}`
         const parent = parents[(i + index) % parents.length]!
-        for (const [k, c] of group.columns.entries()) row.set(c, parent[group.fk.references.columns[k]!] ?? null)
+        for (const [k, c] of group.columns.entries()) if (!group.shared.includes(c)) row.set(c, parent[group.fk.references.columns[k]!] ?? null)
         continue
       }
       const column = group.columns[0]!
@@ -614,7 +633,9 @@ export class CorpusData {
     }
     const self = await this.selfKey(plan)
     for (let attempt = 0; attempt < limit; attempt++) {
+      this.mismatch = null
       const row = this.rowFor(plan, choice, i, salt, self)
+      if (typeof row === 'string' && this.mismatch !== null && advance(this.mismatch)) continue
       if (typeof row === 'string') {
         // A foreign key ran out of parent rows or a column of values: try the next NULL-able option.
         const stuck = plan.groups.findIndex((g, k) => g.candidates[choice[k]!] === undefined || (g.fk !== null && typeof g.candidates[choice[k]!] === 'string' && Number(g.candidates[choice[k]!]) >= this.parentRows(g).length))
