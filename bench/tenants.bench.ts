@@ -130,6 +130,8 @@ interface Locks {
   on: string[]
   /** App statements running for more than 100 ms when sampled: what they waited for (wait event, or CPU), and what the lifecycle command ran. */
   slow: Map<string, number>
+  /** WAL written (whole cluster, pg_stat_wal) between samples, by what the lifecycle command ran meanwhile: bytes and full-page images. */
+  wal: Map<string, { bytes: number; fpi: number }>
 }
 
 /**
@@ -141,13 +143,25 @@ function lockSampler(url: string): { stop(): Promise<Locks> } {
   let running = true
   const on = new Set<string>()
   const slow = new Map<string, number>()
+  const wal = new Map<string, { bytes: number; fpi: number }>()
   let samples = 0
   let waiting = 0
   const done = (async () => {
     const client = new pg.Client(url)
     await client.connect()
+    let before: { bytes: number; fpi: number } | undefined
     try {
       while (running) {
+        const w = (await client.query<{ bytes: string; fpi: string; what: string }>(
+          `SELECT s.wal_bytes::text AS bytes, s.wal_fpi::text AS fpi,
+                  coalesce((SELECT regexp_replace(left(t.query, 40), '\\s+', ' ', 'g') FROM pg_stat_activity t WHERE t.application_name LIKE 'tenantize%' AND t.application_name <> $1 AND t.datname = pg_catalog.current_database() AND t.state = 'active' AND t.pid <> pg_backend_pid() LIMIT 1), 'nothing') AS what
+             FROM pg_stat_wal s`, [APP_NAME])).rows[0]!
+        const now = { bytes: Number(w.bytes), fpi: Number(w.fpi) }
+        if (before !== undefined) {
+          const acc = wal.get(w.what) ?? { bytes: 0, fpi: 0 }
+          wal.set(w.what, { bytes: acc.bytes + now.bytes - before.bytes, fpi: acc.fpi + now.fpi - before.fpi })
+        }
+        before = now
         const { rows } = await client.query<{ what: string }>(
           `SELECT l.locktype || coalesce(' on ' || l.relation::regclass::text, '') || ' ' || l.mode AS what
              FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid AND NOT l.granted
@@ -157,7 +171,7 @@ function lockSampler(url: string): { stop(): Promise<Locks> } {
         for (const r of rows) on.add(r.what)
         const long = await client.query<{ what: string }>(
           `SELECT coalesce(a.wait_event_type || ':' || a.wait_event, 'CPU') || ' while tenantize ran ' ||
-                  coalesce((SELECT regexp_replace(left(t.query, 40), '\\s+', ' ', 'g') FROM pg_stat_activity t WHERE t.application_name LIKE 'tenantize%' AND t.application_name <> $1 AND t.state = 'active' AND t.pid <> pg_backend_pid() LIMIT 1), 'nothing') AS what
+                  coalesce((SELECT regexp_replace(left(t.query, 40), '\\s+', ' ', 'g') FROM pg_stat_activity t WHERE t.application_name LIKE 'tenantize%' AND t.application_name <> $1 AND t.datname = pg_catalog.current_database() AND t.state = 'active' AND t.pid <> pg_backend_pid() LIMIT 1), 'nothing') AS what
              FROM pg_stat_activity a
             WHERE a.application_name = $1 AND a.state = 'active' AND a.query_start < clock_timestamp() - interval '100 ms'`, [APP_NAME])
         for (const r of long.rows) slow.set(r.what, (slow.get(r.what) ?? 0) + 1)
@@ -167,7 +181,7 @@ function lockSampler(url: string): { stop(): Promise<Locks> } {
       await client.end()
     }
   })()
-  return { async stop() { running = false; await done; return { samples, waiting, on: [...on], slow } } }
+  return { async stop() { running = false; await done; return { samples, waiting, on: [...on], slow, wal } } }
 }
 
 const SCHEMA = `
@@ -250,13 +264,24 @@ async function run(server: TestServer, readings: number): Promise<Run> {
 
 const load = async (): Promise<string> => (await import('node:os')).loadavg().map((l) => l.toFixed(1)).join(' ')
 
+/** WAL of the phase (whole cluster) and the statements of the lifecycle command that wrote most of it. */
+function walNote(p: Phase): string {
+  const all = [...p.locks.wal]
+  const mb = (b: number): string => (b / 1048576).toFixed(0)
+  const total = all.reduce((a, [, w]) => ({ bytes: a.bytes + w.bytes, fpi: a.fpi + w.fpi }), { bytes: 0, fpi: 0 })
+  const top = all.sort((a, b) => b[1].bytes - a[1].bytes).slice(0, 3).map(([what, w]) => `${mb(w.bytes)} MB, ${w.fpi.toLocaleString('en')} FPI while ${what}`)
+  return `WAL ${mb(total.bytes)} MB, ${total.fpi.toLocaleString('en')} full-page images (whole cluster; ${top.join('; ')})`
+}
+
 function stallNote(p: Phase): string {
   const sorted = [...p.app.writes].sort((a, b) => b - a)
-  return `${p.app.writes.length} writes by ${CLIENTS} clients as the app role (default tenant), p95 ${quantile(p.app.writes, 0.95).toFixed(1)} ms, next longest ${sorted.slice(1, 3).map((x) => x.toFixed(0)).join(', ')} ms; ${p.app.failures.length} failed; a statement waited for a lock in ${p.locks.waiting} of ${p.locks.samples} samples${p.locks.on.length > 0 ? ` (${p.locks.on.join(', ')})` : ''}; the command kept its own process's event loop busy for up to ${p.loopMaxMs.toFixed(0)} ms; app statements seen running > 100 ms: ${p.locks.slow.size === 0 ? 'none' : [...p.locks.slow].sort((a, b) => b[1] - a[1]).slice(0, 4).map(([w, k]) => `${k}× ${w}`).join('; ')}`
+  return `${p.app.writes.length} writes by ${CLIENTS} clients as the app role (default tenant), p95 ${quantile(p.app.writes, 0.95).toFixed(1)} ms, next longest ${sorted.slice(1, 3).map((x) => x.toFixed(0)).join(', ')} ms; ${p.app.failures.length} failed; a statement waited for a lock in ${p.locks.waiting} of ${p.locks.samples} samples${p.locks.on.length > 0 ? ` (${p.locks.on.join(', ')})` : ''}; the command kept its own process's event loop busy for up to ${p.loopMaxMs.toFixed(0)} ms; app statements seen running > 100 ms: ${p.locks.slow.size === 0 ? 'none' : [...p.locks.slow].sort((a, b) => b[1] - a[1]).slice(0, 4).map(([w, k]) => `${k}× ${w}`).join('; ')}; ${walNote(p)}`
 }
 
 export default async function tenants(options: BenchOptions): Promise<BenchMeasure[]> {
-  const sizes = options.full ? [100_000, 1_000_000] : [100_000]
+  // TENANTS_BENCH_ROWS=1000000: one size only (investigation runs).
+  const only = Number(process.env['TENANTS_BENCH_ROWS'] ?? 0)
+  const sizes = only > 0 ? [only] : options.full ? [100_000, 1_000_000] : [100_000]
   const server = await resolveTestServer()
   try {
     const out: BenchMeasure[] = []
@@ -270,6 +295,7 @@ export default async function tenants(options: BenchOptions): Promise<BenchMeasu
       const deleteStall = Math.max(...r.delete.app.writes)
       console.error(`# tenants ${n}: import ${(r.importRows / (r.import.ms / 1000)).toFixed(0)} rows/s, stall ${importStall.toFixed(0)} ms; delete ${(r.deleted / (r.delete.ms / 1000)).toFixed(0)} rows/s, stall ${deleteStall.toFixed(0)} ms; ${loadNote}`)
       for (const f of new Set([...r.import.app.failures, ...r.delete.app.failures])) console.error(`#   ${f}`)
+      console.error(`#   import: ${stallNote(r.import)}\n#   delete: ${stallNote(r.delete)}`)
       out.push(
         { name: `tenant import --from, ${n} readings (throughput)`, value: r.importRows / (r.import.ms / 1000), unit: 'rows/s', note: `${r.importRows.toLocaleString('en')} rows (every id remapped) in ${(r.import.ms / 1000).toFixed(1)} s, batches of ${r.batchSize.toLocaleString('en')}, 10 ms pauses; ${server.kind}; ${loadNote}` },
         { name: `longest app write during tenant import, ${n} readings`, value: importStall, unit: 'ms', limit: STALL_GOAL_MS, note: stallNote(r.import) },

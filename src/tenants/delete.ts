@@ -3,6 +3,7 @@ import type pg from 'pg'
 import { ErrorCodes, TenantizeError, type Problem } from '../errors.js'
 import { runUnits, sleep, type MigrateEvent, type RunnerOptions, type UnitContext } from '../migrate/index.js'
 import { identList, qualifiedName, quoteIdent } from '../sql/quote.js'
+import { pacer, WAL_POSITION } from './pace.js'
 import { tenantIdType, unknownTenancy, type TenantEdge, type TenantModel, type TenantTable } from './model.js'
 import { transaction, withModel, type TenantOptions } from './session.js'
 import { findTenant, forgetTenant, writeStatus, type TenantRow } from './store.js'
@@ -60,16 +61,20 @@ function cyclicEdges(model: TenantModel): TenantEdge[] {
   return model.edges.filter((e) => e.to !== model.root.key && reaches(e.to, e.from))
 }
 
-/** How a batch finds its rows: the primary key, else the physical row address. */
+/**
+ * How a batch finds its rows: the primary key, else the physical row address. It returns how many rows it
+ * deleted and the WAL position after them (src/tenants/pace.ts sizes the next batch by the WAL it wrote).
+ */
 function batchDelete(t: TenantTable, idType: string): string {
   const col = quoteIdent(t.column)
   const pk = t.table.constraints.find((c) => c.type === 'primary key')
-  if (pk !== undefined) {
-    const k = identList(pk.columns)
-    return `DELETE FROM ${t.sql} WHERE (${k}) IN (SELECT ${k} FROM ${t.sql} WHERE ${col} = $1::${idType} LIMIT $2)`
-  }
-  if (t.table.kind === 'partitioned') return `DELETE FROM ${t.sql} WHERE (tableoid, ctid) IN (SELECT tableoid, ctid FROM ${t.sql} WHERE ${col} = $1::${idType} LIMIT $2)`
-  return `DELETE FROM ${t.sql} WHERE ctid = ANY (ARRAY(SELECT ctid FROM ${t.sql} WHERE ${col} = $1::${idType} LIMIT $2))`
+  const k = pk === undefined ? undefined : identList(pk.columns)
+  const del = k !== undefined
+    ? `DELETE FROM ${t.sql} WHERE (${k}) IN (SELECT ${k} FROM ${t.sql} WHERE ${col} = $1::${idType} LIMIT $2)`
+    : t.table.kind === 'partitioned'
+      ? `DELETE FROM ${t.sql} WHERE (tableoid, ctid) IN (SELECT tableoid, ctid FROM ${t.sql} WHERE ${col} = $1::${idType} LIMIT $2)`
+      : `DELETE FROM ${t.sql} WHERE ctid = ANY (ARRAY(SELECT ctid FROM ${t.sql} WHERE ${col} = $1::${idType} LIMIT $2))`
+  return `WITH d AS (${del} RETURNING 1) SELECT count(*)::int AS n, pg_catalog.pg_current_wal_insert_lsn()::text AS lsn FROM d`
 }
 
 export async function countRows(client: Pick<pg.Client, 'query'>, model: TenantModel, tenantId: string, order: readonly string[]): Promise<TableCount[]> {
@@ -130,14 +135,19 @@ async function deleteUnit(ctx: UnitContext, model: TenantModel, tenant: TenantRo
     if (key === model.root.key) continue
     const t = model.table(key)!
     const sql = batchDelete(t, idType)
+    const pace = pacer(size, (await client.query<{ lsn: string }>(WAL_POSITION)).rows[0]!.lsn)
     for (;;) {
       let n = 0
+      let lsn = ''
       await ctx.retrying(`${t.key} delete`, async () => {
         await transaction(client, async () => {
-          n = (await client.query(sql, [tenant.id, size])).rowCount ?? 0
+          const row = (await client.query<{ n: number; lsn: string }>(sql, [tenant.id, pace.size])).rows[0]!
+          n = row.n
+          lsn = row.lsn
         })
       })
       if (n === 0) break
+      pace.done(n, lsn)
       done += n
       progress()
       if (pause > 0) await sleep(pause)

@@ -13,7 +13,8 @@ import { tenantIdType, type TenantModel } from './model.js'
  *   kept equal (a tenant being deleted shows `suspended` there). No row: active.
  * - `tenantize.id_map`: for each imported tenant, every key that changed (old → new value, as text), so
  *   references kept outside the database can be rewritten.
- * - `tenantize.import_rows`: rows copied from the source database of an import still in progress.
+ * - `tenantize.import_rows`: rows copied from the source database of an import still in progress;
+ *   UNLOGGED (no WAL for a copy written once and read once: an import stages again what a crash emptied).
  */
 export const TENANTS_DDL = `
 CREATE SCHEMA IF NOT EXISTS tenantize;
@@ -33,14 +34,14 @@ CREATE TABLE IF NOT EXISTS tenantize.id_map (
 );
 CREATE INDEX IF NOT EXISTS id_map_new_id_idx ON tenantize.id_map (tenant, "table", new_id);
 COMMENT ON TABLE tenantize.id_map IS 'Keys of imported tenants that were given new values (old → new, as text), per table.';
-CREATE TABLE IF NOT EXISTS tenantize.import_rows (
+CREATE UNLOGGED TABLE IF NOT EXISTS tenantize.import_rows (
   tenant  text NOT NULL,
   "table" text NOT NULL,
   seq     bigint NOT NULL,
   data    jsonb NOT NULL,
   PRIMARY KEY (tenant, "table", seq)
 );
-COMMENT ON TABLE tenantize.import_rows IS 'Rows copied from the source database of an import in progress; emptied when the import completes.';
+COMMENT ON TABLE tenantize.import_rows IS 'Rows copied from the source database of an import in progress; emptied when the import completes. UNLOGGED: an import finding them lost to a crash stages them again.';
 `
 
 export const LIFECYCLE_STATUSES = ['active', 'suspended', 'importing', 'deleting'] as const
