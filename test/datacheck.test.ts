@@ -270,3 +270,30 @@ test('reached backwards (the tenant table references it): a row shared by severa
   await cleanAndApplied(t, config)
   assert.deepEqual(await t.sql(`SELECT id, org_id::int AS org_id FROM plans ORDER BY id`), [{ id: 1, org_id: 1 }, { id: 2, org_id: 3 }, { id: 3, org_id: 1 }, { id: 4, org_id: 2 }])
 })
+
+test('the counts run in batches: a check that fails mid-batch is unchecked, the checks before and after it are counted as alone', async () => {
+  const t = await db.another('dc_batch')
+  await t.sql(`
+    CREATE TABLE clients (id bigint PRIMARY KEY);
+    CREATE TABLE projects (id bigint PRIMARY KEY, client_id bigint REFERENCES clients);
+    CREATE TABLE tasks (id bigint PRIMARY KEY, project_id bigint REFERENCES projects);
+    CREATE TABLE notes (id bigint PRIMARY KEY, task_id bigint REFERENCES tasks);
+    INSERT INTO clients VALUES (1);
+    INSERT INTO projects VALUES (10, 1), (11, NULL);
+    INSERT INTO tasks VALUES (1, 10), (2, 11), (3, NULL);
+    INSERT INTO notes VALUES (1, 1), (2, NULL);`)
+  const config = await configFor(t, { tenantTable: 'clients' })
+  const plan = await planOf(t, config)
+  const events: DataCheckEvent[] = []
+  const whole = await withPg(t.url, (c) => checkData(c, plan, { onEvent: (e) => events.push(e) }))
+  assert.equal(whole.checked, 3)
+  assert.deepEqual(brief(whole.findings), [['null-tenant:public.projects', 1, ['id=11']], ['orphans:public.tasks', 1, ['id=3: project_id=NULL']], ['orphans:public.notes', 1, ['id=2: task_id=NULL']]])
+  assert.deepEqual(events.map((e) => [e.event, e.index]), Array.from({ length: whole.checked }, (_, i) => [['data-check-start', i + 1], ['data-check-done', i + 1]]).flat())
+  // The middle check fails: it is unchecked, every other finding is as before.
+  const broken = 'orphans:public.tasks'
+  const failing: Plan = { ...plan, steps: plan.steps.map((s) => (s.preconditions === undefined ? s : { ...s, preconditions: s.preconditions.map((p) => (p.id === broken ? { ...p, countSql: 'SELECT (1 / 0)::bigint AS n' } : p)) })) }
+  const result = await withPg(t.url, (c) => checkData(c, failing))
+  assert.deepEqual(result.findings.map((f) => [f.id, f.kind]), whole.findings.map((f) => [f.id, f.id === broken ? 'unchecked' : f.kind]))
+  assert.deepEqual(result.findings.find((f) => f.id === broken)?.samples, ['22012: division by zero'])
+  assert.deepEqual(brief(result.findings.filter((f) => f.id !== broken)), brief(whole.findings.filter((f) => f.id !== broken)))
+})
