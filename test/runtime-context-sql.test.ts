@@ -32,6 +32,15 @@ test('set-local produces SET LOCAL with a quoted name and a quoted literal', () 
   assert.equal(sql.statement("x'); DROP TABLE t; --"), `SET LOCAL "app"."current_organization_id" = 'x''); DROP TABLE t; --'`)
 })
 
+test('local: SET LOCAL for inside a transaction block, whichever the strategy (not planned by the server, unlike SELECT set_config)', () => {
+  assert.equal(contextSql().local("o'hara"), `SET LOCAL "tenantize"."tenant_id" = 'o''hara'`)
+  assert.equal(contextSql({ setting: 'App.Org_Id' }).local('back\\slash'), `SET LOCAL "app"."org_id" = E'back\\\\slash'`)
+  const setLocal = contextSql({ strategy: 'set-local' })
+  assert.equal(setLocal.local('acme'), setLocal.statement('acme'))
+  assert.throws(() => contextSql().local(''), TypeError)
+  assert.throws(() => contextSql().local('a\0b'), /NUL/)
+})
+
 test('invalid setting names, unknown strategies and empty or NUL ids are refused', () => {
   for (const name of ['tenant_id', '', '.x', 'x.', 'a..b', 'role', 'search_path', 'a.b c', 'a.b;drop', "a.b'", 'a."b"', '1a.b', 'ä.b']) {
     assert.throws(() => validateContextSetting(name), TypeError, JSON.stringify(name))
@@ -56,12 +65,14 @@ for (const strategy of ['set_config', 'set-local'] as const) {
         for (const scs of ['on', 'off']) {
           await client.query(`SET standard_conforming_strings = ${scs}`)
           for (const id of HOSTILE) {
-            await client.query(`BEGIN; ${sql.statement(id)}`)
-            const inside = await client.query<{ v: string }>('SELECT current_setting($1) AS v', [setting])
-            await client.query('COMMIT')
-            const outside = await client.query<{ v: string | null }>('SELECT current_setting($1, true) AS v', [setting])
-            assert.deepEqual(inside.rows, [{ v: id }], `${setting} ${scs}: ${JSON.stringify(id)}`)
-            assert.ok(outside.rows[0]?.v === '' || outside.rows[0]?.v === null, 'the setting is gone after COMMIT')
+            for (const form of ['statement', 'local'] as const) {
+              await client.query(`BEGIN; ${sql[form](id)}`)
+              const inside = await client.query<{ v: string }>('SELECT current_setting($1) AS v', [setting])
+              await client.query('COMMIT')
+              const outside = await client.query<{ v: string | null }>('SELECT current_setting($1, true) AS v', [setting])
+              assert.deepEqual(inside.rows, [{ v: id }], `${form} ${setting} ${scs}: ${JSON.stringify(id)}`)
+              assert.ok(outside.rows[0]?.v === '' || outside.rows[0]?.v === null, 'the setting is gone after COMMIT')
+            }
           }
         }
       }

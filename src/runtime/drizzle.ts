@@ -85,7 +85,7 @@ function scopedClient(client: PoolClient, tenantId: string, context: ContextSql)
       return ownTransaction(config, values)
     }
     if (!scoped && status === 'T') {
-      await query(context.statement(tenantId))
+      await query(context.local(tenantId)) // inside the block the app opened
       scoped = true
     }
     return query(config, values)

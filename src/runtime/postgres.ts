@@ -180,7 +180,7 @@ export function tenantSql<TTypes extends Record<string, unknown>>(sql: Sql<TType
     const [transactionOptions, fn] = args.length === 1 ? ['', args[0]] : args
     const tenantId = observer === undefined ? tenantForTransaction() : tenantFor(observer, 'transaction')
     if (tenantId === undefined) return sql.begin(transactionOptions, fn)
-    const statement = context.statement(tenantId)
+    const statement = context.local(tenantId) // after postgres.js' BEGIN
     return sql.begin(transactionOptions, async (tx) => {
       // Not awaited: written ahead of the first query of fn, in the same round trip. Should it fail, the
       // transaction is aborted and postgres.js rolls it back with this error.

@@ -11,11 +11,12 @@ export function tenantForTransaction(): string {
 }
 
 /**
- * The statement that opens a tenant transaction: `begin` (default `BEGIN`) and the context statement in
- * one simple-protocol message, so the context costs no round trip of its own.
+ * The statement that opens a tenant transaction: `begin` (default `BEGIN`) and the context in one
+ * simple-protocol message, so the context costs no round trip of its own. The context is
+ * {@link ContextSql.local} (`SET LOCAL`, which the server does not plan), since it follows `BEGIN`.
  */
 export function beginWithContext(context: ContextSql, tenantId: string, begin = 'BEGIN'): string {
-  return `${begin}; ${context.statement(tenantId)}`
+  return `${begin}; ${context.local(tenantId)}`
 }
 
 /**
