@@ -19,6 +19,8 @@
  * (planning its subquery and inlining the helper, for a statement that is not prepared).
  */
 import { randomUUID } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { loadavg } from 'node:os'
 import pg from 'pg'
 import postgres from 'postgres'
 import { Kysely, PostgresDialect } from 'kysely'
@@ -42,6 +44,9 @@ const CALLS = 3000
 const WARM_UP = 200
 const SLOW_CALLS = 200
 const TENANT_ROWS = 50_000
+const BARE = 'bench-bare'
+const SCOPED = 'bench-scoped'
+const OWNER_SCOPED = 'bench-owner-scoped'
 
 interface Pair {
   readonly name: string
@@ -68,23 +73,54 @@ const items = pgTable('items', { orgId: uuid('org_id').notNull(), id: text('id')
 
 const us = (ms: number): string => `${(ms * 1000).toFixed(0)} µs`
 
+/** CPU time a server backend has used so far, ns (`/proc/<pid>/schedstat`); `undefined` where it cannot be read (a remote server). */
+function backendCpuNs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0])
+  } catch {
+    return undefined
+  }
+}
+
+interface Side {
+  /** Median wall time of one call, ms. */
+  readonly wall: number
+  /** This process' CPU per call (user + system), µs: the driver's and adapter's work. */
+  readonly client: number
+  /** The server backend's CPU per call, µs, or `undefined` when it cannot be read. */
+  readonly backend: number | undefined
+}
+
 /**
  * Calls of both alternate one by one, so both sides see the same load on a shared machine; the medians
- * of the single calls keep load spikes out.
+ * of the single calls keep load spikes out. Which side goes first alternates too (the first of a pair
+ * may find its backend's CPU cache cold, or pay for a timer of the event loop). Beside the wall time,
+ * each side's CPU per call — this process' (around each call) and its backend's (`/proc/<pid>/schedstat`
+ * before and after) — which the machine's load does not inflate.
  */
-async function alternate(n: number, bare: (i: number) => Promise<unknown>, scoped: (i: number) => Promise<unknown>): Promise<{ bare: number; scoped: number }> {
-  const bareMs: number[] = []
-  const scopedMs: number[] = []
+async function alternate(n: number, bare: (i: number) => Promise<unknown>, scoped: (i: number) => Promise<unknown>, pids: { bare: number | undefined; scoped: number | undefined }): Promise<{ bare: Side; scoped: Side }> {
+  const wall: [number[], number[]] = [[], []]
+  const client = [0, 0]
+  const sides = [bare, scoped] as const
+  const backend0 = [backendCpuNs(pids.bare), backendCpuNs(pids.scoped)]
   for (let i = 0; i < n; i++) {
-    const t0 = process.hrtime.bigint()
-    await bare(i)
-    const t1 = process.hrtime.bigint()
-    await scoped(i)
-    const t2 = process.hrtime.bigint()
-    bareMs.push(Number(t1 - t0) / 1e6)
-    scopedMs.push(Number(t2 - t1) / 1e6)
+    for (const s of i % 2 === 0 ? [0, 1] : [1, 0]) {
+      const c0 = process.cpuUsage()
+      const t0 = process.hrtime.bigint()
+      await sides[s]!(i)
+      const t1 = process.hrtime.bigint()
+      const c1 = process.cpuUsage(c0)
+      wall[s]!.push(Number(t1 - t0) / 1e6)
+      client[s] = (client[s] ?? 0) + c1.user + c1.system
+    }
   }
-  return { bare: median(bareMs), scoped: median(scopedMs) }
+  const backend1 = [backendCpuNs(pids.bare), backendCpuNs(pids.scoped)]
+  const side = (s: 0 | 1): Side => {
+    const [b0, b1] = [backend0[s], backend1[s]]
+    return { wall: median(wall[s]), client: (client[s] ?? 0) / n, backend: b0 === undefined || b1 === undefined ? undefined : (b1 - b0) / 1000 / n }
+  }
+  return { bare: side(0), scoped: side(1) }
 }
 
 export default async function runtimeContextBench(): Promise<readonly BenchMeasure[]> {
@@ -116,15 +152,16 @@ export default async function runtimeContextBench(): Promise<readonly BenchMeasu
         return (await c.query<{ v: string }>(`SELECT current_setting('server_version') AS v`)).rows[0]?.v ?? '?'
       })
       const id = (i: number): string => `t0-${(i * 7919) % TENANT_ROWS}`
-      const appPool = (): pg.Pool => new pg.Pool({ connectionString: db.url, max: 1, options: `-c role=${app}` })
-      const ownerPool = (): pg.Pool => new pg.Pool({ connectionString: db.url, max: 1 })
+      // Each side's one connection is named, so that its backend is found (for its CPU time).
+      const appPool = (): pg.Pool => new pg.Pool({ connectionString: db.url, max: 1, options: `-c role=${app}`, application_name: SCOPED })
+      const ownerPool = (name: typeof BARE | typeof OWNER_SCOPED): pg.Pool => new pg.Pool({ connectionString: db.url, max: 1, application_name: name })
 
       const pairs: (() => Pair)[] = [
         () => {
           const pool = appPool()
-          const owner = ownerPool()
+          const owner = ownerPool(BARE)
           const scoped = tenantPool(pool)
-          const ownerScopedPool = ownerPool()
+          const ownerScopedPool = ownerPool(OWNER_SCOPED)
           const ownerScoped = tenantPool(ownerScopedPool)
           return {
             name: 'pg',
@@ -142,10 +179,10 @@ export default async function runtimeContextBench(): Promise<readonly BenchMeasu
           }
         },
         () => {
-          const sql = postgres(db.url, { max: 1, onnotice: () => undefined, connection: { options: `-c role=${app}` } })
-          const owner = postgres(db.url, { max: 1, onnotice: () => undefined })
+          const sql = postgres(db.url, { max: 1, onnotice: () => undefined, connection: { options: `-c role=${app}`, application_name: SCOPED } })
+          const owner = postgres(db.url, { max: 1, onnotice: () => undefined, connection: { application_name: BARE } })
           const scoped = tenantSql(sql)
-          const ownerSql = postgres(db.url, { max: 1, onnotice: () => undefined })
+          const ownerSql = postgres(db.url, { max: 1, onnotice: () => undefined, connection: { application_name: OWNER_SCOPED } })
           const ownerScoped = tenantSql(ownerSql)
           return {
             name: 'postgres.js',
@@ -164,9 +201,9 @@ export default async function runtimeContextBench(): Promise<readonly BenchMeasu
         },
         () => {
           const pool = appPool()
-          const bare = new Kysely<Items>({ dialect: new PostgresDialect({ pool: ownerPool() }) })
+          const bare = new Kysely<Items>({ dialect: new PostgresDialect({ pool: ownerPool(BARE) }) })
           const scoped = new Kysely<Items>({ dialect: tenantDialect(new PostgresDialect({ pool })) })
-          const ownerScoped = new Kysely<Items>({ dialect: tenantDialect(new PostgresDialect({ pool: ownerPool() })) })
+          const ownerScoped = new Kysely<Items>({ dialect: tenantDialect(new PostgresDialect({ pool: ownerPool(OWNER_SCOPED) })) })
           return {
             name: 'kysely',
             limit: 1.25,
@@ -184,10 +221,10 @@ export default async function runtimeContextBench(): Promise<readonly BenchMeasu
         },
         () => {
           const pool = appPool()
-          const owner = ownerPool()
+          const owner = ownerPool(BARE)
           const bare = drizzle({ client: owner })
           const scoped = drizzle({ client: tenantDrizzlePool(pool) })
-          const ownerScopedPool = ownerPool()
+          const ownerScopedPool = ownerPool(OWNER_SCOPED)
           const ownerScoped = drizzle({ client: tenantDrizzlePool(ownerScopedPool) })
           return {
             name: 'drizzle',
@@ -206,10 +243,10 @@ export default async function runtimeContextBench(): Promise<readonly BenchMeasu
         },
         () => {
           const pool = appPool()
-          const owner = ownerPool()
+          const owner = ownerPool(BARE)
           const bare = generated.client(new PrismaPg(owner))
           const scoped = tenantPrisma(generated.client(tenantPrismaAdapter(new PrismaPg(pool))))
-          const ownerScopedPool = ownerPool()
+          const ownerScopedPool = ownerPool(OWNER_SCOPED)
           const ownerScoped = tenantPrisma(generated.client(tenantPrismaAdapter(new PrismaPg(ownerScopedPool))))
           return {
             name: 'prisma',
@@ -250,29 +287,43 @@ export default async function runtimeContextBench(): Promise<readonly BenchMeasu
           const ownerScoped = (i: number): Promise<unknown> => withTenant(tenant, () => pair.ownerScoped(id(i)))
           if (rows(await ownerScoped(1)) !== 1) throw new Error(`${pair.name}: the owner's scoped lookup must find the row`)
           await warmUp(WARM_UP, ownerScoped)
-          const lookup = await alternate(CALLS, bare, scoped)
-          const runtime = await alternate(CALLS, bare, ownerScoped)
-          const slow = await alternate(SLOW_CALLS, bareCount, scopedCount)
-          console.error(`# runtime-context: ${pair.name}: lookup bare ${us(lookup.bare)}, withTenant ${us(lookup.scoped)}; runtime alone bare ${us(runtime.bare)}, withTenant ${us(runtime.scoped)}; count bare ${us(slow.bare)}, withTenant ${us(slow.scoped)}`)
+          const pids = await withClient(db.url, async (c) => {
+            const found = await c.query<{ name: string; pid: number }>(
+              'SELECT application_name AS name, pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = ANY($1)',
+              [[BARE, SCOPED, OWNER_SCOPED]],
+            )
+            // One connection per side, or its CPU time cannot be told.
+            const pid = (name: string): number | undefined => (found.rows.filter((r) => r.name === name).length === 1 ? found.rows.find((r) => r.name === name)?.pid : undefined)
+            return { bare: pid(BARE), scoped: pid(SCOPED), ownerScoped: pid(OWNER_SCOPED) }
+          })
+          const lookup = await alternate(CALLS, bare, scoped, { bare: pids.bare, scoped: pids.scoped })
+          const runtime = await alternate(CALLS, bare, ownerScoped, { bare: pids.bare, scoped: pids.ownerScoped })
+          const slow = await alternate(SLOW_CALLS, bareCount, scopedCount, { bare: pids.bare, scoped: pids.scoped })
+          const load = loadavg().map((l) => l.toFixed(1)).join(' ')
+          const cpu = (r: { bare: Side; scoped: Side }): string =>
+            `backend CPU per call ${r.scoped.backend === undefined ? '?' : r.scoped.backend.toFixed(0)} vs ${r.bare.backend === undefined ? '?' : r.bare.backend.toFixed(0)} µs, client CPU ${r.scoped.client.toFixed(0)} vs ${r.bare.client.toFixed(0)} µs`
+          console.error(
+            `# runtime-context: ${pair.name} (load ${load}): lookup bare ${us(lookup.bare.wall)}, withTenant ${us(lookup.scoped.wall)} (${cpu(lookup)}); runtime alone bare ${us(runtime.bare.wall)}, withTenant ${us(runtime.scoped.wall)} (${cpu(runtime)}); count bare ${us(slow.bare.wall)}, withTenant ${us(slow.scoped.wall)} (${cpu(slow)})`,
+          )
           measures.push({
             name: `${pair.name}: withTenant / bare, primary-key lookup`,
-            value: lookup.scoped / lookup.bare,
+            value: lookup.scoped.wall / lookup.bare.wall,
             unit: '×',
             limit: pair.limit,
-            note: `${us(lookup.scoped)} vs ${us(lookup.bare)}, median of ${CALLS.toLocaleString('en')} each, same row, default settings; PostgreSQL ${version} (${server.kind})`,
+            note: `${us(lookup.scoped.wall)} vs ${us(lookup.bare.wall)}, median of ${CALLS.toLocaleString('en')} each, same row, default settings; ${cpu(lookup)}; load ${load}; PostgreSQL ${version} (${server.kind})`,
           })
           measures.push({
             name: `${pair.name}: the runtime alone: withTenant / bare, same hand-filtered lookup as the owner`,
-            value: runtime.scoped / runtime.bare,
+            value: runtime.scoped.wall / runtime.bare.wall,
             unit: '×',
-            note: `${us(runtime.scoped)} vs ${us(runtime.bare)}, median of ${CALLS.toLocaleString('en')} each: the context and the adapter without the policy (the owner is not subject to it)`,
+            note: `${us(runtime.scoped.wall)} vs ${us(runtime.bare.wall)}, median of ${CALLS.toLocaleString('en')} each: the context and the adapter without the policy (the owner is not subject to it); ${cpu(runtime)}`,
           })
           measures.push({
             name: `${pair.name}: withTenant / bare, count of ${TENANT_ROWS.toLocaleString('en')} rows`,
-            value: slow.scoped / slow.bare,
+            value: slow.scoped.wall / slow.bare.wall,
             unit: '×',
             limit: 1.05,
-            note: `${us(slow.scoped)} vs ${us(slow.bare)}, median of ${SLOW_CALLS} each, same rows`,
+            note: `${us(slow.scoped.wall)} vs ${us(slow.bare.wall)}, median of ${SLOW_CALLS} each, same rows; ${cpu(slow)}`,
           })
         } finally {
           await pair.close()
