@@ -72,12 +72,27 @@ function call(node: unknown): [string, string] | null {
   return fn === undefined || col === null ? null : [fn.toLowerCase(), col]
 }
 
-/** The AND-ed conditions of an expression. */
+/**
+ * The AND-ed conditions of an expression. `col IS NULL OR <condition>` (AdventureWorks' `persontype IS NULL
+ * OR upper(persontype) = ANY (…)`) says what a value of the column must be: the condition.
+ */
 function conjuncts(node: unknown): unknown[] {
   const typed = nodeType(node)
   if (typed?.[0] === 'BoolExpr' && typed[1]['boolop'] === 'AND_EXPR') return ((typed[1]['args'] as unknown[] | undefined) ?? []).flatMap(conjuncts)
+  if (typed?.[0] === 'BoolExpr' && typed[1]['boolop'] === 'OR_EXPR') {
+    const args = (typed[1]['args'] as unknown[] | undefined) ?? []
+    const isNull = (a: unknown): boolean => {
+      const n = nodeType(a)
+      return n?.[0] === 'NullTest' && n[1]['nulltesttype'] === 'IS_NULL' && column(n[1]['arg']) !== null
+    }
+    const rest = args.filter((a) => !isNull(a))
+    if (rest.length === 1 && args.length === 2) return conjuncts(rest[0])
+  }
   return [node]
 }
+
+/** Functions whose result is one of the listed values when their argument already is (a list of upper-case codes, `upper(col)`). */
+const SAME_VALUE_FUNCTIONS = new Set(['upper', 'lower', 'btrim', 'trim', 'rtrim', 'ltrim'])
 
 function hintFor(hints: Map<string, ColumnHint>, col: string): ColumnHint {
   let h = hints.get(col)
@@ -106,9 +121,11 @@ function apply(out: TableHints, cond: AstNode): void {
   const [, e] = typed
   const op = names(e['name'])[0]
   if (op === undefined) return
-  const left = column(e['lexpr'])
-  // length(col) <op> n, n <op> length(col) is rare enough to leave out
   const fn = call(e['lexpr'])
+  // `upper(col) = ANY (ARRAY['W', 'S', 'P'])` (AdventureWorks): the listed values are values of the column.
+  const listOf = fn !== null && SAME_VALUE_FUNCTIONS.has(fn[0]) && op === '=' && (e['kind'] === 'AEXPR_OP_ANY' || e['kind'] === 'AEXPR_IN') ? fn[1] : null
+  const left = column(e['lexpr']) ?? listOf
+  // length(col) <op> n, n <op> length(col) is rare enough to leave out
   if (left === null && fn !== null && e['kind'] === 'AEXPR_OP') {
     const n = Number(literal(e['rexpr']))
     if (LENGTH_FUNCTIONS.has(fn[0]) && !Number.isNaN(n)) lengthBound(hintFor(hints, fn[1]), op, n)
@@ -129,7 +146,10 @@ function apply(out: TableHints, cond: AstNode): void {
     return
   }
   if (e['kind'] === 'AEXPR_IN' && op === '=') {
-    const values = ((e['rexpr'] as unknown[] | undefined) ?? []).map(literal).filter((v): v is string => v !== null)
+    // The parser gives the list as an array or as a List node (`x IN ('a', 'b')` as written; the catalog deparses it to `= ANY`).
+    const list = nodeType(e['rexpr'])
+    const items = Array.isArray(e['rexpr']) ? (e['rexpr'] as unknown[]) : list?.[0] === 'List' ? ((list[1]['items'] as unknown[] | undefined) ?? []) : []
+    const values = items.map(literal).filter((v): v is string => v !== null)
     if (values.length > 0) hintFor(hints, left).allowed = values
     return
   }

@@ -1,0 +1,57 @@
+/**
+ * Regression tests for the defects the third round of corpus schemas found (test/fixtures/corpus/FINDINGS.md,
+ * F19 on): each finding's minimal repro.
+ */
+import assert from 'node:assert/strict'
+import { after, test } from 'node:test'
+import { apply, initConfig, rollback } from '../src/apply/index.js'
+import { withClient } from '../src/db/connect.js'
+import { parseConfig, type TenantizeConfig } from '../src/plan/config.js'
+import { verify } from '../src/verify/index.js'
+import { loadSqlParser } from '../src/verify/lints/sql-text.js'
+import { hintsFrom } from '../src/verify/probe/constraint-values.js'
+import { testDatabase, type TestDatabase } from './helpers/db.js'
+
+const db = await testDatabase(import.meta.url)
+const fast = { lockTimeoutMs: 500, retryDelayMs: 50, tries: 20 }
+
+/** init as the CLI runs it (facts from the data), with a role of this database's own that is dropped afterwards. */
+async function init(t: TestDatabase, options: { tenantTable?: string; tenantColumn?: string } = {}): Promise<TenantizeConfig> {
+  const role = `${t.name}_app`
+  after(() => db.sql(`DROP ROLE IF EXISTS "${role}"`).then(() => undefined, () => undefined))
+  const table = options.tenantTable?.split('.') as [string, string] | undefined
+  const { config } = await withClient(t.url, (c) =>
+    initConfig(c, { appRole: role, ...(table === undefined ? {} : { tenantTable: { schema: table[0], name: table[1] } }), ...(options.tenantColumn === undefined ? {} : { tenantColumn: options.tenantColumn }) }),
+  )
+  return parseConfig(config)
+}
+
+test('corpus F19: the probe reads CHECK (upper(col) = ANY (ARRAY[…])) and (col IS NULL OR …) as the values a column may take', async () => {
+  await loadSqlParser()
+  const hints = hintsFrom([
+    `CHECK ((upper((transactiontype)::text) = ANY (ARRAY['W'::text, 'S'::text, 'P'::text])))`,
+    `CHECK (((persontype IS NULL) OR (upper((persontype)::text) = ANY (ARRAY['SC'::text, 'VC'::text]))))`,
+    `CHECK ((lower(code) IN ('a', 'b')))`,
+  ]).columns
+  assert.deepEqual(hints.get('transactiontype')?.allowed, ['W', 'S', 'P'])
+  assert.deepEqual(hints.get('persontype')?.allowed, ['SC', 'VC'])
+  assert.deepEqual(hints.get('code')?.allowed, ['a', 'b'])
+})
+
+test('corpus F19: verify seeds a table whose CHECK lists codes through upper(col) (AdventureWorks person.person, production.transactionhistory), so every tenant table is probed', async () => {
+  const t = await db.another('f19')
+  await t.sql(`CREATE SCHEMA person;
+    CREATE TABLE person.person (businessentityid serial PRIMARY KEY, persontype char(2) NOT NULL, firstname text NOT NULL,
+      CONSTRAINT "CK_Person_PersonType" CHECK (persontype IS NULL OR upper(persontype) = ANY (ARRAY['SC', 'VC', 'IN', 'EM', 'SP', 'GC'])));
+    CREATE TABLE person.emailaddress (id serial PRIMARY KEY, businessentityid int NOT NULL REFERENCES person.person, email text);
+    CREATE TABLE person.history (id serial PRIMARY KEY, transactiontype char(1) NOT NULL CHECK (upper(transactiontype) = ANY (ARRAY['W', 'S', 'P'])));
+    INSERT INTO person.person (persontype, firstname) VALUES ('EM', 'Ken');
+    INSERT INTO person.emailaddress (businessentityid, email) VALUES (1, 'ken@example.com');
+    INSERT INTO person.history (transactiontype) VALUES ('W');`)
+  const config = await init(t)
+  await apply({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
+  const report = await verify({ databaseUrl: t.url, appRole: config.roles.app, tenantColumn: config.tenant.column, tenantTable: config.tenant.table })
+  assert.deepEqual(report.probe?.unprobed ?? null, [], 'every tenant table probed')
+  assert.deepEqual(report.findings.filter((f) => f.severity === 'error').map((f) => `${f.rule} ${f.object}`), [])
+  await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
+})
