@@ -1,4 +1,6 @@
 import type pg from 'pg'
+import { quoteLiteral } from '../sql/quote.js'
+import { LOCK_KEY } from './lock.js'
 import type { AppliedMigration } from './status.js'
 
 /** Schema holding Tenantize's own objects: the migration ledger and, later, the tenant helpers. */
@@ -90,6 +92,35 @@ export async function recordEvent(client: Queryable, e: EventRow): Promise<void>
     'INSERT INTO tenantize.migration_events (scope, migration, direction, event, duration_ms, error, sqlstate, runner) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
     [e.scope, e.migration, e.direction, e.event, e.durationMs ?? null, e.error ?? null, e.sqlstate ?? null, e.runner],
   )
+}
+
+/**
+ * A unit's `start` event, recorded only while this session holds the runner lock (what `assertLockHeld`
+ * checks): one round trip for both. False, and nothing recorded, when the lock is not held.
+ */
+export async function recordStartHoldingLock(client: Queryable, e: Omit<EventRow, 'event' | 'durationMs' | 'error' | 'sqlstate'>): Promise<boolean> {
+  const { rows } = await client.query<{ held: boolean }>(
+    `INSERT INTO tenantize.migration_events (scope, migration, direction, event, runner)
+     SELECT $1, $2, $3, 'start', $4
+      WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_catalog.pg_backend_pid()
+                       AND classid = $5 AND objid = $6 AND objsubid = 2)
+     RETURNING true AS held`,
+    [e.scope, e.migration, e.direction, e.runner, LOCK_KEY.classid, LOCK_KEY.objid],
+  )
+  return rows[0]?.held === true
+}
+
+/**
+ * The statement of {@link recordApplied} (or, down, {@link recordReverted}) with its values written in as
+ * literals, so that a unit's transaction can send it and its COMMIT in one message (one round trip).
+ */
+export function ledgerSql(direction: 'up' | 'down', scope: string, m: { name: string; version: string; checksum: string; downSql?: readonly string[] | undefined }, durationMs: number, runner: string): string {
+  if (direction === 'down') return `DELETE FROM tenantize.migrations WHERE scope = ${quoteLiteral(scope)} AND name = ${quoteLiteral(m.name)}`
+  const down = m.downSql === undefined ? 'NULL' : `ARRAY[${m.downSql.map(quoteLiteral).join(', ')}]::text[]`
+  return `INSERT INTO tenantize.migrations (scope, name, version, checksum, duration_ms, runner, down_sql)
+     VALUES (${quoteLiteral(scope)}, ${quoteLiteral(m.name)}, ${quoteLiteral(m.version)}, ${quoteLiteral(m.checksum)}, ${Math.round(durationMs)}, ${quoteLiteral(runner)}, ${down})
+     ON CONFLICT (scope, name) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now(), duration_ms = EXCLUDED.duration_ms,
+       applied_by = current_user, runner = EXCLUDED.runner, down_sql = EXCLUDED.down_sql`
 }
 
 export async function recordApplied(client: Queryable, scope: string, m: { name: string; version: string; checksum: string; downSql?: readonly string[] | undefined }, durationMs: number, runner: string): Promise<void> {
