@@ -14,15 +14,19 @@
  *    rewritten compact (VACUUM FULL), so the next window starts from the same table;
  * 3. `apply --phase schema`, a readiness reset (the app sets the context), `apply --phase enforce`.
  * The stall is the longest write; p95 is over every statement of the window; a failed write is any error.
+ * Each statement of window 3 is also counted under the apply step running when it started (backfill, index
+ * build, validation, other, or between steps), and a fourth window, 3 s after apply, gives the p95 of the
+ * converted app alone (policies and triggers, no apply running): what is left of the rise is apply's CPU.
  *
  * Quick: 100,000 and 1,000,000 rows. `--full`: 5,000,000 too.
  */
 import pg from 'pg'
-import { apply, resetReadiness } from '../src/apply/index.js'
+import { apply, DEFAULT_BACKFILL_SHARE, DEFAULT_BATCH_TARGET_MS, resetReadiness, type BatchTiming } from '../src/apply/index.js'
 import { introspect } from '../src/catalog/index.js'
 import { withClient } from '../src/db/connect.js'
 import { createScratchDatabase } from '../src/db/provision.js'
 import { resolveTestServer, type TestServer } from '../src/db/test-server.js'
+import type { MigrateEvent } from '../src/migrate/index.js'
 import { proposeConfig } from '../src/plan/classify.js'
 import { parseConfig } from '../src/plan/config.js'
 import { quoteIdent } from '../src/sql/quote.js'
@@ -32,10 +36,17 @@ const TENANTS = ['00000000-0000-4000-8000-0000000000b1', '00000000-0000-4000-800
 const CLIENTS = 4
 const PERIOD_MS = 10
 const IDLE_MS = 3000
+const envNumber = (name: string): number | undefined => (process.env[name] === undefined || process.env[name] === '' ? undefined : Number(process.env[name]))
+/** apply's pacing of the backfill (its defaults unless BENCH_BATCH_TARGET_MS / BENCH_BACKFILL_SHARE say otherwise). */
+const TARGET_MS = envNumber('BENCH_BATCH_TARGET_MS') ?? DEFAULT_BATCH_TARGET_MS
+const SHARE = envNumber('BENCH_BACKFILL_SHARE') ?? DEFAULT_BACKFILL_SHARE
+const WORKERS = envNumber('BENCH_PARALLEL_WORKERS')
 
 interface Window {
   /** Latency of every statement, ms. */
   readonly all: number[]
+  /** When each statement of {@link all} started (performance.now()). */
+  readonly at: number[]
   /** Latency of every write, ms. */
   readonly writes: number[]
   readonly failures: string[]
@@ -52,7 +63,7 @@ const APP_NAME = 'tenantize-bench-app'
 /** The steady app: {@link CLIENTS} clients as the app role, each with its tenant's context. */
 function workload(url: string, role: string): Workload {
   let running = true
-  const window: Window = { all: [], writes: [], failures: [] }
+  const window: Window = { all: [], at: [], writes: [], failures: [] }
   let started = 0
   let markReady = (): void => undefined
   const ready = new Promise<void>((resolve) => { markReady = resolve })
@@ -78,6 +89,7 @@ function workload(url: string, role: string): Workload {
         const ms = performance.now() - start
         if (i === 0 && ++started === CLIENTS) markReady()
         window.all.push(ms)
+        window.at.push(start)
         if (write) window.writes.push(ms)
         const wait = due - performance.now()
         if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
@@ -135,6 +147,12 @@ interface Run {
   readonly naive: Window
   readonly naiveMs: number
   readonly during: Window
+  /** The converted app alone, after apply. */
+  readonly afterwards: Window
+  /** The apply steps: name, start and end (performance.now()). */
+  readonly steps: { name: string; from: number; to: number }[]
+  /** The backfill batches' statements: start and end (performance.now()). */
+  readonly batches: { from: number; to: number }[]
   readonly locks: { samples: number; waiting: number; on: string[] }
   readonly schemaMs: number
   readonly enforceMs: number
@@ -187,24 +205,59 @@ async function run(server: TestServer, rows: number): Promise<Run> {
     await w.ready
     await pause(500)
     const sampler = lockSampler(db.url)
+    const steps: { name: string; from: number; to: number }[] = []
+    const onEvent = (e: MigrateEvent): void => {
+      if (e.event === 'start') steps.push({ name: e.migration, from: performance.now(), to: Infinity })
+      if ((e.event === 'finish' || e.event === 'fail') && steps.at(-1)?.name === e.migration) steps.at(-1)!.to = performance.now()
+    }
+    const batches: { from: number; to: number }[] = []
+    const onBatch = (b: BatchTiming): void => { const now = performance.now(); batches.push({ from: now - b.ms, to: now }) }
+    const pacing = { batchTargetMs: TARGET_MS, backfillShare: SHARE, ...(WORKERS === undefined ? {} : { parallelWorkers: WORKERS }), onEvent, onBatch }
     const t1 = performance.now()
-    await apply({ databaseUrl: db.url, config, phase: 'schema' })
+    await apply({ databaseUrl: db.url, config, phase: 'schema', ...pacing })
     const schemaMs = performance.now() - t1
     await resetReadiness(db.url)
     const t2 = performance.now()
-    await apply({ databaseUrl: db.url, config, phase: 'enforce' })
+    await apply({ databaseUrl: db.url, config, phase: 'enforce', ...pacing })
     const enforceMs = performance.now() - t2
     await pause(500)
     const during = await w.stop()
     const locks = await sampler.stop()
+    w = workload(db.url, role)
+    await w.ready
+    await pause(IDLE_MS)
+    const afterwards = await w.stop()
     const forced = (await admin.query<{ ok: boolean }>(`SELECT relrowsecurity AND relforcerowsecurity AS ok FROM pg_class WHERE oid = 'public.readings'::regclass`)).rows[0]?.ok
     if (forced !== true) throw new Error('readings is not under row-level security after apply')
-    return { rows, idle, naive, naiveMs, during, locks, schemaMs, enforceMs }
+    return { rows, idle, naive, naiveMs, during, afterwards, steps, batches, locks, schemaMs, enforceMs }
   } finally {
     await admin.end()
     await db.drop()
     await withClient(server.url, (c) => c.query(`DROP ROLE IF EXISTS ${quoteIdent(role)}`)).catch(() => undefined)
   }
+}
+
+/** The kind of apply step a statement started under. */
+function kindOf(name: string | undefined): string {
+  if (name === undefined) return 'between steps'
+  const id = name.replace(/^\d+_/, '')
+  if (id.startsWith('backfill:')) return 'backfill'
+  if (id.startsWith('tenant-index:') || id.startsWith('tenant-unique:')) return 'index builds'
+  if (/^[a-z-]*validate:/.test(id)) return 'validations'
+  return 'other steps'
+}
+
+/** p95 and count of window statements by the kind of step running when each started, and the share of time in each. */
+function byStep(r: Run): string {
+  const groups = new Map<string, number[]>()
+  r.during.all.forEach((ms, i) => {
+    const at = r.during.at[i]!
+    let kind = kindOf(r.steps.find((s) => s.from <= at && at < s.to)?.name)
+    // Within a backfill: did the statement start while a batch ran, or in the pause after one? Same seconds, same load.
+    if (kind === 'backfill') kind = r.batches.some((b) => b.from <= at && at < b.to) ? 'backfill batch' : 'backfill pause'
+    groups.set(kind, [...(groups.get(kind) ?? []), ms])
+  })
+  return [...groups].sort((a, b) => b[1].length - a[1].length).map(([kind, ms]) => `${kind} ${quantile(ms, 0.95).toFixed(1)} ms (${ms.length})`).join(', ')
 }
 
 export default async function applyLocks(options: BenchOptions): Promise<BenchMeasure[]> {
@@ -221,13 +274,14 @@ export default async function applyLocks(options: BenchOptions): Promise<BenchMe
       const naiveStall = Math.max(...r.naive.writes)
       const idleP95 = quantile(r.idle.all, 0.95)
       const p95 = quantile(r.during.all, 0.95)
-      console.error(`# apply-locks ${rows}: stall ${stall.toFixed(0)} ms (naive ${naiveStall.toFixed(0)} ms), p95 ${p95.toFixed(2)} vs idle ${idleP95.toFixed(2)} ms, failed ${r.during.failures.length} (naive ${r.naive.failures.length})`)
+      const afterP95 = quantile(r.afterwards.all, 0.95)
+      console.error(`# apply-locks ${rows}: stall ${stall.toFixed(0)} ms (naive ${naiveStall.toFixed(0)} ms), p95 ${p95.toFixed(2)} vs idle ${idleP95.toFixed(2)} ms, after apply ${afterP95.toFixed(2)} ms, failed ${r.during.failures.length} (naive ${r.naive.failures.length}); p95 by step: ${byStep(r)}`)
       for (const f of new Set([...r.during.failures, ...r.naive.failures])) console.error(`#   ${f}`)
       out.push(
         { name: `apply --phase schema, then enforce, ${n} readings`, value: r.schemaMs + r.enforceMs, unit: 'ms', note: `schema ${r.schemaMs.toFixed(0)} ms (backfill included), enforce ${r.enforceMs.toFixed(0)} ms; ${server.kind}` },
         { name: `longest app write during apply, ${n} rows`, value: stall, unit: 'ms', limit: 1000, note: `${r.during.writes.length} writes by ${CLIENTS} clients as the app role; naive DDL: ${naiveStall.toFixed(0)} ms; a statement waited for a lock in ${r.locks.waiting} of ${r.locks.samples} samples${r.locks.on.length > 0 ? ` (${r.locks.on.join(', ')})` : ''}` },
         { name: `naive DDL in one transaction: longest app write, ${n} rows`, value: naiveStall, unit: 'ms', note: `ADD COLUMN NOT NULL DEFAULT + UPDATE + CREATE INDEX, ${r.naiveMs.toFixed(0)} ms; ${r.naive.failures.length} failed of ${r.naive.writes.length} writes` },
-        { name: `app p95 during apply ÷ idle p95, ${n} rows`, value: p95 / idleP95, unit: '×', limit: 1.2, note: `${p95.toFixed(2)} vs ${idleP95.toFixed(2)} ms over ${r.during.all.length} vs ${r.idle.all.length} statements (${CLIENTS} clients, one every ${PERIOD_MS} ms each)` },
+        { name: `app p95 during apply ÷ idle p95, ${n} rows`, value: p95 / idleP95, unit: '×', limit: 1.2, note: `${p95.toFixed(2)} vs ${idleP95.toFixed(2)} ms over ${r.during.all.length} vs ${r.idle.all.length} statements (${CLIENTS} clients, one every ${PERIOD_MS} ms each); by step running: ${byStep(r)}; converted app after apply ${afterP95.toFixed(2)} ms; backfill batches toward ${TARGET_MS} ms, share ${SHARE}; parallel workers ${WORKERS ?? 'apply\'s default'}` },
         { name: `failed app statements during apply, ${n} rows`, value: r.during.failures.length, unit: 'statements', limit: 0, note: r.during.failures[0] ?? '' },
       )
     }

@@ -7,14 +7,16 @@
  * `tasks` (the size, child of projects: its `org_id` is derived from the project's). First the baseline:
  * a nullable column added by hand and filled by one `UPDATE … FROM projects` (no trigger), then dropped and
  * the table rewritten compact again (VACUUM FULL). Then `apply --phase schema` runs as a user runs it —
- * batches of the config's size, each one statement that also saves its progress row (its own transaction,
- * one round trip), 10 ms pauses — and the backfill step is timed by apply's own start/finish events (its two
- * counts of rows left included). A batch's duration is the gap between two progress events less the pause.
+ * batches of at most the config's size, sized by time (apply's default target), each one statement that also
+ * saves its progress row (its own transaction, one round trip), paced by apply's default share — and the
+ * backfill step is timed by apply's own start/finish events (its two counts of rows left included). A batch's
+ * duration is its statement's as apply's `onBatch` reports it.
  *
- * Quick: 100,000 and 1,000,000 rows. `--full`: 5,000,000 too.
+ * Quick: 100,000 and 1,000,000 rows. `--full`: 5,000,000 too. To try other pacing: BENCH_BATCH_TARGET_MS,
+ * BENCH_BACKFILL_SHARE (apply's batchTargetMs and backfillShare; the rows then say so).
  */
 import pg from 'pg'
-import { apply } from '../src/apply/index.js'
+import { apply, DEFAULT_BACKFILL_SHARE, DEFAULT_BATCH_TARGET_MS, type BatchTiming } from '../src/apply/index.js'
 import { introspect } from '../src/catalog/index.js'
 import { withClient } from '../src/db/connect.js'
 import { createScratchDatabase } from '../src/db/provision.js'
@@ -26,6 +28,10 @@ import { quoteIdent } from '../src/sql/quote.js'
 import { quantile, type BenchMeasure, type BenchOptions } from './result.js'
 
 const PAUSE_MS = 10
+const envNumber = (name: string): number | undefined => (process.env[name] === undefined || process.env[name] === '' ? undefined : Number(process.env[name]))
+const TARGET_MS = envNumber('BENCH_BATCH_TARGET_MS') ?? DEFAULT_BATCH_TARGET_MS
+const SHARE = envNumber('BENCH_BACKFILL_SHARE') ?? DEFAULT_BACKFILL_SHARE
+const WORKERS = envNumber('BENCH_PARALLEL_WORKERS')
 const DEFAULT_TENANT = '00000000-0000-4000-8000-0000000000b1'
 
 interface Run {
@@ -36,6 +42,11 @@ interface Run {
   readonly batchSize: number
   readonly longestBatchMs: number
   readonly p95BatchMs: number
+  /** Rows per batch: smallest and median. */
+  readonly minSize: number
+  readonly medianSize: number
+  readonly pausedMs: number
+  readonly batchesMs: number
   readonly version: string
 }
 
@@ -71,20 +82,23 @@ async function run(server: TestServer, rows: number): Promise<Run> {
     const config = parseConfig(proposeConfig(catalog, { defaultTenantId: DEFAULT_TENANT, appRole: role, tenantTable: { schema: 'public', name: 'organizations' } }).config)
     let started: number | undefined
     let finishedMs: number | undefined
-    const progress: number[] = []
+    const batches: BatchTiming[] = []
     const onEvent = (e: MigrateEvent): void => {
       if (!('migration' in e) || !e.migration.includes('backfill:public.tasks')) return
       if (e.event === 'start') started = performance.now()
-      if (e.event === 'progress') progress.push(performance.now())
       if (e.event === 'finish') finishedMs = e.durationMs
     }
-    await apply({ databaseUrl: db.url, config, phase: 'schema', batchPauseMs: PAUSE_MS, onEvent })
+    const onBatch = (b: BatchTiming): void => { if (b.step.includes('backfill:public.tasks')) batches.push(b) }
+    await apply({ databaseUrl: db.url, config, phase: 'schema', batchPauseMs: PAUSE_MS, batchTargetMs: TARGET_MS, backfillShare: SHARE, ...(WORKERS === undefined ? {} : { parallelWorkers: WORKERS }), onEvent, onBatch })
     if (started === undefined || finishedMs === undefined) throw new Error('apply ran no backfill of public.tasks')
     const filled = Number((await client.query<{ n: string }>(`SELECT count(*) AS n FROM tasks WHERE ${quoteIdent(config.tenant.column)} IS NOT NULL`)).rows[0]?.n)
     if (filled !== rows) throw new Error(`the backfill filled ${filled} rows, expected ${rows}`)
-    // The first gap also holds the count of rows left and the upper key: not a batch.
-    const gaps = progress.slice(1).map((at, i) => at - progress[i]! - PAUSE_MS)
-    return { rows, backfillMs: finishedMs, bigMs, batches: progress.length, batchSize: config.batchSize, longestBatchMs: Math.max(...gaps), p95BatchMs: quantile(gaps, 0.95), version }
+    const ms = batches.map((b) => b.ms)
+    const sizes = batches.map((b) => b.size)
+    return {
+      rows, backfillMs: finishedMs, bigMs, batches: batches.length, batchSize: config.batchSize, longestBatchMs: Math.max(...ms), p95BatchMs: quantile(ms, 0.95),
+      minSize: Math.min(...sizes), medianSize: quantile(sizes, 0.5), pausedMs: batches.reduce((a, b) => a + b.pauseMs, 0), batchesMs: ms.reduce((a, b) => a + b, 0), version,
+    }
   } finally {
     await client.end()
     await db.drop()
@@ -99,7 +113,7 @@ export default async function backfillBench(options: BenchOptions): Promise<read
     const runs: Run[] = []
     for (const rows of sizes) {
       const r = await run(server, rows)
-      console.error(`# backfill ${rows}: batched ${rate(r.rows, r.backfillMs)} (${r.batches} batches of ${r.batchSize}, longest ${r.longestBatchMs.toFixed(0)} ms), one UPDATE ${rate(r.rows, r.bigMs)}`)
+      console.error(`# backfill ${rows}: batched ${rate(r.rows, r.backfillMs)} (${r.batches} batches of ${r.minSize}–${r.batchSize} rows, median ${r.medianSize}; longest ${r.longestBatchMs.toFixed(0)} ms, p95 ${r.p95BatchMs.toFixed(0)} ms; in batches ${(r.batchesMs / 1000).toFixed(1)} s, paused ${(r.pausedMs / 1000).toFixed(1)} s of ${(r.backfillMs / 1000).toFixed(1)} s), one UPDATE ${rate(r.rows, r.bigMs)}`)
       runs.push(r)
     }
     const first = runs[0]!
@@ -109,14 +123,14 @@ export default async function backfillBench(options: BenchOptions): Promise<read
       value: r.bigMs / r.backfillMs,
       unit: '×',
       min: 0.5,
-      note: `${rate(r.rows, r.backfillMs)} (${r.batches} batches of ${r.batchSize.toLocaleString('en')}, ${PAUSE_MS} ms pauses, each batch one statement with its progress row, counts of rows left) vs ${rate(r.rows, r.bigMs)} (no trigger); PostgreSQL ${r.version} (${server.kind})`,
+      note: `${rate(r.rows, r.backfillMs)} (${r.batches} batches of ${r.minSize.toLocaleString('en')}–${r.batchSize.toLocaleString('en')} rows, median ${r.medianSize.toLocaleString('en')}, sized toward ${TARGET_MS} ms; paused ${(r.pausedMs / 1000).toFixed(1)} s of ${(r.backfillMs / 1000).toFixed(1)} s (share ${SHARE}, at least ${PAUSE_MS} ms); each batch one statement with its progress row, counts of rows left) vs ${rate(r.rows, r.bigMs)} (no trigger); PostgreSQL ${r.version} (${server.kind})`,
     }))
     out.push({
       name: 'longest backfill batch (one transaction)',
       value: Math.max(...runs.map((r) => r.longestBatchMs)),
       unit: 'ms',
       limit: 200,
-      note: `${runs.map((r) => `${r.rows.toLocaleString('en')} rows: longest ${r.longestBatchMs.toFixed(0)} ms, p95 ${r.p95BatchMs.toFixed(0)} ms`).join('; ')} (the gap between progress events less the pause)`,
+      note: `${runs.map((r) => `${r.rows.toLocaleString('en')} rows: longest ${r.longestBatchMs.toFixed(0)} ms, p95 ${r.p95BatchMs.toFixed(0)} ms`).join('; ')} (the batch statement, as apply's onBatch reports it; target ${TARGET_MS} ms)`,
     })
     out.push({
       name: `backfill throughput at ${last.rows.toLocaleString('en')} ÷ at ${first.rows.toLocaleString('en')} rows`,

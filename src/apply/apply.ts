@@ -37,6 +37,12 @@ export interface ApplyOptions extends RunnerOptions {
   readonly backfillShare?: number
   /** Called after every backfill batch with its rows, its duration and what comes next (monitoring, benchmarks). */
   readonly onBatch?: (batch: BatchTiming) => void
+  /**
+   * Parallel workers PostgreSQL may add to apply's own statements (its session's `max_parallel_workers_per_gather`
+   * and `max_parallel_maintenance_workers`): its counts and index builds. Default 0: apply keeps to one core and
+   * the app keeps the others (each worker is one more busy process beside the app's).
+   */
+  readonly parallelWorkers?: number
   /** Enforce only these tables (`schema.table` keys): a canary cut-over. The other enforce steps run with the first. */
   readonly tables?: readonly string[]
   /** Enforce although writes without a tenant context were counted (see {@link readiness}): they will fail from now on. */
@@ -350,8 +356,12 @@ function phaseSteps(plan: Plan, phase: Phase | 'all'): { step: Step; index: numb
  */
 export async function apply(options: ApplyOptions): Promise<MigrateResult & { plan: Plan }> {
   batchPacing(options)
+  if (options.parallelWorkers !== undefined && !(Number.isInteger(options.parallelWorkers) && options.parallelWorkers >= 0)) throw new TypeError(`parallelWorkers must be a whole number of 0 or more, not ${options.parallelWorkers}`)
   let chosen: Plan | undefined
   const result = await runUnits('up', { ...options, scope: APPLY_SCOPE }, async (client) => {
+    // For the whole session: the data checks' counts, the index builds, the backfill's counts of rows left.
+    const workers = String(options.parallelWorkers ?? 0)
+    await client.query(`SELECT pg_catalog.set_config('max_parallel_workers_per_gather', $1, false), pg_catalog.set_config('max_parallel_maintenance_workers', $1, false)`, [workers])
     await assertConfigMatchesCatalog(client, options.config)
     const loaded = await loadPlan(client, options.config, options.dryRun === true)
     chosen = loaded.plan

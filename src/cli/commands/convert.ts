@@ -243,6 +243,7 @@ function registerApply(program: Command, io: CliIO, setExit: (code: number) => v
   runFlags(program.command('apply').description('run the plan online through the migration runner: phase schema (the app keeps working), then enforce (RLS, policies, roles, grants)'))
     .option('--phase <phase>', 'schema, enforce or all', 'all')
     .option('--batch-size <n>', 'rows per backfill batch (default: the config batchSize)')
+    .option('--batch-target <duration>', 'size backfill batches toward this long each, at most --batch-size rows (default: 100ms; 0: always --batch-size)')
     .option('--backup <file>', 'pg_dump -Fc the database into FILE first; a failed backup stops the run')
     .option('--app-login <role>', 'the login role your app connects with: checked before anything runs (not owner, superuser or BYPASSRLS), then granted the app role once RLS is on (default: roles.login of the config)')
     .option('--tables <list>', 'enforce only these tables, comma-separated schema.table (a canary cut-over); the other tables stay as they are for a later run')
@@ -255,7 +256,7 @@ with tenantize status --readiness --reset, enforce the ready tables first with -
 --ignore-readiness. --force is not an override for it: --force only skips the pre-flight of long
 transactions and locks.`)
     .action(async (raw: unknown) => {
-      const o = parseOptions(runSchema.extend({ phase: z.enum(['schema', 'enforce', 'all']).default('all'), batchSize: positiveInt.optional(), backup: z.string().min(1).optional(), appLogin: z.string().min(1).max(63).optional(), tables: tableList.optional(), ignoreReadiness: z.boolean().default(false) }), raw)
+      const o = parseOptions(runSchema.extend({ phase: z.enum(['schema', 'enforce', 'all']).default('all'), batchSize: positiveInt.optional(), batchTarget: duration.optional(), backup: z.string().min(1).optional(), appLogin: z.string().min(1).max(63).optional(), tables: tableList.optional(), ignoreReadiness: z.boolean().default(false) }), raw)
       if (o.tables !== undefined && o.phase === 'schema') throw new TenantizeError(ErrorCodes.USAGE, '--tables chooses the tables to enforce: the schema phase always runs for every table', { object: '--tables', fix: 'use it with --phase enforce (or all), or leave it out' })
       const config = await readConfigFile(o.config)
       const databaseUrl = resolveDatabaseUrl(o.db, io.env)
@@ -274,6 +275,7 @@ transactions and locks.`)
           phase: o.phase,
           ...runnerFlags(o, io, signal, `tenantize apply${o.phase === 'all' ? '' : ` --phase ${o.phase}`}`),
           ...(o.batchSize === undefined ? {} : { batchSize: o.batchSize }),
+          ...(o.batchTarget === undefined ? {} : { batchTargetMs: o.batchTarget }),
           ...(o.backup === undefined ? {} : { backupFile: o.backup }),
           ...(o.tables === undefined ? {} : { tables: o.tables }),
           ignoreReadiness: o.ignoreReadiness,
