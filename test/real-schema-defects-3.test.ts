@@ -55,3 +55,23 @@ test('corpus F19: verify seeds a table whose CHECK lists codes through upper(col
   assert.deepEqual(report.findings.filter((f) => f.severity === 'error').map((f) => `${f.rule} ${f.object}`), [])
   await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
 })
+
+test('corpus F20: verify does not warn that a unique key over the whole primary key spans all tenants (formbricks (id, "workspaceId") next to the primary key id)', async () => {
+  const t = await db.another('f20')
+  await t.sql(`CREATE TABLE org (id text PRIMARY KEY, name text NOT NULL);
+    CREATE TABLE workspace (id text PRIMARY KEY, org_id text NOT NULL REFERENCES org);
+    CREATE TABLE survey (id text PRIMARY KEY, workspace_id text NOT NULL REFERENCES workspace, slug text);
+    CREATE UNIQUE INDEX survey_id_workspace_id_key ON survey (id, workspace_id);
+    CREATE TABLE mapping (id serial PRIMARY KEY, survey_id text NOT NULL, workspace_id text NOT NULL,
+      FOREIGN KEY (survey_id, workspace_id) REFERENCES survey (id, workspace_id));
+    INSERT INTO org VALUES ('a', 'A');
+    INSERT INTO workspace VALUES ('w1', 'a');
+    INSERT INTO survey VALUES ('s1', 'w1', 'first');
+    INSERT INTO mapping (survey_id, workspace_id) VALUES ('s1', 'w1');`)
+  const config = await init(t, { tenantTable: 'public.org', tenantColumn: 'org_id' })
+  await apply({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
+  const report = await verify({ databaseUrl: t.url, appRole: config.roles.app, tenantColumn: config.tenant.column, tenantTable: config.tenant.table })
+  const unique = report.findings.filter((f) => f.rule === 'unique-not-tenant-scoped').map((f) => f.object)
+  assert.ok(!unique.some((o) => o.includes('survey_id_workspace_id_key')), `no warning on the key over the primary key: ${JSON.stringify(unique)}`)
+  await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
+})

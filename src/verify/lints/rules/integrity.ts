@@ -176,8 +176,14 @@ export const integrityRules: readonly LintRule[] = [
         if (m.table.kind === 'partition' || m.table.foreign) continue
         const tc = m.tenantColumn!
         const keep = new Set(model.globalUniques[display(m.table)] ?? [])
+        // A unique key over every primary key column (formbricks' (id, "workspaceId") next to its primary key id,
+        // for composite foreign keys) can only refuse a row the primary key refuses: it reveals nothing more,
+        // and the primary key has its own rule (primary-key-not-tenant-scoped).
+        const pk = m.table.constraints.find((c) => c.type === 'primary key')?.columns ?? []
+        const overPrimaryKey = (columns: readonly (string | null)[]): boolean => pk.length > 0 && pk.every((c) => columns.includes(c))
         for (const c of m.table.constraints) {
           if (c.type !== 'unique' && c.type !== 'exclusion') continue
+          if (c.type === 'unique' && overPrimaryKey(c.columns)) continue
           if (c.parentOid !== null || c.columns.includes(tc) || keep.has(c.name)) continue
           const message = `${(c as KeyOrCheckConstraint).type} constraint ${quoteIdent(c.name)} on ${display(m.table)} (${c.columns.join(', ')}) spans all tenants`
           if (c.type === 'exclusion') {
@@ -190,7 +196,7 @@ export const integrityRules: readonly LintRule[] = [
           yield onConstraint(m, c.name, message, scopedUniqueFix(model, m, tc, { name: c.name, constraint: true, deferrable: c.deferrable, initiallyDeferred: c.initiallyDeferred }, parts?.keys ?? identList(c.columns), parts?.tail ?? ''))
         }
         for (const i of m.table.indexes) {
-          if (!i.unique || i.constraint !== null || i.columns.includes(tc) || keep.has(i.name)) continue
+          if (!i.unique || i.constraint !== null || i.columns.includes(tc) || keep.has(i.name) || overPrimaryKey(i.columns)) continue
           const parts = indexDefinitionParts(i.definition, i.method)
           const keys = parts?.keys ?? i.columns.map((c) => c ?? '(expression)').join(', ')
           const message = `unique index ${quoteIdent(i.name)} on ${display(m.table)} (${keys}) spans all tenants`
