@@ -14,6 +14,7 @@ import {
   type ContextStrategy,
   type Queryable,
 } from '../src/runtime/index.js'
+import { quoteIdent } from '../src/sql/index.js'
 import { testDatabase } from './helpers/db.js'
 import { setupTenantSchema } from './helpers/runtime-matrix.js'
 
@@ -209,6 +210,36 @@ test('set-local isolates tenants end to end', async () => {
     const tdb = tenantPool(app.pool, { strategy: 'set-local' })
     const seen = await Promise.all(TENANTS.map((org) => withTenant(org, () => ids(tdb))))
     assert.deepEqual(seen, TENANTS.map((org) => ({ orgs: [org], ids: EXPECTED.get(org) })))
+  })
+})
+
+test('parallel workers see the tenant: a parallel plan counts exactly its rows, with and without parameters and in a transaction', async () => {
+  // The helper and policy as \`tenantize apply\` makes them (src/plan: STABLE PARALLEL SAFE, SQL-standard
+  // body); the shared fixture's helper is PARALLEL UNSAFE, which keeps every plan over \`items\` serial.
+  await db.sql(`
+    CREATE FUNCTION tenantize.current_tenant_id_applied() RETURNS pg_catalog.uuid LANGUAGE sql STABLE PARALLEL SAFE
+      RETURN CASE WHEN pg_catalog.current_setting('tenantize.tenant_id', true) OPERATOR(pg_catalog.<>) ''
+        THEN pg_catalog.current_setting('tenantize.tenant_id', true)::pg_catalog.uuid END;
+    CREATE TABLE parallel_items (org_id uuid NOT NULL, id text PRIMARY KEY);
+    INSERT INTO parallel_items SELECT org_id, id FROM items;
+    ALTER TABLE parallel_items ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+    CREATE POLICY parallel_items_tenant ON parallel_items TO ${quoteIdent(APP)}
+      USING (org_id OPERATOR(pg_catalog.=) (SELECT tenantize.current_tenant_id_applied()));
+    GRANT SELECT ON parallel_items TO ${quoteIdent(APP)};`)
+  // Costs that make even this small table scan in parallel; the leader only gathers (when a worker starts).
+  const parallel = ['parallel_setup_cost=0', 'parallel_tuple_cost=0', 'min_parallel_table_scan_size=0', 'parallel_leader_participation=off']
+  const app = track(new pg.Pool({ connectionString: db.url, max: 1, options: `-c role=${APP} ${parallel.map((s) => `-c ${s}`).join(' ')}` }))
+  await using([app], async () => {
+    const tdb = tenantPool(app.pool)
+    const count = 'SELECT count(*)::int AS n FROM parallel_items'
+    const plan = await withTenant(A, () => tdb.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${count} WHERE id <> $1`, ['none']))
+    assert.match(plan.rows.map((r) => r['QUERY PLAN']).join('\n'), /Gather/, 'the plan is parallel')
+    for (const org of [A, B]) {
+      const n = EXPECTED.get(org)!.length
+      assert.deepEqual((await withTenant(org, () => tdb.query(`${count} WHERE id <> $1`, ['none']))).rows, [{ n }], 'one statement with a parameter (extended protocol)')
+      assert.deepEqual((await withTenant(org, () => tdb.query(count))).rows, [{ n }], 'one statement without (simple protocol)')
+      assert.deepEqual((await withTenant(org, () => tdb.transaction((tx) => tx.query(count)))).rows, [{ n }], 'a transaction (BEGIN; SET LOCAL)')
+    }
   })
 })
 
