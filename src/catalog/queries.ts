@@ -25,17 +25,29 @@ SELECT pg_catalog.current_setting('server_version') AS version,
        pg_catalog.current_setting('max_connections') AS max_connections,
        pg_catalog.current_setting('server_encoding') AS server_encoding,
        pg_catalog.current_setting('standard_conforming_strings') AS standard_conforming_strings,
-       pg_catalog.current_setting('is_superuser') AS is_superuser`
+       pg_catalog.current_setting('is_superuser') AS is_superuser,
+       pg_catalog.current_setting('jit') AS jit,
+       pg_catalog.current_setting('max_parallel_workers_per_gather') AS max_parallel_workers_per_gather`
 
 /**
  * Deparsed text (`pg_get_viewdef`, `pg_get_expr`, `format_type`, …) leaves out the schema of objects
  * on the search_path. Pinning it to `pg_catalog` for the snapshot's transaction makes every user object
  * in that text schema-qualified, whatever the caller's path.
+ *
+ * Also for the transaction: no JIT and no parallel workers. The queries' cost estimates (a subquery per
+ * row) made the server JIT-compile them, about 330 ms for the relations query alone at 5,000 tables, and
+ * plan a parallel worker that built its own hash of pg_constraint next to the leader's: CPU a catalog read
+ * of a few seconds never won back (bench/introspect.bench.ts).
  */
-export const PIN_SEARCH_PATH = `SELECT pg_catalog.set_config('search_path', 'pg_catalog', true)`
+export const PIN_SEARCH_PATH = `SELECT pg_catalog.set_config('search_path', 'pg_catalog', true),
+       pg_catalog.set_config('jit', 'off', true), pg_catalog.set_config('max_parallel_workers_per_gather', '0', true)`
 
-/** Put the caller's search_path back (transaction-local) when introspecting inside the caller's transaction. */
-export const RESTORE_SEARCH_PATH = `SELECT pg_catalog.set_config('search_path', $1, true)`
+/**
+ * Put the caller's search_path (and the planner settings {@link PIN_SEARCH_PATH} changes) back,
+ * transaction-local, when introspecting inside the caller's transaction.
+ */
+export const RESTORE_SEARCH_PATH = `SELECT pg_catalog.set_config('search_path', $1, true),
+       pg_catalog.set_config('jit', $2, true), pg_catalog.set_config('max_parallel_workers_per_gather', $3, true)`
 
 /** User schemas: not pg_catalog, pg_toast, pg_temp_N, pg_toast_temp_N (no user schema may start with `pg_`) nor information_schema. */
 const USER_SCHEMA = `n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' AND ($1::text[] IS NULL OR n.nspname = ANY ($1::text[]))`
@@ -43,11 +55,14 @@ const USER_SCHEMA = `n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' A
 /** `{oid, schema, name}` of the relation aliased `<r>` in namespace `<rn>`, as json. */
 const relRef = (r: string, rn: string): string => `pg_catalog.json_build_object('oid', ${r}.oid, 'schema', ${rn}.nspname, 'name', ${r}.relname)`
 
-/** Names of `<rel>`'s columns listed in the int2[] `<keys>`, in array order (NULL for 0 = expression). */
+/**
+ * Names of `<rel>`'s columns listed in the int2[] `<keys>`, in array order (NULL for 0 = expression). One
+ * index probe per key: as a LEFT JOIN the planner hashed the keys and read every attribute of the table,
+ * system columns included, for each constraint and index.
+ */
 const attnames = (keys: string, rel: string, where = 'true'): string => `ARRAY(
-         SELECT a.attname::text
+         SELECT (SELECT a.attname::text FROM pg_catalog.pg_attribute a WHERE a.attrelid = ${rel} AND a.attnum = k.attnum AND k.attnum > 0)
            FROM pg_catalog.unnest(${keys}) WITH ORDINALITY AS k(attnum, ord)
-           LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = ${rel} AND a.attnum = k.attnum AND k.attnum > 0
           WHERE ${where}
           ORDER BY k.ord)`
 
@@ -90,14 +105,11 @@ SELECT c.oid, n.nspname AS schema, c.relname AS name, c.relkind, c.relpersistenc
           JOIN pg_catalog.pg_class ch ON ch.oid = i.inhrelid
           JOIN pg_catalog.pg_namespace chn ON chn.oid = ch.relnamespace
          WHERE i.inhparent = c.oid) AS children,
-       (SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
-                 'grantee', CASE WHEN a.grantee = 0 THEN 'public' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END,
-                 'grantor', pg_catalog.pg_get_userbyid(a.grantor)::text,
-                 'privilege', a.privilege_type,
-                 'grantable', a.is_grantable)
-               ORDER BY CASE WHEN a.grantee = 0 THEN 'public' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END COLLATE "C",
-                        a.privilege_type COLLATE "C", pg_catalog.pg_get_userbyid(a.grantor)::text COLLATE "C")
-          FROM pg_catalog.aclexplode(COALESCE(c.relacl, pg_catalog.acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char", c.relowner))) a
+       (SELECT pg_catalog.json_agg(pg_catalog.json_build_object('grantee', a.grantee, 'grantor', a.grantor, 'privilege', a.privilege_type, 'grantable', a.is_grantable)
+                                   ORDER BY a.grantee COLLATE "C", a.privilege_type COLLATE "C", a.grantor COLLATE "C")
+          FROM (SELECT CASE WHEN x.grantee = 0 THEN 'public' ELSE pg_catalog.pg_get_userbyid(x.grantee)::text END AS grantee,
+                       pg_catalog.pg_get_userbyid(x.grantor)::text AS grantor, x.privilege_type, x.is_grantable
+                  FROM pg_catalog.aclexplode(COALESCE(c.relacl, pg_catalog.acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char", c.relowner))) x) a
        ) AS grants,
        CASE WHEN c.relkind IN ('v', 'm') THEN pg_catalog.pg_get_viewdef(c.oid) END AS view_definition,
        CASE WHEN c.relkind IN ('v', 'm') THEN ${viewOption('security_invoker', 'bool')} END AS security_invoker,
