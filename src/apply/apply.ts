@@ -153,56 +153,65 @@ async function backfill(ctx: UnitContext, name: string, step: Step, options: App
   const started = performance.now()
   let doneHere = 0
   const keyOf = (row: Record<string, string | number | null>): (string | null)[] => spec.keyColumns.map((_, i) => row[`k${i + 1}`] as string | null)
-  for (;;) {
-    if (upperRow.length === 0) break
-    let row: Record<string, string | number | null> | undefined
-    const params = [...(last ?? spec.keyColumns.map(() => null)), size, ...upperRow]
-    let ms = 0
-    await ctx.retrying(`${step.table ?? name} backfill`, async () => {
-      const began = performance.now()
-      if (spec.savesProgress === true) {
-        // One statement, its own transaction: the batch and its progress row commit together, in one round trip.
-        row = (await client.query<Record<string, string | number | null>>(spec.batchSql, [...params, APPLY_SCOPE, name, JSON.stringify(upperRow), done])).rows[0]
-        ms = performance.now() - began
-        return
-      }
-      // A plan frozen by an earlier version: its batch statement leaves the progress row to this transaction.
-      await client.query('BEGIN')
-      try {
-        row = (await client.query<Record<string, string | number | null>>(spec.batchSql, params)).rows[0]
-        if (row !== undefined) {
-          await client.query(
-            `INSERT INTO tenantize.backfill_progress (scope, step, last_key, rows_done) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (scope, step) DO UPDATE SET last_key = EXCLUDED.last_key, rows_done = EXCLUDED.rows_done, updated_at = clock_timestamp()`,
-            [APPLY_SCOPE, name, JSON.stringify({ last: keyOf(row), upper: upperRow, text: true }), done + Number(row['updated'])],
-          )
+  // A batch's commit need not wait for its WAL to reach the disk: a server crash loses the last batches with
+  // their progress rows (one transaction each, WAL in order), and the backfill resumes before them. The step's
+  // ledger row commits durably after the loop, and with it everything before.
+  const synchronous = (await client.query<{ was: string }>(`SELECT pg_catalog.current_setting('synchronous_commit') AS was`)).rows[0]?.was ?? 'on'
+  await client.query(`SELECT pg_catalog.set_config('synchronous_commit', 'off', false)`)
+  try {
+    for (;;) {
+      if (upperRow.length === 0) break
+      let row: Record<string, string | number | null> | undefined
+      const params = [...(last ?? spec.keyColumns.map(() => null)), size, ...upperRow]
+      let ms = 0
+      await ctx.retrying(`${step.table ?? name} backfill`, async () => {
+        const began = performance.now()
+        if (spec.savesProgress === true) {
+          // One statement, its own transaction: the batch and its progress row commit together, in one round trip.
+          row = (await client.query<Record<string, string | number | null>>(spec.batchSql, [...params, APPLY_SCOPE, name, JSON.stringify(upperRow), done])).rows[0]
+          ms = performance.now() - began
+          return
         }
-        await client.query('COMMIT')
-        ms = performance.now() - began
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined)
-        throw error
-      }
-    })
-    if (row === undefined) break
-    crashPoint('batch')
-    const key = keyOf(row)
-    if (last !== null && key.every((k, i) => k === last![i])) {
-      throw new TenantizeError(ErrorCodes.MIGRATION_FAILED, `the backfill made no progress: the batch after key (${key.join(', ')}) ended at the same key`, {
-        object: step.table ?? name,
-        fix: 'report it with the table definition; the key columns must have a total order (a primary key or NOT NULL unique key)',
+        // A plan frozen by an earlier version: its batch statement leaves the progress row to this transaction.
+        await client.query('BEGIN')
+        try {
+          row = (await client.query<Record<string, string | number | null>>(spec.batchSql, params)).rows[0]
+          if (row !== undefined) {
+            await client.query(
+              `INSERT INTO tenantize.backfill_progress (scope, step, last_key, rows_done) VALUES ($1, $2, $3, $4)
+               ON CONFLICT (scope, step) DO UPDATE SET last_key = EXCLUDED.last_key, rows_done = EXCLUDED.rows_done, updated_at = clock_timestamp()`,
+              [APPLY_SCOPE, name, JSON.stringify({ last: keyOf(row), upper: upperRow, text: true }), done + Number(row['updated'])],
+            )
+          }
+          await client.query('COMMIT')
+          ms = performance.now() - began
+        } catch (error) {
+          await client.query('ROLLBACK').catch(() => undefined)
+          throw error
+        }
       })
+      if (row === undefined) break
+      crashPoint('batch')
+      const key = keyOf(row)
+      if (last !== null && key.every((k, i) => k === last![i])) {
+        throw new TenantizeError(ErrorCodes.MIGRATION_FAILED, `the backfill made no progress: the batch after key (${key.join(', ')}) ended at the same key`, {
+          object: step.table ?? name,
+          fix: 'report it with the table definition; the key columns must have a total order (a primary key or NOT NULL unique key)',
+        })
+      }
+      last = key
+      done += Number(row['updated'])
+      doneHere += Number(row['updated'])
+      const seconds = (performance.now() - started) / 1000
+      const rate = seconds > 0 ? doneHere / seconds : 0
+      ctx.emit({ event: 'progress', migration: name, phase: step.phase, table: step.table, done, total, rowsPerSecond: rate, etaSeconds: rate > 0 ? Math.max(0, total - done) / rate : null })
+      const next = paceBatch(pacing, size, ms)
+      options.onBatch?.({ step: name, rows: Number(row['updated']), size, ms, nextSize: next.size, pauseMs: next.pauseMs })
+      size = next.size
+      if (next.pauseMs > 0) await sleep(next.pauseMs)
     }
-    last = key
-    done += Number(row['updated'])
-    doneHere += Number(row['updated'])
-    const seconds = (performance.now() - started) / 1000
-    const rate = seconds > 0 ? doneHere / seconds : 0
-    ctx.emit({ event: 'progress', migration: name, phase: step.phase, table: step.table, done, total, rowsPerSecond: rate, etaSeconds: rate > 0 ? Math.max(0, total - done) / rate : null })
-    const next = paceBatch(pacing, size, ms)
-    options.onBatch?.({ step: name, rows: Number(row['updated']), size, ms, nextSize: next.size, pauseMs: next.pauseMs })
-    size = next.size
-    if (next.pauseMs > 0) await sleep(next.pauseMs)
+  } finally {
+    await client.query(`SELECT pg_catalog.set_config('synchronous_commit', $1, false)`, [synchronous]).catch(() => undefined)
   }
   const left = Number((await client.query<{ remaining: string }>(spec.remainingSql)).rows[0]?.remaining ?? 0)
   if (left > 0 && spec.reverse) {
