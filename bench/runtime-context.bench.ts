@@ -155,9 +155,11 @@ export default async function runtimeContextBench(): Promise<readonly BenchMeasu
         return (await c.query<{ v: string }>(`SELECT current_setting('server_version') AS v`)).rows[0]?.v ?? '?'
       })
       const id = (i: number): string => `t0-${(i * 7919) % TENANT_ROWS}`
-      // Each side's one connection is named, so that its backend is found (for its CPU time).
-      const appPool = (): pg.Pool => new pg.Pool({ connectionString: db.url, max: 1, options: `-c role=${app}`, application_name: SCOPED })
-      const ownerPool = (name: typeof BARE | typeof OWNER_SCOPED): pg.Pool => new pg.Pool({ connectionString: db.url, max: 1, application_name: name })
+      // Each side's one connection is named, so that its backend is found (for its CPU time), and kept while
+      // idle (node-postgres closes it after 10 s by default: a side idle through another phase then paid for a
+      // new connection inside the measured calls).
+      const appPool = (): pg.Pool => new pg.Pool({ connectionString: db.url, max: 1, idleTimeoutMillis: 0, options: `-c role=${app}`, application_name: SCOPED })
+      const ownerPool = (name: typeof BARE | typeof OWNER_SCOPED): pg.Pool => new pg.Pool({ connectionString: db.url, max: 1, idleTimeoutMillis: 0, application_name: name })
 
       const pairs: (() => Pair)[] = [
         () => {
@@ -290,7 +292,7 @@ export default async function runtimeContextBench(): Promise<readonly BenchMeasu
           const ownerScoped = (i: number): Promise<unknown> => withTenant(tenant, () => pair.ownerScoped(id(i)))
           if (rows(await ownerScoped(1)) !== 1) throw new Error(`${pair.name}: the owner's scoped lookup must find the row`)
           await warmUp(WARM_UP, ownerScoped)
-          const pids = await withClient(db.url, async (c) => {
+          const backends = (): Promise<{ bare: number | undefined; scoped: number | undefined; ownerScoped: number | undefined }> => withClient(db.url, async (c) => {
             const found = await c.query<{ name: string; pid: number }>(
               'SELECT application_name AS name, pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = ANY($1)',
               [[BARE, SCOPED, OWNER_SCOPED]],
@@ -299,8 +301,12 @@ export default async function runtimeContextBench(): Promise<readonly BenchMeasu
             const pid = (name: string): number | undefined => (found.rows.filter((r) => r.name === name).length === 1 ? found.rows.find((r) => r.name === name)?.pid : undefined)
             return { bare: pid(BARE), scoped: pid(SCOPED), ownerScoped: pid(OWNER_SCOPED) }
           })
+          // Looked up before each phase: a connection an ORM replaced would otherwise read as unknown.
+          let pids = await backends()
           const lookup = await alternate(CALLS, bare, scoped, { bare: pids.bare, scoped: pids.scoped })
+          pids = await backends()
           const runtime = await alternate(CALLS, bare, ownerScoped, { bare: pids.bare, scoped: pids.ownerScoped })
+          pids = await backends()
           const slow = await alternate(SLOW_CALLS, bareCount, scopedCount, { bare: pids.bare, scoped: pids.scoped })
           const load = loadavg().map((l) => l.toFixed(1)).join(' ')
           const cpu = (r: { bare: Side; scoped: Side }): string =>
