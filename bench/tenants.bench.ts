@@ -226,7 +226,13 @@ async function during(url: string, role: string, fn: () => Promise<unknown>): Pr
   return { ms, app, locks: await sampler.stop(), loopMaxMs: loop.max / 1e6 }
 }
 
-interface Run { rows: number; importRows: number; import: Phase; delete: Phase; deleted: number; batchSize: number }
+interface Run { rows: number; importRows: number; idle: Phase; import: Phase; delete: Phase; deleted: number; batchSize: number }
+
+/**
+ * The app alone for this long before the import: its longest write then is the baseline. The server is
+ * shared (other work's WAL delays the app's commits too: they flush whatever was written before them).
+ */
+const IDLE_MS = 30_000
 
 async function run(server: TestServer, readings: number): Promise<Run> {
   const target = await createScratchDatabase(server.url, 'bench_tenants')
@@ -242,6 +248,7 @@ async function run(server: TestServer, readings: number): Promise<Run> {
     })
     await apply({ databaseUrl: target.url, config, phase: 'all' })
     const base = { databaseUrl: target.url, config, batchPauseMs: 10 }
+    const idle = await during(target.url, role, () => pause(IDLE_MS))
     let importRows = 0
     const imported = await during(target.url, role, async () => {
       const result = await importTenant({ ...base, from: source.url, slug: 'imported', name: 'Imported' })
@@ -254,7 +261,7 @@ async function run(server: TestServer, readings: number): Promise<Run> {
     })
     const left = await withClient(target.url, (c) => c.query<{ n: string }>(`SELECT count(*)::text AS n FROM readings WHERE org_id <> $1`, [DEFAULT_TENANT]))
     if (left.rows[0]?.n !== '0') throw new Error(`the delete left ${left.rows[0]?.n} readings of the imported tenant`)
-    return { rows: readings, importRows, import: imported, delete: removed, deleted, batchSize: config.batchSize }
+    return { rows: readings, importRows, idle, import: imported, delete: removed, deleted, batchSize: config.batchSize }
   } finally {
     await target.drop()
     await source.drop()
@@ -270,7 +277,7 @@ function walNote(p: Phase): string {
   const mb = (b: number): string => (b / 1048576).toFixed(0)
   const total = all.reduce((a, [, w]) => ({ bytes: a.bytes + w.bytes, fpi: a.fpi + w.fpi }), { bytes: 0, fpi: 0 })
   const top = all.sort((a, b) => b[1].bytes - a[1].bytes).slice(0, 3).map(([what, w]) => `${mb(w.bytes)} MB, ${w.fpi.toLocaleString('en')} FPI while ${what}`)
-  return `WAL ${mb(total.bytes)} MB, ${total.fpi.toLocaleString('en')} full-page images (whole cluster; ${top.join('; ')})`
+  return `WAL ${mb(total.bytes)} MB (${(total.bytes / 1048576 / (p.ms / 1000)).toFixed(1)} MB/s), ${total.fpi.toLocaleString('en')} full-page images (whole cluster; ${top.join('; ')})`
 }
 
 function stallNote(p: Phase): string {
@@ -293,11 +300,13 @@ export default async function tenants(options: BenchOptions): Promise<BenchMeasu
       const loadNote = `load ${before} → ${after}`
       const importStall = Math.max(...r.import.app.writes)
       const deleteStall = Math.max(...r.delete.app.writes)
-      console.error(`# tenants ${n}: import ${(r.importRows / (r.import.ms / 1000)).toFixed(0)} rows/s, stall ${importStall.toFixed(0)} ms; delete ${(r.deleted / (r.delete.ms / 1000)).toFixed(0)} rows/s, stall ${deleteStall.toFixed(0)} ms; ${loadNote}`)
+      const idleStall = Math.max(...r.idle.app.writes)
+      console.error(`# tenants ${n}: idle stall ${idleStall.toFixed(0)} ms; import ${(r.importRows / (r.import.ms / 1000)).toFixed(0)} rows/s, stall ${importStall.toFixed(0)} ms; delete ${(r.deleted / (r.delete.ms / 1000)).toFixed(0)} rows/s, stall ${deleteStall.toFixed(0)} ms; ${loadNote}`)
       for (const f of new Set([...r.import.app.failures, ...r.delete.app.failures])) console.error(`#   ${f}`)
-      console.error(`#   import: ${stallNote(r.import)}\n#   delete: ${stallNote(r.delete)}`)
+      console.error(`#   idle: ${stallNote(r.idle)}\n#   import: ${stallNote(r.import)}\n#   delete: ${stallNote(r.delete)}`)
       out.push(
         { name: `tenant import --from, ${n} readings (throughput)`, value: r.importRows / (r.import.ms / 1000), unit: 'rows/s', note: `${r.importRows.toLocaleString('en')} rows (every id remapped) in ${(r.import.ms / 1000).toFixed(1)} s, batches of ${r.batchSize.toLocaleString('en')}, 10 ms pauses; ${server.kind}; ${loadNote}` },
+        { name: `longest app write with no lifecycle command (${IDLE_MS / 1000} s before the import), ${n} readings`, value: idleStall, unit: 'ms', note: stallNote(r.idle) },
         { name: `longest app write during tenant import, ${n} readings`, value: importStall, unit: 'ms', limit: STALL_GOAL_MS, note: stallNote(r.import) },
         { name: `tenant delete, ${n} readings (throughput)`, value: r.deleted / (r.delete.ms / 1000), unit: 'rows/s', note: `${r.deleted.toLocaleString('en')} rows in ${(r.delete.ms / 1000).toFixed(1)} s, batches of ${r.batchSize.toLocaleString('en')}, 10 ms pauses; ${loadNote}` },
         { name: `longest app write during tenant delete, ${n} readings`, value: deleteStall, unit: 'ms', limit: STALL_GOAL_MS, note: stallNote(r.delete) },

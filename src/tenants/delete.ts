@@ -135,10 +135,12 @@ async function deleteUnit(ctx: UnitContext, model: TenantModel, tenant: TenantRo
     if (key === model.root.key) continue
     const t = model.table(key)!
     const sql = batchDelete(t, idType)
-    const pace = pacer(size, (await client.query<{ lsn: string }>(WAL_POSITION)).rows[0]!.lsn)
+    const pace = pacer(size)
     for (;;) {
       let n = 0
       let lsn = ''
+      const from = (await client.query<{ lsn: string }>(WAL_POSITION)).rows[0]!.lsn
+      const began = performance.now()
       await ctx.retrying(`${t.key} delete`, async () => {
         await transaction(client, async () => {
           const row = (await client.query<{ n: number; lsn: string }>(sql, [tenant.id, pace.size])).rows[0]!
@@ -147,10 +149,10 @@ async function deleteUnit(ctx: UnitContext, model: TenantModel, tenant: TenantRo
         })
       })
       if (n === 0) break
-      pace.done(n, lsn)
+      const wait = Math.max(pause, pace.done(n, from, lsn, performance.now() - began))
       done += n
       progress()
-      if (pause > 0) await sleep(pause)
+      if (wait > 0) await sleep(wait)
     }
   }
   await ctx.retrying(`${model.root.key} delete`, async () => {

@@ -161,7 +161,7 @@ async function stage(ctx: UnitContext, source: pg.Client, it: ImportTable, tenan
   const ks = byKey ? keyset(it.pageBy, 'x', 1) : { after: 'x.ctid > $1::tid', order: 'x.ctid', select: 'x.ctid::text AS k0' }
   const width = byKey ? it.pageBy.length : 1
   const lastKey = Array.from({ length: width }, (_, i) => `(pg_catalog.array_agg(b.k${i} ORDER BY b.ord DESC))[1] AS k${i}`).join(', ')
-  const pace = pacer(size, (await client.query<{ lsn: string }>(WAL_POSITION)).rows[0]!.lsn)
+  const pace = pacer(size)
   for (;;) {
     const params: unknown[] = progress.last === null ? [] : [...progress.last]
     const where = progress.last === null ? '' : `WHERE ${ks.after}`
@@ -177,6 +177,8 @@ async function stage(ctx: UnitContext, source: pg.Client, it: ImportTable, tenan
     const last = Array.from({ length: width }, (_, i) => (batch[`k${i}`] ?? null) as string | null)
     // The rows and the progress in one statement: one round trip, atomic. The WAL position once both are written.
     let lsn = ''
+    const from = (await client.query<{ lsn: string }>(WAL_POSITION)).rows[0]!.lsn
+    const began = performance.now()
     await ctx.retrying(`${it.t.key} import`, async () => {
       lsn = (await client.query<{ lsn: string }>(
         `WITH staged AS (
@@ -195,9 +197,9 @@ async function stage(ctx: UnitContext, source: pg.Client, it: ImportTable, tenan
     progress.last = last
     progress.done += n
     tick(n)
-    pace.done(n, lsn)
+    const wait = Math.max(pause, pace.done(n, from, lsn, performance.now() - began))
     if (n < limit) break
-    if (pause > 0) await sleep(pause)
+    if (wait > 0) await sleep(wait)
   }
   // An empty key list marks the table as staged completely.
   await saveProgress(client, step, { last: [], done: progress.done })
@@ -259,14 +261,16 @@ async function mapKeys(ctx: UnitContext, it: ImportTable, tenantId: string, forc
    )
    SELECT pg_catalog.pg_current_wal_insert_lsn()::text AS lsn FROM (SELECT count(*) FROM mapped) AS m`
   if (range?.lo != null && range.hi != null) {
-    const pace = pacer(size, (await client.query<{ lsn: string }>(WAL_POSITION)).rows[0]!.lsn)
+    const pace = pacer(size)
     for (let lo = Number(range.lo); lo <= Number(range.hi);) {
       const n = pace.size
       let lsn = ''
+      const from = (await client.query<{ lsn: string }>(WAL_POSITION)).rows[0]!.lsn
+      const began = performance.now()
       await ctx.retrying(`${it.t.key} id map`, async () => { lsn = (await client.query<{ lsn: string }>(sql, [...values, String(lo), String(lo + n)])).rows[0]!.lsn })
-      pace.done(n, lsn)
+      const wait = Math.max(pause, pace.done(n, from, lsn, performance.now() - began))
       lo += n
-      if (pause > 0) await sleep(pause)
+      if (wait > 0) await sleep(wait)
     }
   }
   const remapped = (await client.query<{ n: string }>(`SELECT count(*) FILTER (WHERE m.old_id <> m.new_id)::text AS n FROM tenantize.id_map m WHERE m.tenant = $1 AND m."table" = $2`, [tenantId, it.t.key])).rows[0]
@@ -333,11 +337,13 @@ async function insertRows(ctx: UnitContext, model: TenantModel, it: ImportTable,
 )
 SELECT d.n::int AS n, d.last::text AS last, pg_catalog.pg_current_wal_insert_lsn()::text AS lsn FROM done d`
   // A table referencing itself goes in in one statement (LIMIT NULL: every row), its references resolved by the one INSERT.
-  const pace = pacer(size, (await client.query<{ lsn: string }>(WAL_POSITION)).rows[0]!.lsn)
+  const pace = pacer(size)
   for (;;) {
     let n = 0
     let last: string | null = null
     let lsn = ''
+    const from = (await client.query<{ lsn: string }>(WAL_POSITION)).rows[0]!.lsn
+    const began = performance.now()
     await ctx.retrying(`${it.t.key} import`, async () => {
       const row = (await client.query<{ n: number; last: string | null; lsn: string }>(sql, [tenantId, it.t.key, newTenant, progress.last?.[0] ?? '0', TENANTS_SCOPE, step, progress.done, it.selfReferencing ? null : String(pace.size)])).rows[0]!
       n = row.n
@@ -348,8 +354,8 @@ SELECT d.n::int AS n, d.last::text AS last, pg_catalog.pg_current_wal_insert_lsn
     progress.last = [last]
     progress.done += n
     tick(n)
-    pace.done(n, lsn)
-    if (pause > 0) await sleep(pause)
+    const wait = Math.max(pause, pace.done(n, from, lsn, performance.now() - began))
+    if (wait > 0) await sleep(wait)
   }
 }
 
