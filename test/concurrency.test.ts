@@ -95,7 +95,7 @@ test('apply while the app writes, old code without a tenant context and new code
     await c.query(`INSERT INTO tasks (project_id, title) VALUES ($1, $2)`, [ofClient2[i % ofClient2.length]!.id, `ctx-${i}`])
     await c.query('COMMIT')
   })
-  let ctxWrites = 0
+  let ctxWrites: number
   try {
     // force: the pre-flight would stop at a writer caught between two statements of its transaction (idle in
     // transaction, holding a lock on tasks); the statements still wait at most lock_timeout and retry.
