@@ -8,20 +8,27 @@
  * Five copies of the same table — 200,000 rows over two tenants, indexes (org_id, id) and (org_id, grp):
  * `items_plain` without row-level security, queried hand-filtered (`WHERE org_id = '<A>' AND …`), and one
  * per policy shape, queried without the filter:
- * - tenantize: `org_id OPERATOR(pg_catalog.=) (SELECT tenantize.current_tenant_id())`, the inlined helper
- *   `plan` writes (goal ≤ 1.03; ≤ 1.10 for the sequential scan);
- * - pinned helper: the same with a helper that has `SET search_path` (what `plan` wrote before);
+ * - tenantize: `org_id OPERATOR(pg_catalog.=) (SELECT CASE WHEN pg_catalog.current_setting(…) … END)`, the
+ *   helper's body written out, as `plan` writes it (goal ≤ 1.03; ≤ 1.10 for the sequential scan);
+ * - helper in a sub-select: `(SELECT tenantize.current_tenant_id())` with the same SQL-standard body, which
+ *   the planner inlines (what `plan` wrote before);
+ * - pinned helper: the same with a helper that has `SET search_path` (what `plan` wrote before that);
  * - seed: unwrapped `current_setting(…)::uuid`, and a VOLATILE plpgsql helper — what the seeds did.
+ * The primary-key lookup once more with every statement planned, as node-postgres, Kysely, Drizzle and
+ * Prisma send them (unnamed statements), so the policy's planning cost shows: measured as the backend's
+ * CPU time per statement (/proc/<pid>/schedstat), which waiting for a CPU on a loaded machine does not
+ * change, where the server runs on this machine.
  * Inserts (goal 5): rows whose tenant comes from the context (column default, WITH CHECK) into a table
  * with the tenantize policy ÷ plain inserts with the tenant written out, as throughput (≥ 0.9 one row,
  * ≥ 0.8 for 1,000 rows).
  */
 import { execFile } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { withClient } from '../src/db/connect.js'
+import { connect, withClient } from '../src/db/connect.js'
 import { createScratchDatabase } from '../src/db/provision.js'
 import { resolveTestServer } from '../src/db/test-server.js'
 import { quoteIdent } from '../src/sql/index.js'
@@ -32,7 +39,9 @@ const A = '00000000-0000-4000-8000-00000000000a'
 const SECONDS = 12
 
 const POLICIES = {
-  tenantize: 'org_id OPERATOR(pg_catalog.=) (SELECT tenantize.current_tenant_id())',
+  // Keep in step with policyExpr in src/plan/plan.ts (test/policy-shape.test.ts asserts that text).
+  tenantize: "org_id OPERATOR(pg_catalog.=) (SELECT CASE WHEN pg_catalog.current_setting('tenantize.tenant_id', true) OPERATOR(pg_catalog.<>) '' THEN pg_catalog.current_setting('tenantize.tenant_id', true)::pg_catalog.uuid END)",
+  'helper in a sub-select': 'org_id OPERATOR(pg_catalog.=) (SELECT tenantize.current_tenant_id())',
   'pinned helper': 'org_id = (SELECT tenantize.current_tenant_id_pinned())',
   'seed: unwrapped current_setting': "org_id = current_setting('tenantize.tenant_id')::uuid",
   'seed: volatile plpgsql helper': 'org_id = tenantize.seed_tenant()',
@@ -142,6 +151,7 @@ export default async function policyShapeBench(): Promise<readonly BenchMeasure[
           })
         }
       }
+      measures.push(...(await plannedEachTime(db.url, app)))
       for (const ins of INSERTS) {
         const [plainMs, rlsMs] = await latencies([ins.plain, ins.rls])
         const value = plainMs! / rlsMs!
@@ -162,5 +172,58 @@ export default async function policyShapeBench(): Promise<readonly BenchMeasure[
   } finally {
     await rm(dir, { recursive: true, force: true })
     await server.stop()
+  }
+}
+
+/**
+ * The primary-key lookup planned every time (one unnamed statement each, simple protocol), per policy shape
+ * and hand-filtered: the backend's CPU per statement, from /proc/<pid>/schedstat (the server must run on
+ * this machine; otherwise nothing is measured), in alternating rounds, the median round of each.
+ */
+async function plannedEachTime(url: string, app: string): Promise<BenchMeasure[]> {
+  const PER_ROUND = 2000
+  const ROUNDS = 7
+  const shapes = SHAPES.slice(0, 3)
+  const client = await connect(url)
+  try {
+    const pid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid
+    const cpuNs = async (): Promise<number> => Number((await readFile(`/proc/${pid}/schedstat`, 'utf8')).split(' ')[0])
+    try {
+      await cpuNs()
+    } catch {
+      return [{ name: 'primary-key lookup, planned each time: skipped (the server does not run on this machine: no /proc/<pid>/schedstat)', value: 0, unit: '' }]
+    }
+    const round = async (table: string | null): Promise<number> => {
+      await client.query('BEGIN')
+      await client.query(`SET LOCAL ROLE ${quoteIdent(app)}`)
+      await client.query(`SELECT set_config('tenantize.tenant_id', '${A}', true)`)
+      const before = await cpuNs()
+      for (let i = 0; i < PER_ROUND; i++) {
+        const id = 1 + ((i * 7919) % (ROWS / 2))
+        await client.query(table === null ? `SELECT id, body FROM items_plain WHERE org_id = '${A}' AND id = ${id}` : `SELECT id, body FROM ${table} WHERE id = ${id}`)
+      }
+      const used = (await cpuNs()) - before
+      await client.query('COMMIT')
+      return used / PER_ROUND / 1000
+    }
+    const samples = new Map<string, number[]>([['hand', []], ...shapes.map((s): [string, number[]] => [s, []])])
+    for (let r = 0; r < ROUNDS; r++) {
+      samples.get('hand')!.push(await round(null))
+      for (const shape of shapes) samples.get(shape)!.push(await round(tableOf(shape)))
+    }
+    const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
+    const hand = median(samples.get('hand')!)
+    return shapes.map((shape) => {
+      const us = median(samples.get(shape)!)
+      console.error(`# policy-shape: primary-key lookup, planned each time, backend CPU: ${shape} ${(us / hand).toFixed(3)}× (${us.toFixed(1)} vs ${hand.toFixed(1)} µs)`)
+      return {
+        name: `primary-key lookup, planned each time (unnamed statements): ${shape} ÷ hand-filtered, backend CPU`,
+        value: us / hand,
+        unit: '×',
+        note: `${us.toFixed(1)} vs ${hand.toFixed(1)} µs of the backend's CPU per statement, median of ${ROUNDS} alternating rounds of ${PER_ROUND}`,
+      }
+    })
+  } finally {
+    await client.end()
   }
 }

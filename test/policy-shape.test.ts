@@ -1,7 +1,9 @@
 /**
- * The tenant policy's shape (issue #14): `org_id OPERATOR(pg_catalog.=) (SELECT tenantize.current_tenant_id())`
- * with a helper whose SQL-standard body the planner inlines — as safe as the pinned-search_path helper
- * it replaces, and accepted by verify's lints.
+ * The tenant policy's shape (issue #14): `org_id OPERATOR(pg_catalog.=) (SELECT CASE WHEN
+ * pg_catalog.current_setting(…) OPERATOR(pg_catalog.<>) '' THEN …::pg_catalog.uuid END)` — the helper's
+ * body written out, every name qualified, so the planner has no function to inline — and the helper
+ * itself (the column default) with a SQL-standard body; as safe as the pinned-search_path helper they
+ * replace, and accepted by verify's lints.
  *
  * The hijack attempts: a schema `evil`, earlier in the search_path than pg_catalog both when the plan
  * is applied and when the app queries, defines `current_setting(text, boolean)` (another tenant's id),
@@ -99,13 +101,15 @@ before(async () => {
     ANALYZE public.projects;`)
 })
 
-test('the helper has a SQL-standard body, no SET clause, and its plan step names nothing unqualified', async () => {
+test('the helper has a SQL-standard body, no SET clause, and its plan step names nothing unqualified; the policy writes the same expression out', async () => {
   const helpers = steps.find((s) => s.id === 'helpers')!
   const create = helpers.up.find((sql) => sql.startsWith('CREATE FUNCTION'))!
   assert.match(create, / RETURNS pg_catalog\.uuid LANGUAGE sql STABLE PARALLEL SAFE RETURN /)
   assert.doesNotMatch(create, /NULLIF|SET search_path|::uuid\b| = /i)
   const rls = steps.find((s) => s.id.startsWith('rls:public.projects'))!
-  assert.ok(rls.up.some((sql) => sql.includes('USING ("org_id" OPERATOR(pg_catalog.=) (SELECT tenantize.current_tenant_id()))')), rls.up.join('\n'))
+  const written = `(SELECT CASE WHEN pg_catalog.current_setting('tenantize.tenant_id', true) OPERATOR(pg_catalog.<>) '' THEN pg_catalog.current_setting('tenantize.tenant_id', true)::pg_catalog.uuid END)`
+  assert.ok(rls.up.some((sql) => sql.includes(`USING ("org_id" OPERATOR(pg_catalog.=) ${written})`) && sql.includes(`WITH CHECK ("org_id" OPERATOR(pg_catalog.=) ${written})`)), rls.up.join('\n'))
+  assert.ok(rls.up.filter((sql) => sql.startsWith('CREATE POLICY')).every((sql) => !/current_tenant_id|NULLIF|::uuid\b| = /i.test(sql)), rls.up.join('\n'))
   const [fn] = await db.sql<{ config: string[] | null; standard: boolean; volatility: string }>(
     `SELECT proconfig AS config, prosqlbody IS NOT NULL AS standard, provolatile AS volatility FROM pg_catalog.pg_proc WHERE oid = 'tenantize.current_tenant_id()'::pg_catalog.regprocedure`,
   )
@@ -120,8 +124,10 @@ test('applied under a hostile search_path, neither the helper nor the policy dep
     WHERE (d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.objid = 'tenantize.current_tenant_id()'::pg_catalog.regprocedure)
        OR (d.classid = 'pg_catalog.pg_policy'::pg_catalog.regclass AND d.objid IN (SELECT oid FROM pg_catalog.pg_policy))
     ORDER BY 1, 2`)
-  assert.ok(rows.some((r) => r.ref.startsWith('function tenantize.current_tenant_id()')), 'the policies depend on the helper')
+  // Built-in objects are pinned (no pg_depend rows): what the policies call shows in the plan (the InitPlan test below).
+  assert.ok(rows.some((r) => r.what.startsWith('policy ')), 'the policies depend on their tables')
   assert.deepEqual(rows.filter((r) => r.ref.includes('evil')), [])
+  assert.deepEqual(rows.filter((r) => r.what.startsWith('policy ') && r.ref.includes('current_tenant_id')), [], 'no policy calls the helper')
 })
 
 test('the hijack harness bites: the former shape (NULLIF, unqualified type) created the same way binds to schema evil', async () => {
@@ -153,7 +159,7 @@ test('as the app role with the hostile search_path: its own rows only, none with
   assert.deepEqual(inserted.rows, [{ org_id: OTHER }])
 })
 
-test('the helper is inlined: the InitPlan reads the setting itself, and the tenant column is an index condition', async () => {
+test('no function to inline: the InitPlan reads the setting itself, and the tenant column is an index condition', async () => {
   const plan = await asApp(OTHER, async (c) => {
     await c.query('SET LOCAL enable_seqscan = off')
     const { rows } = await c.query<{ 'QUERY PLAN': string }>('EXPLAIN (VERBOSE, COSTS OFF) SELECT id FROM public.projects WHERE id = 1600')

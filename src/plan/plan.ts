@@ -144,11 +144,15 @@ function step(ctx: Ctx, spec: StepSpec): void {
 }
 
 /**
- * The tenant policy's condition. The operator is written `OPERATOR(pg_catalog.=)` so that no operator of
- * the same name in a schema earlier in the applying session's search_path can be bound in its place;
- * the scalar sub-select makes the (inlined) helper an InitPlan, evaluated once per statement.
+ * The tenant policy's condition: the helper's body written out in the policy, in a scalar sub-select.
+ * Every name is qualified (`pg_catalog.current_setting`, `OPERATOR(pg_catalog.=)` / `<>`, the type as
+ * `pg_catalog.uuid` …), so no function, operator or type of the same name in a schema earlier in the
+ * applying or the querying session's search_path can be bound in its place; the sub-select makes it an
+ * InitPlan, evaluated once per statement. Written out rather than as `(SELECT tenantize.current_tenant_id())`:
+ * the planner inlines the helper in every statement it plans, and reading the helper's stored body back
+ * costs about as much again as the rest of the policy (bench/causes.md, policy planning).
  */
-const policyExpr = (column: string): string => `(${quoteIdent(column)} OPERATOR(pg_catalog.=) (SELECT ${CURRENT_TENANT_FN}))`
+const policyExpr = (column: string, idType: keyof typeof QUALIFIED_TYPE, setting: string): string => `(${quoteIdent(column)} OPERATOR(pg_catalog.=) (SELECT ${contextExpr(idType, setting)}))`
 
 /** Built-in types by their `pg_catalog` names, so that a type of the same name elsewhere cannot be bound. */
 const QUALIFIED_TYPE = { uuid: 'pg_catalog.uuid', bigint: 'pg_catalog.int8', text: 'pg_catalog.text' } as const
@@ -162,9 +166,14 @@ const QUALIFIED_TYPE = { uuid: 'pg_catalog.uuid', bigint: 'pg_catalog.int8', tex
  * clause costs a function call with a configuration save and restore in every statement.
  */
 function contextFunction(name: Rel, idType: keyof typeof QUALIFIED_TYPE, setting: string): Operation {
+  return { op: 'createFunction', name, args: '', returns: QUALIFIED_TYPE[idType], language: 'sql', attributes: 'STABLE PARALLEL SAFE', body: `RETURN ${contextExpr(idType, setting)}`, standardBody: true }
+}
+
+/** The tenant from `setting` as `idType`: NULL when unset or empty, an error when malformed; every name qualified. */
+function contextExpr(idType: keyof typeof QUALIFIED_TYPE, setting: string): string {
   const read = `pg_catalog.current_setting(${quoteLiteral(setting)}, true)`
   const value = idType === 'text' ? read : `${read}::${QUALIFIED_TYPE[idType]}`
-  return { op: 'createFunction', name, args: '', returns: QUALIFIED_TYPE[idType], language: 'sql', attributes: 'STABLE PARALLEL SAFE', body: `RETURN CASE WHEN ${read} OPERATOR(pg_catalog.<>) '' THEN ${value} END`, standardBody: true }
+  return `CASE WHEN ${read} OPERATOR(pg_catalog.<>) '' THEN ${value} END`
 }
 /**
  * PURE: the ordered steps that take the database described by `catalog` to the tenant model of `config`.
@@ -1165,7 +1174,7 @@ function grantSteps(ctx: Ctx, tables: readonly TenantTable[]): void {
 function rlsStep(ctx: Ctx, t: TenantTable, counter?: Operation): void {
   const table = t.table
   const role = ctx.config.roles.app
-  const expr = sqlText(ctx.config.target === 'citus' ? citusPolicyExpr(t.column, CURRENT_TENANT_FN) : policyExpr(t.column))
+  const expr = sqlText(ctx.config.target === 'citus' ? citusPolicyExpr(t.column, CURRENT_TENANT_FN) : policyExpr(t.column, ctx.config.tenant.idType, ctx.config.tenant.setting))
   const targets: { rel: Rel; rls: boolean; force: boolean; policies: readonly Policy[] }[] = []
   if (table === undefined) {
     targets.push({ rel: t.rel, rls: false, force: false, policies: [] })
