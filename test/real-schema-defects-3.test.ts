@@ -5,11 +5,14 @@
 import assert from 'node:assert/strict'
 import { after, test } from 'node:test'
 import { apply, initConfig, rollback } from '../src/apply/index.js'
+import { introspect } from '../src/catalog/index.js'
 import { withClient } from '../src/db/connect.js'
 import { parseConfig, type TenantizeConfig } from '../src/plan/config.js'
+import { planConversion } from '../src/plan/plan.js'
 import { verify } from '../src/verify/index.js'
 import { loadSqlParser } from '../src/verify/lints/sql-text.js'
 import { hintsFrom } from '../src/verify/probe/constraint-values.js'
+import { asRole } from './helpers/conversion.js'
 import { testDatabase, type TestDatabase } from './helpers/db.js'
 
 const db = await testDatabase(import.meta.url)
@@ -74,4 +77,24 @@ test('corpus F20: verify does not warn that a unique key over the whole primary 
   const unique = report.findings.filter((f) => f.rule === 'unique-not-tenant-scoped').map((f) => f.object)
   assert.ok(!unique.some((o) => o.includes('survey_id_workspace_id_key')), `no warning on the key over the primary key: ${JSON.stringify(unique)}`)
   await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
+})
+
+test('corpus F21: a foreign key declared on a partition only (pagila payment_p2022_01 … → customer, rental, staff) is made tenant-scoped or listed as a manual step; the app cannot point a row at another tenant\'s row unannounced', { todo: 'F21: plan.ts compositeKeySteps reads the partitioned table\'s own foreign keys only; a key declared on a partition is neither composite nor listed' }, async () => {
+  const t = await db.another('f21')
+  await t.sql(`CREATE TABLE org (id text PRIMARY KEY, name text NOT NULL);
+    CREATE TABLE customer (id int PRIMARY KEY, org_id text NOT NULL REFERENCES org, name text);
+    CREATE TABLE payment (id int NOT NULL, paid_at bigint NOT NULL, customer_id int NOT NULL) PARTITION BY RANGE (paid_at);
+    CREATE TABLE payment_0 PARTITION OF payment FOR VALUES FROM (0) TO (1000000);
+    ALTER TABLE ONLY payment_0 ADD CONSTRAINT payment_0_customer_id_fkey FOREIGN KEY (customer_id) REFERENCES customer (id);
+    INSERT INTO org VALUES ('a', 'A'), ('b', 'B');
+    INSERT INTO customer VALUES (1, 'a', 'of A'), (2, 'b', 'of B');
+    INSERT INTO payment VALUES (1, 1, 1), (2, 1, 2);`)
+  const config = await init(t, { tenantTable: 'public.org', tenantColumn: 'org_id' })
+  const plan = await withClient(t.url, async (c) => planConversion(await introspect(c), config))
+  const listed = plan.manual.some((m) => m.object.includes('payment_0_customer_id_fkey'))
+  await apply({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
+  // Tenant A names its own tenant and B's customer: the partition's key checks the id only.
+  const refused = await asRole(t.url, config.roles.app, 'a', (c) => c.query(`INSERT INTO payment (id, paid_at, customer_id, org_id) VALUES (3, 5, 2, 'a')`).then(() => false, (e: { code?: string }) => e.code === '23503'))
+  assert.ok(refused || listed, `a payment of tenant A referencing tenant B's customer was accepted, and the plan's manual steps do not name payment_0_customer_id_fkey: ${JSON.stringify(plan.manual.map((m) => m.object))}`)
+  await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast, mergeTenants: true })
 })
