@@ -49,7 +49,18 @@ export type LifecycleStatus = (typeof LIFECYCLE_STATUSES)[number]
 
 type Queryable = Pick<pg.Client, 'query'>
 
+/**
+ * Create Tenantize's lifecycle tables unless they exist. When they do, no DDL runs: `CREATE INDEX IF NOT
+ * EXISTS` locks its table (SHARE) before it finds the index, and `COMMENT ON TABLE` takes SHARE UPDATE
+ * EXCLUSIVE — both wait for an autovacuum of `id_map` (which a million mapped keys start), and an import
+ * stopped on its lock_timeout at 1,000,000 rows in the tenants bench.
+ */
 export async function ensureTenantTables(client: Queryable): Promise<void> {
+  const { rows } = await client.query<{ ok: boolean }>(
+    `SELECT to_regclass('tenantize.tenant_status') IS NOT NULL AND to_regclass('tenantize.id_map') IS NOT NULL
+        AND to_regclass('tenantize.id_map_new_id_idx') IS NOT NULL AND to_regclass('tenantize.import_rows') IS NOT NULL AS ok`,
+  )
+  if (rows[0]?.ok === true) return
   await client.query(TENANTS_DDL)
 }
 
