@@ -255,7 +255,8 @@ export function distributionProblems(facts: Facts, config: TenantizeConfig): Pro
       }
     }
     for (const p of t.policies) {
-      if (hasSubquery(unwrap(p.using)) || hasSubquery(unwrap(p.withCheck))) problems.push({ object: `${t.key} policy ${p.name}`, message: 'has a sub-select; Citus refuses policies with sub-selects on its tables', fix: 'rewrite it with a STABLE function called directly (no SELECT), then run again' })
+      // The tenant policy is written anew in the shape Citus accepts (citus-policy), whatever its sub-select.
+      if (p.name !== POLICY_NAME && (hasSubquery(unwrap(p.using)) || hasSubquery(unwrap(p.withCheck)))) problems.push({ object: `${t.key} policy ${p.name}`, message: 'has a sub-select; Citus refuses policies with sub-selects on its tables', fix: 'rewrite it with a STABLE function called directly (no SELECT), then run again' })
       if (!p.permissive && (p.command !== '*' || (p.withCheck !== null && p.withCheck !== p.using))) problems.push({ object: `${t.key} policy ${p.name}`, message: 'is RESTRICTIVE and not FOR ALL with one condition; Citus copies policies to the shards without AS RESTRICTIVE, and this one cannot be AND-ed into the tenant policy', fix: 'drop it and put its condition into a sub-tenant scope (scopes in the config)' })
     }
     const others = t.triggers.filter((g) => g !== FILL_TRIGGER)
@@ -317,7 +318,9 @@ export function distributionSteps(facts: Facts, config: TenantizeConfig): Distri
 
   for (const t of [...(root === undefined ? [] : [root]), ...tenants, ...globals]) {
     const restrictive = t.policies.filter((p) => !p.permissive)
-    const wrapped = t.policies.filter((p) => p.permissive && (unwrap(p.using) !== p.using || unwrap(p.withCheck) !== p.withCheck))
+    // Policies to write without a sub-select: the helper unwrapped, and the tenant policy with its sub-select
+    // (apply writes the helper's body out in one) replaced by the helper called directly.
+    const wrapped = t.policies.filter((p) => p.permissive && (unwrap(p.using) !== p.using || unwrap(p.withCheck) !== p.withCheck || (p.name === POLICY_NAME && (hasSubquery(p.using) || hasSubquery(p.withCheck)))))
     if (restrictive.length === 0 && wrapped.length === 0) continue
     const ops: Operation[] = []
     const scopes = restrictive.map((p) => unwrap(p.using)!)
