@@ -1,5 +1,4 @@
 import type pg from 'pg'
-import { quoteLiteral } from '../sql/quote.js'
 import { LOCK_KEY } from './lock.js'
 import type { AppliedMigration } from './status.js'
 
@@ -108,19 +107,6 @@ export async function recordStartHoldingLock(client: Queryable, e: Omit<EventRow
     [e.scope, e.migration, e.direction, e.runner, LOCK_KEY.classid, LOCK_KEY.objid],
   )
   return rows[0]?.held === true
-}
-
-/**
- * The statement of {@link recordApplied} (or, down, {@link recordReverted}) with its values written in as
- * literals, so that a unit's transaction can send it and its COMMIT in one message (one round trip).
- */
-export function ledgerSql(direction: 'up' | 'down', scope: string, m: { name: string; version: string; checksum: string; downSql?: readonly string[] | undefined }, durationMs: number, runner: string): string {
-  if (direction === 'down') return `DELETE FROM tenantize.migrations WHERE scope = ${quoteLiteral(scope)} AND name = ${quoteLiteral(m.name)}`
-  const down = m.downSql === undefined ? 'NULL' : `ARRAY[${m.downSql.map(quoteLiteral).join(', ')}]::text[]`
-  return `INSERT INTO tenantize.migrations (scope, name, version, checksum, duration_ms, runner, down_sql)
-     VALUES (${quoteLiteral(scope)}, ${quoteLiteral(m.name)}, ${quoteLiteral(m.version)}, ${quoteLiteral(m.checksum)}, ${Math.round(durationMs)}, ${quoteLiteral(runner)}, ${down})
-     ON CONFLICT (scope, name) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now(), duration_ms = EXCLUDED.duration_ms,
-       applied_by = current_user, runner = EXCLUDED.runner, down_sql = EXCLUDED.down_sql`
 }
 
 export async function recordApplied(client: Queryable, scope: string, m: { name: string; version: string; checksum: string; downSql?: readonly string[] | undefined }, durationMs: number, runner: string): Promise<void> {

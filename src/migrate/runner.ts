@@ -20,7 +20,7 @@ import {
 } from './execute.js'
 import { loadMigrations, type Migration, type MigrationFile } from './files.js'
 import { assertIndexesValid, indexOperations, invalidIndexesOn, repairInvalidIndex, type IndexOperation } from './indexes.js'
-import { ensureLedger, ledgerSql, readLedger, recordApplied, recordEvent, recordReverted, recordStartHoldingLock, type Direction } from './ledger.js'
+import { ensureLedger, readLedger, recordApplied, recordEvent, recordReverted, recordStartHoldingLock, type Direction } from './ledger.js'
 import { acquireRunnerLock, assertDirectSession, assertLockHeld, releaseRunnerLock } from './lock.js'
 import { preflight, type PreflightCheck } from './preflight.js'
 import { splitStatements, type Statement } from './split.js'
@@ -240,9 +240,10 @@ async function runOne(client: pg.Client, monitor: pg.Client, pid: number, p: Uni
             crashPoint('statement')
           }
           current = undefined
-          // The ledger row and the COMMIT in one message: one round trip less per step. Should the row fail,
-          // the COMMIT after it does not run (the transaction is aborted) and the ROLLBACK below ends it.
-          await client.query(`${ledgerSql(direction, scope, p, performance.now() - started, runner)};\nCOMMIT`)
+          // The ledger row goes with its values as parameters, then COMMIT (a message of both would need the
+          // values written into the SQL text).
+          await finishLedger()
+          await client.query('COMMIT')
         } catch (error) {
           await client.query('ROLLBACK').catch(() => undefined)
           throw error
