@@ -704,6 +704,7 @@ $tenantize$`
  */
 function compositeKeySteps(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string, TenantTable>, tenantColumnOf: (key: string) => string): void {
   const fks = t.table!.constraints.filter((c): c is ForeignKeyConstraint => c.type === 'foreign key' && !c.columns.includes(t.column))
+  if (t.table!.kind === 'partitioned') partitionForeignKeys(ctx, t, byKey, tenantColumnOf)
   for (const fk of fks) {
     const parentKey = tableKeyOf(fk.references.table)
     const parentEntry = byKey.get(parentKey)
@@ -770,6 +771,39 @@ function compositeKeySteps(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string, 
     })
     step(ctx, { id: `composite-fk-validate:${t.key}:${fk.name}`, phase: 'schema', table: t.key, title: 'validate the composite foreign key (scans without blocking writes)', up: [{ op: 'validateConstraint', table: t.rel, name }], down: [], lockHeld: 'scan without blocking writes', rows: t.rows })
   }
+}
+
+/**
+ * Foreign keys declared on a partition only (`ALTER TABLE ONLY partition ADD FOREIGN KEY …`, not cloned from
+ * the partitioned table): like the partitioned table's own keys to tenant tables, they can point at another
+ * tenant's row and are listed as manual steps (corpus F21: pagila's payment partitions). Sub-partitions too.
+ */
+function partitionForeignKeys(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string, TenantTable>, tenantColumnOf: (key: string) => string): void {
+  const seen = new Set<number>()
+  const visit = (parts: readonly { readonly oid: number }[]): void => {
+    for (const ref of parts) {
+      if (seen.has(ref.oid)) continue
+      seen.add(ref.oid)
+      const part = ctx.catalog.tableByOid(ref.oid)
+      if (part === undefined) continue
+      const partKey = `${part.schema}.${part.name}`
+      for (const fk of part.constraints) {
+        if (fk.type !== 'foreign key' || fk.parentOid !== null || fk.columns.includes(t.column)) continue
+        const parentKey = tableKeyOf(fk.references.table)
+        const parentEntry = byKey.get(parentKey)
+        if (parentKey === ctx.rootKey || parentEntry === undefined || parentEntry.cfg.class === 'root') continue
+        if (fk.references.columns.includes(tenantColumnOf(parentKey))) continue
+        if (t.cfg.sharedReferences.some((r) => r.constraint === fk.name)) continue
+        ctx.manual.push({
+          object: `${partKey} ${fk.name}`,
+          reason: `a foreign key of the partition ${partKey} of ${t.key} (declared on the partition only) can point at another tenant's row of ${parentKey}; the composite foreign key is not added automatically for partitioned tables`,
+          fix: `add (${t.column}, ${fk.columns.join(', ')}) → ${parentKey} (${tenantColumnOf(parentKey)}, ${fk.references.columns.join(', ')}) on ${partKey} by hand (ALTER TABLE ${qualifiedName(part.schema, part.name)} ADD FOREIGN KEY … NOT VALID, then VALIDATE CONSTRAINT)`,
+        })
+      }
+      visit(part.partitions)
+    }
+  }
+  visit(t.table!.partitions)
 }
 
 const ACTION_SQL = { 'no action': undefined, restrict: 'RESTRICT', cascade: 'CASCADE', 'set null': 'SET NULL', 'set default': 'SET DEFAULT' } as const
