@@ -143,8 +143,9 @@ test('a second Ctrl-C aborts at once, even while a statement waits for a lock; n
     const run = start(['apply', '--db', t.url, '--config', config, '--yes', '--phase', 'schema', '--force', '--lock-timeout', '10min'])
     // The runner's ALTER TABLE waits for the blocker's lock.
     for (;;) {
-      // Not through the blocker: inside its transaction pg_stat_activity is a snapshot that never changes.
-      const rows = await t.sql<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'tenantize migrate' AND wait_event_type = 'Lock'`)
+      // Not through the blocker: inside its transaction pg_stat_activity is a snapshot that never changes. This
+      // database's runner only: other tests' runners wait for locks too, and a signal before its handler kills it.
+      const rows = await t.sql<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'tenantize migrate' AND wait_event_type = 'Lock'`)
       if (rows[0]!.n > 0) break
       await new Promise((r) => setTimeout(r, 50))
     }
