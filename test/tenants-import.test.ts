@@ -121,8 +121,11 @@ test('import a second copy of the energy-billing database as a new tenant: drift
     for (const table of TABLES) inserted += (await db.sql<{ n: number }>(`SELECT count(*)::int AS n FROM ${table} WHERE org_id = $1`, [row!.id]))[0]!.n
     assert.ok(inserted > 0, 'the crash came after some rows were inserted')
     // The staged rows are UNLOGGED: crash recovery empties them, as this TRUNCATE does.
-    assert.deepEqual(await db.sql(`SELECT relpersistence FROM pg_class WHERE oid = 'tenantize.import_rows'::regclass`), [{ relpersistence: 'u' }])
+    const persistence = (): Promise<unknown> => db.sql(`SELECT relpersistence FROM pg_class WHERE oid = 'tenantize.import_rows'::regclass`)
+    assert.deepEqual(await persistence(), [{ relpersistence: 'u' }])
     await db.sql('TRUNCATE tenantize.import_rows')
+    // As an earlier version created it: the run below makes it UNLOGGED again.
+    await db.sql('ALTER TABLE tenantize.import_rows SET LOGGED')
     helios = row!.id
     const pool = new pg.Pool({ connectionString: db.url, max: 1 })
     try {
@@ -138,6 +141,7 @@ test('import a second copy of the energy-billing database as a new tenant: drift
       const rows = result.tables.reduce((a, x) => a + x.rows, 0)
       t.diagnostic(`imported ${rows} rows, ${remapped} ids remapped, in ${seconds.toFixed(1)} s (with the crash and the resume)`)
       for (const x of result.tables) assert.equal(x.remapped, x.rows, `${x.table}: every serial id collides with the default tenant's copy, so every one is new`)
+      assert.deepEqual(await persistence(), [{ relpersistence: 'u' }], 'a logged import_rows of an earlier version is made UNLOGGED')
     } finally {
       await pool.end()
     }
