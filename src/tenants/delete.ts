@@ -21,7 +21,7 @@ export interface DeleteTenantOptions extends TenantOptions, Omit<RunnerOptions, 
    * their foreign keys' own ON DELETE actions apply (CASCADE deletes, SET NULL clears them).
    */
   readonly allowShared?: boolean
-  /** Rows per batch (default: the config's batchSize). */
+  /** The largest batch in rows (default: the config's batchSize); each batch is sized to write about 1 MB of WAL. */
   readonly batchSize?: number
   /** Pause between batches, ms (default 10). */
   readonly batchPauseMs?: number

@@ -107,6 +107,7 @@ export interface ImportTenantOptions extends TenantOptions, Omit<RunnerOptions, 
   readonly id?: string
   /** Report the drift and the rows per table; move nothing. */
   readonly dryRun?: boolean
+  /** The largest batch in rows (default: the config's batchSize); each batch is sized to write about 1 MB of WAL. */
   readonly batchSize?: number
   readonly batchPauseMs?: number
 }

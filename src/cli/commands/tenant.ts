@@ -86,7 +86,7 @@ function withCommon(cmd: Command): Command {
 function withRunner(cmd: Command): Command {
   return withCommon(cmd)
     .option('--dry-run', 'print the rows per table that would move; change nothing')
-    .option('--batch-size <n>', 'rows per batch (default: the config batchSize)')
+    .option('--batch-size <n>', 'the largest batch in rows (default: the config batchSize); each batch is sized to write about 1 MB of WAL')
     .option('--lock-wait <duration>', 'wait this long for another runner instead of failing at once (e.g. 30s)')
     .option('--lock-timeout <duration>', 'lock_timeout for each statement', '1s')
     .option('--retries <n>', 'tries in all when a statement hits lock_timeout', '10')
