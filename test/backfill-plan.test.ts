@@ -158,7 +158,8 @@ test('apply fills a keyless child in batches, each row once; a batch cut short l
   assert.equal(config.tables['public.events']!.class, 'child')
   const timeouts = { lockTimeoutMs: 500, retryDelayMs: 50, tries: 3 }
 
-  const cut = await apply({ databaseUrl: t.url, config, phase: 'schema', timeouts, batchPauseMs: 0 }).then(() => undefined, (e: unknown) => e)
+  // Fixed batches (batchTargetMs 0): the assertions below count whole batches of 250, whatever the load.
+  const cut = await apply({ databaseUrl: t.url, config, phase: 'schema', timeouts, batchPauseMs: 0, batchTargetMs: 0 }).then(() => undefined, (e: unknown) => e)
   assert.match(String(cut), /batch cut short at e1700/)
   const saved = await t.sql<{ rows_done: string }>(`SELECT rows_done FROM tenantize.backfill_progress`)
   assert.equal(saved.length, 1)
@@ -169,11 +170,14 @@ test('apply fills a keyless child in batches, each row once; a batch cut short l
 
   await t.sql(`DELETE FROM fault`)
   const progress: number[] = []
-  await apply({ databaseUrl: t.url, config, phase: 'schema', timeouts, batchPauseMs: 0, onEvent: (e) => { if (e.event === 'progress' && e.migration.includes('backfill:public.events')) progress.push(e.done) } })
+  assert.deepEqual(await t.sql(`SELECT count(*)::int AS n FROM pg_stats WHERE schemaname = 'public' AND tablename = 'events' AND attname = 'org_id'`), [{ n: 0 }], 'no statistics for the new column yet')
+  await apply({ databaseUrl: t.url, config, phase: 'schema', timeouts, batchPauseMs: 0, batchTargetMs: 0, onEvent: (e) => { if (e.event === 'progress' && e.migration.includes('backfill:public.events')) progress.push(e.done) } })
   assert.equal(progress[0], kept + 250, 'resumed after the last whole batch')
   assert.deepEqual(await t.sql(`SELECT count(*)::int AS n FROM events e JOIN projects p ON p.id = e.project_id WHERE e.org_id IS DISTINCT FROM p.org_id`), [{ n: 0 }])
   assert.deepEqual(await t.sql(`SELECT count(*)::int AS fills, count(DISTINCT line)::int AS rows FROM fills`), [{ fills: 3000, rows: 3000 }], 'every row filled exactly once')
   assert.deepEqual(await t.sql(`SELECT count(*)::int AS n FROM tenantize.backfill_progress`), [{ n: 0 }])
+  // The step ends with VACUUM (ANALYZE): the new column has statistics (pg_statistic is written by ANALYZE, at once).
+  assert.deepEqual(await t.sql(`SELECT count(*)::int AS n FROM pg_stats WHERE schemaname = 'public' AND tablename = 'events' AND attname = 'org_id'`), [{ n: 1 }], 'the new column was analyzed after the backfill')
 })
 
 test('a plan frozen by an earlier version, whose batch statement saves no progress, resumes: apply saves the progress row in the batch\'s transaction', async () => {

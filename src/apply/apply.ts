@@ -226,6 +226,15 @@ async function backfill(ctx: UnitContext, name: string, step: Step, options: App
       fix: `give them a parent or delete them (SELECT * FROM ${spec.table} WHERE <tenant column> IS NULL), then run apply again; the backfill resumes where it stopped`,
     })
   }
+  if (spec.vacuumAfter === true) {
+    // The backfill left a dead version of every row it filled, which the app's index scans read through until
+    // a vacuum (this server's autovacuum may be off, or far behind), and the new column has no statistics.
+    // SHARE UPDATE EXCLUSIVE: reads and writes go on; SKIP_LOCKED: when autovacuum holds the table already,
+    // it is doing this work, and the step does not wait for it.
+    await ctx.retrying(`${step.table ?? name} VACUUM (ANALYZE)`, async () => {
+      await client.query(`VACUUM (ANALYZE, SKIP_LOCKED) ${spec.table}`)
+    })
+  }
   await client.query('DELETE FROM tenantize.backfill_progress WHERE scope = $1 AND step = $2', [APPLY_SCOPE, name])
 }
 

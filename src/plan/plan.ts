@@ -461,10 +461,10 @@ END
       id: `backfill:${t.key}`,
       phase: 'schema',
       table: t.key,
-      title: `fill ${t.column} from ${path.parent} in batches of ${ctx.config.batchSize}`,
+      title: `fill ${t.column} from ${path.parent} in batches of ${ctx.config.batchSize}, then VACUUM (ANALYZE) the table`,
       up: [],
       down: [],
-      lock: 'ROW EXCLUSIVE',
+      lock: 'SHARE UPDATE EXCLUSIVE',
       lockHeld: 'per batch',
       rows: t.rows,
       backfill: backfillOf(t, parentSql, parentCol, path.columns, path.parentColumns, ctx.config.batchSize, false),
@@ -591,10 +591,10 @@ END
     id: `backfill:${t.key}`,
     phase: 'schema',
     table: t.key,
-    title: `give each row of ${t.key} the tenant of the ${path.parent} row referencing it, in batches of ${ctx.config.batchSize}`,
+    title: `give each row of ${t.key} the tenant of the ${path.parent} row referencing it, in batches of ${ctx.config.batchSize}, then VACUUM (ANALYZE) the table`,
     up: [],
     down: [],
-    lock: 'ROW EXCLUSIVE',
+    lock: 'SHARE UPDATE EXCLUSIVE',
     lockHeld: 'per batch',
     rows: t.rows,
     backfill: backfillOf(t, relSql(parent), quoteIdent(parentTenant), path.columns, path.parentColumns, ctx.config.batchSize, true),
@@ -693,7 +693,7 @@ $tenantize$`
   const remainingSql = reverse
     ? `SELECT count(*)::bigint AS remaining FROM ${t.sql} AS c WHERE EXISTS (SELECT FROM ${parentSql} AS p WHERE ${join('c', 'p')} AND ${pending('c', 'p')})`
     : `SELECT count(*)::bigint AS remaining FROM ${t.sql} WHERE ${col} IS NULL`
-  return { table: t.sql, keyColumns: k, batchSql, savesProgress: true, upperKeySql, remainingSql, loopSql, reverse }
+  return { table: t.sql, keyColumns: k, batchSql, savesProgress: true, upperKeySql, remainingSql, loopSql, reverse, vacuumAfter: true }
 }
 
 /**

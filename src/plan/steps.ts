@@ -45,6 +45,13 @@ export interface Backfill {
   readonly loopSql: string
   /** The parent's foreign key references this table: rows move from the default tenant to the referencing row's tenant. */
   readonly reverse: boolean
+  /**
+   * After the last batch, `VACUUM (ANALYZE, SKIP_LOCKED)` the table (SHARE UPDATE EXCLUSIVE: reads and writes
+   * go on): the backfill left a dead version of every row, which the app's index scans read through until a
+   * vacuum, and the new column has no statistics. Absent in a plan frozen by an earlier version (its step
+   * declares a weaker lock): no vacuum then.
+   */
+  readonly vacuumAfter?: true
 }
 
 export interface Step {
