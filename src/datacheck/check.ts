@@ -136,7 +136,8 @@ function nextBatch(checks: readonly Precondition[], from: number): Precondition[
 async function countBatch(client: Queryable, batch: readonly Precondition[], timeout: number): Promise<{ counts: number[]; error?: unknown }> {
   const text = [
     `SAVEPOINT ${SAVEPOINT}`,
-    `SELECT pg_catalog.set_config('statement_timeout', '${timeout}', true)`,
+    // A whole number of ms, written into the text: a simple-query message of several statements takes no parameters.
+    `SELECT pg_catalog.set_config('statement_timeout', '${Math.max(0, Math.trunc(Number(timeout) || 0))}', true)`,
     ...batch.map((p) => p.countSql),
     `ROLLBACK TO SAVEPOINT ${SAVEPOINT}`,
     `RELEASE SAVEPOINT ${SAVEPOINT}`,
