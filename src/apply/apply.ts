@@ -19,7 +19,7 @@ export interface ApplyOptions extends RunnerOptions {
   readonly config: TenantizeConfig
   /** `schema`: columns, backfills, constraints, indexes (the app keeps working); `enforce`: RLS, policies, roles, grants. */
   readonly phase: Phase | 'all'
-  /** Rows per backfill batch (default: the config's batchSize). */
+  /** Rows in the first and largest backfill batch (default: the config's batchSize); see batchTargetMs. */
   readonly batchSize?: number
   /** Shortest pause between backfill batches, ms (default 10). */
   readonly batchPauseMs?: number
