@@ -1,5 +1,5 @@
 import type pg from 'pg'
-import { LOCK_KEY } from './lock.js'
+import { LOCK_KEY, lockHeldSql } from './lock.js'
 import type { AppliedMigration } from './status.js'
 
 /** Schema holding Tenantize's own objects: the migration ledger and, later, the tenant helpers. */
@@ -94,15 +94,14 @@ export async function recordEvent(client: Queryable, e: EventRow): Promise<void>
 }
 
 /**
- * A unit's `start` event, recorded only while this session holds the runner lock (what `assertLockHeld`
- * checks): one round trip for both. False, and nothing recorded, when the lock is not held.
+ * A unit's `start` event, recorded only while this session holds the runner lock ({@link lockHeldSql}): the
+ * check and the event in one round trip. False, and nothing recorded, when the lock is not held.
  */
 export async function recordStartHoldingLock(client: Queryable, e: Omit<EventRow, 'event' | 'durationMs' | 'error' | 'sqlstate'>): Promise<boolean> {
   const { rows } = await client.query<{ held: boolean }>(
     `INSERT INTO tenantize.migration_events (scope, migration, direction, event, runner)
      SELECT $1, $2, $3, 'start', $4
-      WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_catalog.pg_backend_pid()
-                       AND classid = $5 AND objid = $6 AND objsubid = 2)
+      WHERE ${lockHeldSql(5)}
      RETURNING true AS held`,
     [e.scope, e.migration, e.direction, e.runner, LOCK_KEY.classid, LOCK_KEY.objid],
   )

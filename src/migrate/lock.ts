@@ -102,13 +102,16 @@ export async function assertDirectSession(client: Queryable, other: Queryable): 
 }
 
 /** Before each migration: the lock must still be held by this very backend (it would not be behind a pooler). */
-export async function assertLockHeld(client: Queryable): Promise<void> {
-  const { rows } = await client.query<{ held: boolean }>(
-    `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_catalog.pg_backend_pid()
-       AND classid = $1 AND objid = $2 AND objsubid = 2) AS held`,
-    [LOCK_KEY.classid, LOCK_KEY.objid],
-  )
-  if (rows[0]?.held !== true) {
-    throw new TenantizeError(ErrorCodes.POOLER, 'the runner lock is no longer held by this session', { object: 'tenantize migration lock', fix: POOLER_FIX })
-  }
+/**
+ * SQL: this session holds the runner lock, with the lock's class id and object id as parameters `$<first>` and
+ * `$<first + 1>`: for a statement that does its work only while the lock is held (the runner's start event).
+ */
+export function lockHeldSql(first: number): string {
+  return `EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_catalog.pg_backend_pid()
+       AND classid = $${first} AND objid = $${first + 1} AND objsubid = 2)`
+}
+
+/** This session no longer holds the runner lock (a transaction-mode pooler handed the runner another backend). */
+export function lockLost(): TenantizeError {
+  return new TenantizeError(ErrorCodes.POOLER, 'the runner lock is no longer held by this session', { object: 'tenantize migration lock', fix: POOLER_FIX })
 }

@@ -21,7 +21,7 @@ import {
 import { loadMigrations, type Migration, type MigrationFile } from './files.js'
 import { assertIndexesValid, indexOperations, invalidIndexesOn, repairInvalidIndex, type IndexOperation } from './indexes.js'
 import { ensureLedger, readLedger, recordApplied, recordEvent, recordReverted, recordStartHoldingLock, type Direction } from './ledger.js'
-import { acquireRunnerLock, assertDirectSession, assertLockHeld, releaseRunnerLock } from './lock.js'
+import { acquireRunnerLock, assertDirectSession, lockLost, releaseRunnerLock } from './lock.js'
 import { preflight, type PreflightCheck } from './preflight.js'
 import { splitStatements, type Statement } from './split.js'
 import { migrationStatus, planDown, planUp, type MigrationStatus } from './status.js'
@@ -377,11 +377,7 @@ async function runUnitsOrThrow(direction: Direction, options: RunUnitsOptions, s
       try {
         if (signal?.aborted === true) throw interrupted(signal, `before ${name}`)
         // The start event, recorded only while the runner lock is held: the check and the event in one round trip.
-        const started = { scope, migration: name, direction, runner: runnerName() }
-        if (!(await recordStartHoldingLock(client, started))) {
-          await assertLockHeld(client)
-          await recordEvent(client, { ...started, event: 'start' })
-        }
+        if (!(await recordStartHoldingLock(client, { scope, migration: name, direction, runner: runnerName() }))) throw lockLost()
         emit({ event: 'start', direction, migration: name, index: i + 1, total: units.length, noTransaction: p.noTransaction, ...label(p) })
         crashPoint('unit-start')
         const durationMs = await runOne(client, monitor, pid, p, direction, policy, scope, emit, signal)
