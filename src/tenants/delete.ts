@@ -3,7 +3,7 @@ import type pg from 'pg'
 import { ErrorCodes, TenantizeError, type Problem } from '../errors.js'
 import { runUnits, sleep, type MigrateEvent, type RunnerOptions, type UnitContext } from '../migrate/index.js'
 import { identList, qualifiedName, quoteIdent } from '../sql/quote.js'
-import { pacer, WAL_POSITION } from './pace.js'
+import { pacedBatch, pacer } from './pace.js'
 import { tenantIdType, unknownTenancy, type TenantEdge, type TenantModel, type TenantTable } from './model.js'
 import { transaction, withModel, type TenantOptions } from './session.js'
 import { findTenant, forgetTenant, writeStatus, type TenantRow } from './store.js'
@@ -137,22 +137,20 @@ async function deleteUnit(ctx: UnitContext, model: TenantModel, tenant: TenantRo
     const sql = batchDelete(t, idType)
     const pace = pacer(size)
     for (;;) {
-      let n = 0
-      let lsn = ''
-      const from = (await client.query<{ lsn: string }>(WAL_POSITION)).rows[0]!.lsn
-      const began = performance.now()
-      await ctx.retrying(`${t.key} delete`, async () => {
-        await transaction(client, async () => {
-          const row = (await client.query<{ n: number; lsn: string }>(sql, [tenant.id, pace.size])).rows[0]!
-          n = row.n
-          lsn = row.lsn
+      const { rows: n, waitMs } = await pacedBatch(client, pace, pause, async () => {
+        let batch = { rows: 0, lsn: '' }
+        await ctx.retrying(`${t.key} delete`, async () => {
+          await transaction(client, async () => {
+            const row = (await client.query<{ n: number; lsn: string }>(sql, [tenant.id, pace.size])).rows[0]!
+            batch = { rows: row.n, lsn: row.lsn }
+          })
         })
+        return batch
       })
       if (n === 0) break
-      const wait = Math.max(pause, pace.done(n, from, lsn, performance.now() - began))
       done += n
       progress()
-      if (wait > 0) await sleep(wait)
+      if (waitMs > 0) await sleep(waitMs)
     }
   }
   await ctx.retrying(`${model.root.key} delete`, async () => {

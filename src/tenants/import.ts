@@ -10,7 +10,7 @@ import { qualifiedName, quoteIdent, quoteLiteral } from '../sql/quote.js'
 import { insertTenant, validateSlug } from './create.js'
 import { TENANTS_SCOPE } from './delete.js'
 import { tenantIdType, type TenantModel, type TenantTable } from './model.js'
-import { pacer, WAL_POSITION } from './pace.js'
+import { pacedBatch, pacer } from './pace.js'
 import { transaction, withModel, type TenantOptions } from './session.js'
 import { ensureTenantTables, findTenant, readTenants, writeStatus, type TenantRow } from './store.js'
 
@@ -177,11 +177,10 @@ async function stage(ctx: UnitContext, source: pg.Client, it: ImportTable, tenan
     if (batch === undefined || n === 0) break
     const last = Array.from({ length: width }, (_, i) => (batch[`k${i}`] ?? null) as string | null)
     // The rows and the progress in one statement: one round trip, atomic. The WAL position once both are written.
-    let lsn = ''
-    const from = (await client.query<{ lsn: string }>(WAL_POSITION)).rows[0]!.lsn
-    const began = performance.now()
-    await ctx.retrying(`${it.t.key} import`, async () => {
-      lsn = (await client.query<{ lsn: string }>(
+    const { waitMs } = await pacedBatch(client, pace, pause, async () => {
+      let lsn = ''
+      await ctx.retrying(`${it.t.key} import`, async () => {
+        lsn = (await client.query<{ lsn: string }>(
         `WITH staged AS (
            INSERT INTO tenantize.import_rows (tenant, "table", seq, data)
            SELECT $1, $2, $3::bigint + u.ord, u.d::jsonb FROM unnest(pg_catalog.string_to_array($4::text, E'\\n')) WITH ORDINALITY AS u(d, ord)
@@ -193,14 +192,15 @@ async function stage(ctx: UnitContext, source: pg.Client, it: ImportTable, tenan
          )
          SELECT pg_catalog.pg_current_wal_insert_lsn()::text AS lsn FROM (SELECT count(*) FROM staged) AS s, (SELECT count(*) FROM saved) AS p`,
         [tenantId, it.t.key, progress.done, batch.data, TENANTS_SCOPE, step, JSON.stringify({ last }), progress.done + n],
-      )).rows[0]!.lsn
+        )).rows[0]!.lsn
+      })
+      return { rows: n, lsn }
     })
     progress.last = last
     progress.done += n
     tick(n)
-    const wait = Math.max(pause, pace.done(n, from, lsn, performance.now() - began))
     if (n < limit) break
-    if (wait > 0) await sleep(wait)
+    if (waitMs > 0) await sleep(waitMs)
   }
   // An empty key list marks the table as staged completely.
   await saveProgress(client, step, { last: [], done: progress.done })
@@ -265,13 +265,13 @@ async function mapKeys(ctx: UnitContext, it: ImportTable, tenantId: string, forc
     const pace = pacer(size)
     for (let lo = Number(range.lo); lo <= Number(range.hi);) {
       const n = pace.size
-      let lsn = ''
-      const from = (await client.query<{ lsn: string }>(WAL_POSITION)).rows[0]!.lsn
-      const began = performance.now()
-      await ctx.retrying(`${it.t.key} id map`, async () => { lsn = (await client.query<{ lsn: string }>(sql, [...values, String(lo), String(lo + n)])).rows[0]!.lsn })
-      const wait = Math.max(pause, pace.done(n, from, lsn, performance.now() - began))
+      const { waitMs } = await pacedBatch(client, pace, pause, async () => {
+        let lsn = ''
+        await ctx.retrying(`${it.t.key} id map`, async () => { lsn = (await client.query<{ lsn: string }>(sql, [...values, String(lo), String(lo + n)])).rows[0]!.lsn })
+        return { rows: n, lsn }
+      })
       lo += n
-      if (wait > 0) await sleep(wait)
+      if (waitMs > 0) await sleep(waitMs)
     }
   }
   const remapped = (await client.query<{ n: string }>(`SELECT count(*) FILTER (WHERE m.old_id <> m.new_id)::text AS n FROM tenantize.id_map m WHERE m.tenant = $1 AND m."table" = $2`, [tenantId, it.t.key])).rows[0]
@@ -340,23 +340,21 @@ SELECT d.n::int AS n, d.last::text AS last, pg_catalog.pg_current_wal_insert_lsn
   // A table referencing itself goes in in one statement (LIMIT NULL: every row), its references resolved by the one INSERT.
   const pace = pacer(size)
   for (;;) {
-    let n = 0
     let last: string | null = null
-    let lsn = ''
-    const from = (await client.query<{ lsn: string }>(WAL_POSITION)).rows[0]!.lsn
-    const began = performance.now()
-    await ctx.retrying(`${it.t.key} import`, async () => {
-      const row = (await client.query<{ n: number; last: string | null; lsn: string }>(sql, [tenantId, it.t.key, newTenant, progress.last?.[0] ?? '0', TENANTS_SCOPE, step, progress.done, it.selfReferencing ? null : String(pace.size)])).rows[0]!
-      n = row.n
-      last = row.last
-      lsn = row.lsn
+    const { rows: n, waitMs } = await pacedBatch(client, pace, pause, async () => {
+      let batch = { rows: 0, lsn: '' }
+      await ctx.retrying(`${it.t.key} import`, async () => {
+        const row = (await client.query<{ n: number; last: string | null; lsn: string }>(sql, [tenantId, it.t.key, newTenant, progress.last?.[0] ?? '0', TENANTS_SCOPE, step, progress.done, it.selfReferencing ? null : String(pace.size)])).rows[0]!
+        last = row.last
+        batch = { rows: row.n, lsn: row.lsn }
+      })
+      return batch
     })
     if (last === null) break
     progress.last = [last]
     progress.done += n
     tick(n)
-    const wait = Math.max(pause, pace.done(n, from, lsn, performance.now() - began))
-    if (wait > 0) await sleep(wait)
+    if (waitMs > 0) await sleep(waitMs)
   }
 }
 

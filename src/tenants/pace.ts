@@ -1,3 +1,5 @@
+import type pg from 'pg'
+
 /**
  * Batch sizes for the lifecycle commands, bounded by the WAL a batch writes (issue #15).
  *
@@ -28,8 +30,8 @@ export const WAL_PER_SECOND = 8 * 1024 * 1024
 /** Fewest rows per batch (below that, round trips cost more than the WAL they would spread). */
 export const MIN_BATCH = 100
 
-/** The server's WAL insert position now, for {@link pacer}. */
-export const WAL_POSITION = 'SELECT pg_catalog.pg_current_wal_insert_lsn()::text AS lsn'
+/** The server's WAL insert position now, read before each batch by {@link pacedBatch}. */
+const WAL_POSITION = 'SELECT pg_catalog.pg_current_wal_insert_lsn()::text AS lsn'
 
 /** PURE: a WAL position as `pg_current_wal_insert_lsn()::text` prints it (`16/B374D848`), in bytes. */
 export function lsnBytes(lsn: string): number {
@@ -66,4 +68,16 @@ export function pacer(max: number, budget = WAL_PER_BATCH, rate = WAL_PER_SECOND
       return Math.round(Math.max(0, (bytes / rate) * 1000 - ms))
     },
   }
+}
+
+/**
+ * One batch of a lifecycle command, paced: the WAL position is read just before `batch` runs; `batch` resolves to
+ * its rows and the WAL position its statement returned once written; `pace` records both with the batch's time.
+ * Resolves to the rows and how long to wait before the next batch, ms (at least `pauseMs`).
+ */
+export async function pacedBatch(client: Pick<pg.ClientBase, 'query'>, pace: Pacer, pauseMs: number, batch: () => Promise<{ rows: number; lsn: string }>): Promise<{ rows: number; waitMs: number }> {
+  const from = (await client.query<{ lsn: string }>(WAL_POSITION)).rows[0]!.lsn
+  const began = performance.now()
+  const { rows, lsn } = await batch()
+  return { rows, waitMs: Math.max(pauseMs, pace.done(rows, from, lsn, performance.now() - began)) }
 }
