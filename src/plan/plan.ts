@@ -703,8 +703,10 @@ $tenantize$`
  * first and the step stops with the count instead of adding a key the data violates.
  */
 function compositeKeySteps(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string, TenantTable>, tenantColumnOf: (key: string) => string): void {
-  const fks = t.table!.constraints.filter((c): c is ForeignKeyConstraint => c.type === 'foreign key' && !c.columns.includes(t.column))
-  if (t.table!.kind === 'partitioned') partitionForeignKeys(ctx, t, byKey, tenantColumnOf)
+  // A partitioned table's keys include those declared on a partition only (`ALTER TABLE ONLY partition ADD FOREIGN
+  // KEY …`, no parent constraint; corpus F21: pagila's payment partitions): they can point across tenants too.
+  const own = (table: Table): ForeignKeyConstraint[] => table.constraints.filter((c): c is ForeignKeyConstraint => c.type === 'foreign key' && !c.columns.includes(t.column))
+  const fks = [...own(t.table!), ...partitionsOf(ctx, t.table!).flatMap((p) => own(p).filter((fk) => fk.parentOid === null))]
   for (const fk of fks) {
     const parentKey = tableKeyOf(fk.references.table)
     const parentEntry = byKey.get(parentKey)
@@ -715,7 +717,8 @@ function compositeKeySteps(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string, 
     if (t.cfg.class === 'root' && !(reversePath?.reverse === true && reversePath.parent === t.key && reversePath.parentColumns.join(',') === fk.columns.join(','))) continue
     const parentTable = parentEntry.table!
     if (parentTable.kind === 'partitioned' || t.table!.kind === 'partitioned') {
-      ctx.manual.push({ object: `${t.key} ${fk.name}`, reason: `can point at another tenant's row of ${parentKey}; the composite foreign key is not added automatically for partitioned tables`, fix: `add (${t.column}, ${fk.columns.join(', ')}) → ${parentKey} (${tenantColumnOf(parentKey)}, ${fk.references.columns.join(', ')}) by hand once the unique key includes the partition key` })
+      const on = tableKeyOf(fk.table)
+      ctx.manual.push({ object: `${on} ${fk.name}`, reason: `can point at another tenant's row of ${parentKey}; the composite foreign key is not added automatically for partitioned tables${on === t.key ? '' : ` (declared on the partition ${on} of ${t.key} only)`}`, fix: `add (${t.column}, ${fk.columns.join(', ')}) → ${parentKey} (${tenantColumnOf(parentKey)}, ${fk.references.columns.join(', ')})${on === t.key ? '' : ` on ${on}`} by hand once the unique key includes the partition key` })
       continue
     }
     // A key that names the parent's tenant column already is tenant-scoped (and the composite key would list it twice).
@@ -773,37 +776,12 @@ function compositeKeySteps(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string, 
   }
 }
 
-/**
- * Foreign keys declared on a partition only (`ALTER TABLE ONLY partition ADD FOREIGN KEY …`, not cloned from
- * the partitioned table): like the partitioned table's own keys to tenant tables, they can point at another
- * tenant's row and are listed as manual steps (corpus F21: pagila's payment partitions). Sub-partitions too.
- */
-function partitionForeignKeys(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string, TenantTable>, tenantColumnOf: (key: string) => string): void {
-  const seen = new Set<number>()
-  const visit = (parts: readonly { readonly oid: number }[]): void => {
-    for (const ref of parts) {
-      if (seen.has(ref.oid)) continue
-      seen.add(ref.oid)
-      const part = ctx.catalog.tableByOid(ref.oid)
-      if (part === undefined) continue
-      const partKey = `${part.schema}.${part.name}`
-      for (const fk of part.constraints) {
-        if (fk.type !== 'foreign key' || fk.parentOid !== null || fk.columns.includes(t.column)) continue
-        const parentKey = tableKeyOf(fk.references.table)
-        const parentEntry = byKey.get(parentKey)
-        if (parentKey === ctx.rootKey || parentEntry === undefined || parentEntry.cfg.class === 'root') continue
-        if (fk.references.columns.includes(tenantColumnOf(parentKey))) continue
-        if (t.cfg.sharedReferences.some((r) => r.constraint === fk.name)) continue
-        ctx.manual.push({
-          object: `${partKey} ${fk.name}`,
-          reason: `a foreign key of the partition ${partKey} of ${t.key} (declared on the partition only) can point at another tenant's row of ${parentKey}; the composite foreign key is not added automatically for partitioned tables`,
-          fix: `add (${t.column}, ${fk.columns.join(', ')}) → ${parentKey} (${tenantColumnOf(parentKey)}, ${fk.references.columns.join(', ')}) on ${partKey} by hand (ALTER TABLE ${qualifiedName(part.schema, part.name)} ADD FOREIGN KEY … NOT VALID, then VALIDATE CONSTRAINT)`,
-        })
-      }
-      visit(part.partitions)
-    }
-  }
-  visit(t.table!.partitions)
+/** Every partition of `table`, sub-partitions too (none for a table that is not partitioned). */
+function partitionsOf(ctx: Ctx, table: Table): Table[] {
+  return table.partitions.flatMap((ref) => {
+    const part = ctx.catalog.tableByOid(ref.oid)
+    return part === undefined ? [] : [part, ...partitionsOf(ctx, part)]
+  })
 }
 
 const ACTION_SQL = { 'no action': undefined, restrict: 'RESTRICT', cascade: 'CASCADE', 'set null': 'SET NULL', 'set default': 'SET DEFAULT' } as const
