@@ -14,10 +14,10 @@
  * Dropped (WITH FORCE, coordinator first) when the file's tests end.
  */
 import { after } from 'node:test'
-import { existsSync, mkdirSync, rmdirSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs'
 import { basename, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { spawnSync } from 'node:child_process'
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { quoteIdent, quoteLiteral } from '../../src/sql/quote.js'
@@ -26,6 +26,8 @@ const PORT = 9700
 const HOST = '127.0.0.1'
 const CLUSTER_SH = resolve(fileURLToPath(new URL('../../..', import.meta.url)), 'shared/citus/cluster.sh')
 const CITUS_SO = '/usr/lib/postgresql/15/lib/citus.so'
+/** Where cluster.sh keeps the shared cluster's nodes (its CITUS_DIR default). */
+const CLUSTER_DIR = '/tmp/tenantize-citus'
 
 export interface CitusDatabase {
   /** URL of this file's database on the coordinator (user postgres). */
@@ -54,12 +56,15 @@ function urlOf(port: number, database: string): string {
 
 /**
  * Errors a loaded machine gives that pass when tried again: a connection that timed out, a node at its
- * connection limit or still starting, and CREATE DATABASE while another session uses template1 (several
- * test files create their databases at once).
+ * connection limit or still starting, CREATE DATABASE while another session uses template1 (several
+ * test files create their databases at once), and the coordinator failing to reach a worker for a
+ * distributed statement (`failure on connection marked as essential`, XX000: the statement is rolled back
+ * on every node, so running it again is safe).
  */
 function transient(error: unknown): boolean {
   const e = error as { code?: string; message?: string }
-  return ['53300', '57P03', '55006'].includes(e.code ?? '') || /timeout expired|Connection terminated due to connection timeout/i.test(e.message ?? '')
+  return ['53300', '57P03', '55006'].includes(e.code ?? '') ||
+    /timeout expired|Connection terminated due to connection timeout|failure on connection marked as essential|connection to the remote node .* failed/i.test(e.message ?? '')
 }
 
 /** Run `work` with a fresh client, tried again (up to 6 times over about 30 s) on transient errors. */
@@ -110,32 +115,92 @@ async function coordinatorAnswers(adminUrl: string): Promise<boolean> {
   }
 }
 
-/** Start the cluster once per machine: a lock directory keeps parallel test files from racing cluster.sh. */
-async function startCluster(adminUrl: string): Promise<string | undefined> {
-  if (!existsSync(CITUS_SO)) return `Citus is not installed into PostgreSQL 15 (${CITUS_SO} is missing): run ../shared/citus/build.sh (as root; several minutes once)`
-  if (!existsSync(CLUSTER_SH)) return `${CLUSTER_SH} is missing: the tests expect ../shared/citus beside the project`
+/**
+ * Run `start` while holding a lock directory shared by the test processes (parallel files must not race
+ * cluster.sh or pg_ctl), unless `ready` is true while waiting for the lock or once it is held.
+ */
+async function startOnce(ready: () => Promise<boolean>, start: () => Promise<string | undefined>): Promise<string | undefined> {
   const lock = '/tmp/tenantize-citus-start.lock'
-  for (let i = 0; i < 600; i++) {
+  let locked = false
+  for (let i = 0; i < 600 && !locked; i++) {
     try {
       mkdirSync(lock)
-      break
+      locked = true
     } catch {
-      if (await coordinatorAnswers(adminUrl)) return undefined
+      if (await ready()) return undefined
       await new Promise((r) => setTimeout(r, 200))
     }
   }
   try {
-    if (await coordinatorAnswers(adminUrl)) return undefined
+    if (await ready()) return undefined
+    return await start()
+  } finally {
+    try {
+      if (locked) rmdirSync(lock)
+    } catch {
+      // removed by hand meanwhile
+    }
+  }
+}
+
+/** Start the cluster once per machine. */
+async function startCluster(adminUrl: string): Promise<string | undefined> {
+  if (!existsSync(CITUS_SO)) return `Citus is not installed into PostgreSQL 15 (${CITUS_SO} is missing): run ../shared/citus/build.sh (as root; several minutes once)`
+  if (!existsSync(CLUSTER_SH)) return `${CLUSTER_SH} is missing: the tests expect ../shared/citus beside the project`
+  return startOnce(() => coordinatorAnswers(adminUrl), async () => {
     const run = spawnSync('bash', [CLUSTER_SH, 'start'], { encoding: 'utf8' })
     if (run.status !== 0) return `cluster.sh start failed (exit ${run.status ?? 'signal'}): ${(run.stderr || run.stdout).trim().slice(0, 400)}`
     return (await coordinatorAnswers(adminUrl)) ? undefined : 'cluster.sh start ran but the coordinator does not answer on 127.0.0.1:9700'
-  } finally {
-    try {
-      rmdirSync(lock)
-    } catch {
-      // another process removed it
-    }
+  })
+}
+
+/** `pg_ctl start|restart` of a cluster.sh node (as the OS user postgres when root, as cluster.sh runs them), logging to `<dir>.log`. */
+function pgCtl(dir: string, action: 'start' | 'restart'): SpawnSyncReturns<string> {
+  const ctl = `/usr/lib/postgresql/15/bin/pg_ctl -D '${dir}' -l '${dir}.log' -w ${action} >/dev/null`
+  return process.getuid?.() === 0 ? spawnSync('su', ['postgres', '-s', '/bin/bash', '-c', ctl], { encoding: 'utf8' }) : spawnSync('bash', ['-c', ctl], { encoding: 'utf8' })
+}
+
+/** Does a PostgreSQL server answer on `port` (database postgres)? */
+async function nodeAnswers(port: number): Promise<boolean> {
+  try {
+    await probeSql(urlOf(port, 'postgres'), 'SELECT 1')
+    return true
+  } catch {
+    return false
   }
+}
+
+/** The last lines of a cluster.sh node's server log (`<dir>/<node>.log`), or why there are none. */
+function logTail(file: string, lines = 15): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n')
+  } catch (error) {
+    return `(no log: ${(error as Error).message})`
+  }
+}
+
+/**
+ * Every worker in pg_dist_node must answer before a file creates its database on them. A worker of the
+ * cluster.sh cluster (data in /tmp/tenantize-citus/w1, w2) that is down is started again, and the end of its
+ * server log is printed so the reason it stopped is seen; a worker elsewhere, or one that does not come back,
+ * makes the cluster unavailable with its port and log. Undefined when all answer.
+ */
+async function ensureWorkers(adminUrl: string, workers: readonly number[]): Promise<string | undefined> {
+  const own = new URL(adminUrl).port === String(PORT) && process.env['TENANTIZE_TEST_CITUS_URL'] === undefined
+  for (const port of workers) {
+    if (await nodeAnswers(port)) continue
+    const index = port - PORT
+    const dir = own && (index === 1 || index === 2) ? `${CLUSTER_DIR}/w${index}` : undefined
+    if (dir === undefined || !existsSync(dir)) return `the Citus worker 127.0.0.1:${port} in pg_dist_node does not answer: run ../shared/citus/cluster.sh stop, then cluster.sh start`
+    console.log(`# the Citus worker 127.0.0.1:${port} does not answer; the end of its log (${dir}.log):\n${logTail(`${dir}.log`).replace(/^/gm, '#   ')}`)
+    await startOnce(() => nodeAnswers(port), async () => {
+      const run = pgCtl(dir, 'start')
+      console.log(`# started the Citus worker on port ${port} again (pg_ctl exit ${run.status ?? 'on a signal'})`)
+      return undefined
+    })
+    if (!(await nodeAnswers(port))) return `the Citus worker 127.0.0.1:${port} does not answer and did not start again; the end of ${dir}.log:\n${logTail(`${dir}.log`)}`
+  }
+  return undefined
 }
 
 let clusterPromise: Promise<{ adminUrl: string; workers: number[] } | CitusUnavailable> | undefined
@@ -151,7 +216,10 @@ export function citusCluster(): Promise<{ adminUrl: string; workers: number[] } 
     }
     const nodes = await runSql<{ nodeport: number }>(adminUrl, "SELECT nodeport FROM pg_catalog.pg_dist_node WHERE noderole = 'primary' AND groupid <> 0 ORDER BY nodeport")
     if (nodes.length === 0) return { unavailable: `the coordinator at ${adminUrl} has no workers (pg_dist_node): run ../shared/citus/cluster.sh start` }
-    return { adminUrl, workers: nodes.map((n) => n.nodeport) }
+    const workers = nodes.map((n) => n.nodeport)
+    const down = await ensureWorkers(adminUrl, workers)
+    if (down !== undefined) return { unavailable: down }
+    return { adminUrl, workers }
   })()
   return clusterPromise
 }
@@ -277,8 +345,7 @@ export async function citusLogicalCluster(fileUrl: string): Promise<CitusLogical
         // A list setting: one literal per library ('a, b' in one literal would be one library named "a, b").
         if (v !== null && v !== undefined && !/\bcitus\b/.test(v)) await runSql(urlOf(port, 'postgres'), `ALTER SYSTEM SET output_plugin_libraries = ${[...v.split(',').map((l) => l.trim()).filter((l) => l !== ''), 'citus'].map((l) => quoteLiteral(l)).join(', ')}`)
         const dir = `${LOGICAL_DIR}/${['c', 'w1', 'w2'][i]!}`
-        const ctl = `/usr/lib/postgresql/15/bin/pg_ctl -D '${dir}' -l '${dir}.log' -w restart >/dev/null`
-        const run = process.getuid?.() === 0 ? spawnSync('su', ['postgres', '-s', '/bin/bash', '-c', ctl], { encoding: 'utf8' }) : spawnSync('bash', ['-c', ctl], { encoding: 'utf8' })
+        const run = pgCtl(dir, 'restart')
         if (run.status !== 0) throw new Error(`restarting the node on port ${port} failed: ${(run.stderr || run.stdout).trim().slice(0, 400)}`)
       }
     },
