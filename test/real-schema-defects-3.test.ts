@@ -79,22 +79,70 @@ test('corpus F20: verify does not warn that a unique key over the whole primary 
   await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
 })
 
-test('corpus F21: a foreign key declared on a partition only (pagila payment_p2022_01 … → customer, rental, staff) is made tenant-scoped or listed as a manual step; the app cannot point a row at another tenant\'s row unannounced', async () => {
+test('corpus F21: a foreign key declared on a partition only (pagila payment_p2022_01 … → customer, rental, staff) gets its composite twin on that partition: the app cannot point a row at another tenant\'s row; verify sees it scoped; rollback removes it', async () => {
   const t = await db.another('f21')
   await t.sql(`CREATE TABLE org (id text PRIMARY KEY, name text NOT NULL);
     CREATE TABLE customer (id int PRIMARY KEY, org_id text NOT NULL REFERENCES org, name text);
     CREATE TABLE payment (id int NOT NULL, paid_at bigint NOT NULL, customer_id int NOT NULL) PARTITION BY RANGE (paid_at);
     CREATE TABLE payment_0 PARTITION OF payment FOR VALUES FROM (0) TO (1000000);
+    CREATE TABLE payment_1 PARTITION OF payment FOR VALUES FROM (1000000) TO (2000000);
     ALTER TABLE ONLY payment_0 ADD CONSTRAINT payment_0_customer_id_fkey FOREIGN KEY (customer_id) REFERENCES customer (id);
     INSERT INTO org VALUES ('a', 'A'), ('b', 'B');
     INSERT INTO customer VALUES (1, 'a', 'of A'), (2, 'b', 'of B');
-    INSERT INTO payment VALUES (1, 1, 1), (2, 1, 2);`)
-  const config = await init(t, { tenantTable: 'public.org', tenantColumn: 'org_id' })
+    INSERT INTO payment VALUES (1, 1, 1), (2, 1, 2), (3, 1000001, 2);`)
+  const constraintsOf = (table: string) => t.sql<{ c: string }>(`SELECT conname || ' ' || pg_get_constraintdef(oid) AS c FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'f' ORDER BY 1`, [table])
+  const before = await constraintsOf('payment_0')
+  const proposed = await init(t, { tenantTable: 'public.org', tenantColumn: 'org_id' })
+  // init files payments under the default tenant (payment_1 has no key to a customer); this team knows each payment's customer.
+  assert.equal(proposed.tables['public.payment']?.class, 'direct')
+  const config = parseConfig({ ...proposed, tables: { ...proposed.tables, 'public.payment': { ...proposed.tables['public.payment']!, class: 'child', path: { columns: ['customer_id'], parent: 'public.customer', parentColumns: ['id'], reverse: false, via: ['public.customer', 'public.org'] } } } })
   const plan = await withClient(t.url, async (c) => planConversion(await introspect(c), config))
-  const listed = plan.manual.some((m) => m.object.includes('payment_0_customer_id_fkey'))
+  assert.ok(!plan.manual.some((m) => m.object.includes('payment_0_customer_id_fkey')), `no manual step for the partition's key: ${JSON.stringify(plan.manual.map((m) => m.object))}`)
+  const fk = plan.steps.find((s) => s.id === 'composite-fk:public.payment_0:payment_0_customer_id_fkey')
+  assert.ok(fk !== undefined, `a composite key step on the partition: ${plan.steps.map((s) => s.id).join(' ')}`)
+  assert.equal(fk.table, 'public.payment', 'the step belongs to the partitioned table (apply --tables public.payment)')
+  assert.match(fk.up[0]!, /SELECT count\(\*\) INTO n FROM "public"."payment_0" AS c JOIN "public"."customer" AS p/, 'the rows of the partition are checked first')
+  assert.equal(fk.up[1], 'ALTER TABLE "public"."payment_0" ADD CONSTRAINT "payment_0_org_id_customer_id_tenant_fkey" FOREIGN KEY ("org_id", "customer_id") REFERENCES "public"."customer" ("org_id", "id") DEFERRABLE INITIALLY DEFERRED NOT VALID')
+  assert.deepEqual(plan.steps.filter((s) => s.id.startsWith('composite-fk')).map((s) => s.id), ['composite-fk:public.payment_0:payment_0_customer_id_fkey', 'composite-fk-validate:public.payment_0:payment_0_customer_id_fkey'], 'nothing on payment_1, which has no such key')
   await apply({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
-  // Tenant A names its own tenant and B's customer: the partition's key checks the id only.
-  const refused = await asRole(t.url, config.roles.app, 'a', (c) => c.query(`INSERT INTO payment (id, paid_at, customer_id, org_id) VALUES (3, 5, 2, 'a')`).then(() => false, (e: { code?: string }) => e.code === '23503'))
-  assert.ok(refused || listed, `a payment of tenant A referencing tenant B's customer was accepted, and the plan's manual steps do not name payment_0_customer_id_fkey: ${JSON.stringify(plan.manual.map((m) => m.object))}`)
-  await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast, mergeTenants: true })
+  // Tenant A names its own tenant and B's customer: the composite key refuses it (checked now, not at commit).
+  const attempt = (paidAt: number) => asRole(t.url, config.roles.app, 'a', async (c) => {
+    await c.query('SET CONSTRAINTS ALL IMMEDIATE')
+    return c.query(`INSERT INTO payment (id, paid_at, customer_id, org_id) VALUES (9, $1, 2, 'a')`, [paidAt]).then(() => 'accepted', (e: { code?: string }) => e.code ?? 'error')
+  })
+  assert.equal(await attempt(5), '23503', 'payment_0: a row of tenant A naming tenant B\'s customer is refused')
+  assert.equal(await attempt(1000005), 'accepted', 'payment_1 had no key to begin with: nothing is added there')
+  assert.deepEqual(await t.sql(`SELECT id, org_id FROM payment ORDER BY id`), [{ id: 1, org_id: 'a' }, { id: 2, org_id: 'b' }, { id: 3, org_id: 'b' }], 'each payment in its customer\'s tenant')
+  const report = await verify({ databaseUrl: t.url, appRole: config.roles.app, tenantColumn: config.tenant.column, tenantTable: config.tenant.table })
+  assert.deepEqual(report.findings.filter((f) => f.rule === 'fk-not-tenant-scoped').map((f) => f.object), [], 'verify sees the partition\'s key scoped')
+  await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
+  assert.deepEqual(await constraintsOf('payment_0'), before, 'rollback leaves the partition\'s keys as they were')
+})
+
+test('corpus F21: a partition\'s key whose rows cross tenants is found before the first step, naming the partition', async () => {
+  const t = await db.another('f21x')
+  await t.sql(`CREATE TABLE org (id text PRIMARY KEY);
+    CREATE TABLE customer (id int PRIMARY KEY, org_id text NOT NULL REFERENCES org);
+    CREATE TABLE account (id int PRIMARY KEY, org_id text NOT NULL REFERENCES org);
+    CREATE TABLE payment (id int NOT NULL, paid_at bigint NOT NULL, customer_id int NOT NULL, account_id int NOT NULL REFERENCES account) PARTITION BY RANGE (paid_at);
+    CREATE TABLE payment_0 PARTITION OF payment FOR VALUES FROM (0) TO (1000000);
+    ALTER TABLE ONLY payment_0 ADD CONSTRAINT payment_0_customer_id_fkey FOREIGN KEY (customer_id) REFERENCES customer (id);
+    INSERT INTO org VALUES ('a'), ('b');
+    INSERT INTO customer VALUES (1, 'a'), (2, 'b');
+    INSERT INTO account VALUES (1, 'a');
+    INSERT INTO payment VALUES (1, 1, 1, 1), (2, 1, 2, 1);`)
+  const proposed = await init(t, { tenantTable: 'public.org', tenantColumn: 'org_id' })
+  // The payment takes its tenant from its account (the partitioned table's own key), not the partition's customer.
+  const config = parseConfig({ ...proposed, tables: { ...proposed.tables, 'public.payment': { ...proposed.tables['public.payment']!, path: { columns: ['account_id'], parent: 'public.account', parentColumns: ['id'], reverse: false, via: ['public.account', 'public.org'] } } } })
+  const plan = await withClient(t.url, async (c) => planConversion(await introspect(c), config))
+  const crossing = plan.steps.flatMap((s) => s.preconditions ?? []).find((p) => p.id === 'crossing:public.payment_0:payment_0_customer_id_fkey')
+  assert.ok(crossing !== undefined, 'a precondition on the partition\'s key')
+  const rows = await t.sql<{ n: string }>(crossing.countSql)
+  assert.equal(rows[0]?.n, '1', 'payment 2 (tenant a through its account) names customer 2 of tenant b')
+  await assert.rejects(apply({ databaseUrl: t.url, config, phase: 'all', timeouts: fast }), (e: { code?: string; findings?: readonly { id: string; count: number; samples: readonly string[] }[] }) => {
+    assert.equal(e.code, 'TZ_PREFLIGHT')
+    assert.deepEqual(e.findings?.map((f) => [f.id, f.count, f.samples]), [['crossing:public.payment_0:payment_0_customer_id_fkey', 1, ['ctid=(0,2): customer_id=2']]])
+    return true
+  })
+  assert.deepEqual(await t.sql(`SELECT count(*)::int AS n FROM information_schema.columns WHERE column_name = 'org_id' AND table_name LIKE 'payment%'`), [{ n: 0 }], 'nothing applied')
 })

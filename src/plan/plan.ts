@@ -706,8 +706,11 @@ function compositeKeySteps(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string, 
   // A partitioned table's keys include those declared on a partition only (`ALTER TABLE ONLY partition ADD FOREIGN
   // KEY …`, no parent constraint; corpus F21: pagila's payment partitions): they can point across tenants too.
   const own = (table: Table): ForeignKeyConstraint[] => table.constraints.filter((c): c is ForeignKeyConstraint => c.type === 'foreign key' && !c.columns.includes(t.column))
-  const fks = [...own(t.table!), ...partitionsOf(ctx, t.table!).flatMap((p) => own(p).filter((fk) => fk.parentOid === null))]
-  for (const fk of fks) {
+  const fks = [
+    ...own(t.table!).map((fk) => ({ fk, on: t.table! })),
+    ...partitionsOf(ctx, t.table!).flatMap((p) => own(p).filter((fk) => fk.parentOid === null).map((fk) => ({ fk, on: p }))),
+  ]
+  for (const { fk, on } of fks) {
     const parentKey = tableKeyOf(fk.references.table)
     const parentEntry = byKey.get(parentKey)
     if (parentKey === ctx.rootKey || parentEntry === undefined || parentEntry.cfg.class === 'root') continue
@@ -716,11 +719,21 @@ function compositeKeySteps(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string, 
     const reversePath = parentEntry.cfg.path
     if (t.cfg.class === 'root' && !(reversePath?.reverse === true && reversePath.parent === t.key && reversePath.parentColumns.join(',') === fk.columns.join(','))) continue
     const parentTable = parentEntry.table!
-    if (parentTable.kind === 'partitioned' || t.table!.kind === 'partitioned') {
-      const on = tableKeyOf(fk.table)
-      ctx.manual.push({ object: `${on} ${fk.name}`, reason: `can point at another tenant's row of ${parentKey}; the composite foreign key is not added automatically for partitioned tables${on === t.key ? '' : ` (declared on the partition ${on} of ${t.key} only)`}`, fix: `add (${t.column}, ${fk.columns.join(', ')}) → ${parentKey} (${tenantColumnOf(parentKey)}, ${fk.references.columns.join(', ')})${on === t.key ? '' : ` on ${on}`} by hand once the unique key includes the partition key` })
+    const onKey = tableKeyOf(fk.table)
+    const partitionOnly = on !== t.table
+    // A key declared on one leaf partition only is that plain table's own: its composite twin goes there too, added
+    // NOT VALID and validated like any other. Listed instead: a key of a partitioned table (PostgreSQL cannot add one
+    // NOT VALID there, and a validating one blocks writes while it scans), one declared on a sub-partitioned or
+    // foreign partition, one to a partitioned table, and a partition's key on Citus.
+    const referencesPartitioned = parentTable.kind === 'partitioned' || parentTable.partitioned
+    const automatic = !referencesPartitioned && (partitionOnly ? !on.partitioned && !on.foreign && ctx.config.target !== 'citus' : t.table!.kind !== 'partitioned')
+    if (!automatic) {
+      ctx.manual.push({ object: `${onKey} ${fk.name}`, reason: `can point at another tenant's row of ${parentKey}; the composite foreign key is not added automatically for partitioned tables${partitionOnly ? ` (declared on the partition ${onKey} of ${t.key} only)` : ''}`, fix: `add (${t.column}, ${fk.columns.join(', ')}) → ${parentKey} (${tenantColumnOf(parentKey)}, ${fk.references.columns.join(', ')})${partitionOnly ? ` on ${onKey}` : ''} by hand once the unique key includes the partition key` })
       continue
     }
+    const onRel: Rel = partitionOnly ? { schema: on.schema, name: on.name } : t.rel
+    const onSql = partitionOnly ? relSql(onRel) : t.sql
+    const onRows = partitionOnly ? Math.max(0, Math.round(on.estimatedRows ?? 0)) : t.rows
     // A key that names the parent's tenant column already is tenant-scoped (and the composite key would list it twice).
     if (fk.references.columns.includes(tenantColumnOf(parentKey))) continue
     const parentCols = [tenantColumnOf(parentKey), ...fk.references.columns]
@@ -739,15 +752,15 @@ function compositeKeySteps(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string, 
         rows: parentEntry.rows,
       })
     }
-    const name = freeName(ctx, t.table!, 'constraint', t.table!.name, t.column, ...fk.columns, 'tenant_fkey')
+    const name = freeName(ctx, on, 'constraint', on.name, t.column, ...fk.columns, 'tenant_fkey')
     const up: Operation[] = []
     if (ctx.deriveChildren) {
       const join = fk.columns.map((c, i) => `p.${quoteIdent(fk.references.columns[i]!)} = c.${quoteIdent(c)}`).join(' AND ')
       up.push({
         op: 'raiseIfRows',
-        from: sqlText(`FROM ${t.sql} AS c JOIN ${parentEntry.sql} AS p ON ${join}
+        from: sqlText(`FROM ${onSql} AS c JOIN ${parentEntry.sql} AS p ON ${join}
    WHERE c.${quoteIdent(t.column)} IS DISTINCT FROM p.${quoteIdent(tenantColumnOf(parentKey))}`),
-        message: `row(s) of ${t.key} reference a ${parentKey} row of another tenant through ${fk.name}`,
+        message: `row(s) of ${onKey} reference a ${parentKey} row of another tenant through ${fk.name}`,
         hint: 'fix those rows (or choose this foreign key as the tenant path in the config), then run apply again',
       })
     }
@@ -755,24 +768,24 @@ function compositeKeySteps(ctx: Ctx, t: TenantTable, byKey: ReadonlyMap<string, 
     // twin only has to find every surviving row in the same tenant as its parent.
     // The twin carries the original's actions, so the original can go later (see singleForeignKeyDrop).
     const actions = twinActions(ctx, fk)
-    up.push({ op: 'addForeignKey', table: t.rel, name, columns: [t.column, ...fk.columns], references: parentEntry.rel, refColumns: parentCols, deferred: true, notValid: true, ...(actions ?? {}) })
+    up.push({ op: 'addForeignKey', table: onRel, name, columns: [t.column, ...fk.columns], references: parentEntry.rel, refColumns: parentCols, deferred: true, notValid: true, ...(actions ?? {}) })
     // On Citus every foreign key between distributed tables must include the tenant column, so the original goes.
     // On PostgreSQL it stays for now (its existence-oracle is docs/security.md row 32): dropping it changes what
     // the app's error messages and ORMs see, and needs its own rollout.
     if (actions !== undefined && ctx.config.target === 'citus') ctx.singleForeignKeys.push({ table: t, fk })
     ctx.compositeForeignKeys.push(up[up.length - 1]!)
     step(ctx, {
-      id: `composite-fk:${t.key}:${fk.name}`,
+      id: `composite-fk:${onKey}:${fk.name}`,
       phase: 'schema',
       table: t.key,
-      title: `foreign key (${t.column}, ${fk.columns.join(', ')}) → ${parentKey} (${parentCols.join(', ')}), checked at commit, NOT VALID${ctx.deriveChildren ? ', after checking no row crosses tenants' : ''}`,
+      title: `foreign key (${t.column}, ${fk.columns.join(', ')}) → ${parentKey} (${parentCols.join(', ')})${partitionOnly ? ` on the partition ${onKey}` : ''}, checked at commit, NOT VALID${ctx.deriveChildren ? ', after checking no row crosses tenants' : ''}`,
       up,
-      down: [{ op: 'dropConstraint', table: t.rel, name, ifExists: true }],
+      down: [{ op: 'dropConstraint', table: onRel, name, ifExists: true }],
       lockHeld: 'brief',
-      rows: ctx.deriveChildren ? t.rows : 0,
-      preconditions: crossingRows(ctx, t.key, fk),
+      rows: ctx.deriveChildren ? onRows : 0,
+      preconditions: crossingRows(ctx, t.key, fk, onKey),
     })
-    step(ctx, { id: `composite-fk-validate:${t.key}:${fk.name}`, phase: 'schema', table: t.key, title: 'validate the composite foreign key (scans without blocking writes)', up: [{ op: 'validateConstraint', table: t.rel, name }], down: [], lockHeld: 'scan without blocking writes', rows: t.rows })
+    step(ctx, { id: `composite-fk-validate:${onKey}:${fk.name}`, phase: 'schema', table: t.key, title: `validate the composite foreign key${partitionOnly ? ` on ${onKey}` : ''} (scans without blocking writes)`, up: [{ op: 'validateConstraint', table: onRel, name }], down: [], lockHeld: 'scan without blocking writes', rows: onRows })
   }
 }
 

@@ -151,9 +151,11 @@ export function backfillRows(f: PlanFacts, key: string, path: TenantPath): Preco
  * (composite foreign key between tenant tables) Rows whose tenant differs from the tenant of the row they
  * reference through `fk`: the composite key (tenant, fk columns) would reject them. Empty when the two
  * tenants cannot differ (both the default tenant, or the child takes its tenant through this very key).
+ * `on` is the table the key is declared on: `key` itself, or one partition of it (a key declared on that
+ * partition only), whose rows alone it covers.
  */
-export function crossingRows(f: PlanFacts, key: string, fk: ForeignKeyConstraint): Precondition[] {
-  return [...(fk.validated && fk.enforced ? [] : danglingRows(f, key, fk)), ...crossing(f, key, fk)]
+export function crossingRows(f: PlanFacts, key: string, fk: ForeignKeyConstraint, on = key): Precondition[] {
+  return [...(fk.validated && fk.enforced ? [] : danglingRows(f, key, fk, on)), ...crossing(f, key, fk, on)]
 }
 
 /**
@@ -161,17 +163,17 @@ export function crossingRows(f: PlanFacts, key: string, fk: ForeignKeyConstraint
  * row of the parent — PostgreSQL never checked the rows the table had when the key was added: validating the
  * composite key fails on them, part-way through the schema phase. (A validated key has none.)
  */
-function danglingRows(f: PlanFacts, key: string, fk: ForeignKeyConstraint): Precondition[] {
+function danglingRows(f: PlanFacts, key: string, fk: ForeignKeyConstraint, on: string): Precondition[] {
   const parentKey = tableKeyOf(fk.references.table)
-  const sql = tableSql(key)
+  const sql = tableSql(on)
   const present = fk.columns.map((c) => `t0.${quoteIdent(c)} IS NOT NULL`).join(' AND ')
   const where = `${present} AND NOT EXISTS (SELECT 1 FROM ${tableSql(parentKey)} AS t1 WHERE ${joinOn('t1', fk.references.columns, 't0', fk.columns)})`
-  const k = keyOf(tableOf(f, key), 't0')
+  const k = keyOf(tableOf(f, on), 't0')
   return [
     {
-      id: `dangling:${key}:${fk.name}`,
+      id: `dangling:${on}:${fk.name}`,
       table: key,
-      title: `every row of ${key} whose ${fk.columns.join(', ')} is set references a ${parentKey} row through ${fk.name} (NOT VALID: PostgreSQL never checked the rows it had)`,
+      title: `every row of ${on} whose ${fk.columns.join(', ')} is set references a ${parentKey} row through ${fk.name} (NOT VALID: PostgreSQL never checked the rows it had)`,
       countSql: `SELECT count(*)::bigint AS n FROM ${sql} AS t0 WHERE ${where}`,
       sampleSql: `SELECT concat(${k.text}, ': ', ${valuesOf('t0', fk.columns)}) AS sample FROM ${sql} AS t0 WHERE ${where} ORDER BY ${k.order} LIMIT 5`,
       fixes: [
@@ -182,7 +184,7 @@ function danglingRows(f: PlanFacts, key: string, fk: ForeignKeyConstraint): Prec
   ]
 }
 
-function crossing(f: PlanFacts, key: string, fk: ForeignKeyConstraint): Precondition[] {
+function crossing(f: PlanFacts, key: string, fk: ForeignKeyConstraint, on: string): Precondition[] {
   const parentKey = tableKeyOf(fk.references.table)
   const child = originOf(f, key)
   const parent = originOf(f, parentKey)
@@ -192,10 +194,10 @@ function crossing(f: PlanFacts, key: string, fk: ForeignKeyConstraint): Precondi
   const childTenant = tenantExpr(f, key, 't0', next)
   const parentTenant = tenantExpr(f, parentKey, 't1', next)
   if (childTenant === undefined || parentTenant === undefined) return []
-  const sql = tableSql(key)
+  const sql = tableSql(on)
   const from = `${sql} AS t0 JOIN ${tableSql(parentKey)} AS t1 ON ${joinOn('t1', fk.references.columns, 't0', fk.columns)}`
   const where = `${childTenant} <> ${parentTenant}`
-  const k = keyOf(tableOf(f, key), 't0')
+  const k = keyOf(tableOf(f, on), 't0')
   const fixes = [
     ...alternativeFixes(f, key),
     `classify ${parentKey} as global in the config if its rows are shared by every tenant`,
@@ -207,9 +209,9 @@ function crossing(f: PlanFacts, key: string, fk: ForeignKeyConstraint): Precondi
   ]
   return [
     {
-      id: `crossing:${key}:${fk.name}`,
+      id: `crossing:${on}:${fk.name}`,
       table: key,
-      title: `no row of ${key} references a ${parentKey} row of another tenant through ${fk.name} (${fk.columns.join(', ')})`,
+      title: `no row of ${on} references a ${parentKey} row of another tenant through ${fk.name} (${fk.columns.join(', ')})`,
       countSql: `SELECT count(*)::bigint AS n FROM ${from} WHERE ${where}`,
       sampleSql: `SELECT concat(${k.text}, ': ', ${valuesOf('t0', fk.columns)}) AS sample FROM ${from} WHERE ${where} ORDER BY ${k.order} LIMIT 5`,
       fixes,
