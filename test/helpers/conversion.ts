@@ -1,5 +1,6 @@
 import pg from 'pg'
 import { introspect, type Catalog } from '../../src/catalog/index.js'
+import { quoteIdent } from '../../src/sql/quote.js'
 
 /** The catalog without oids, sizes, roles and Tenantize's own schema: equal before apply and after rollback. */
 export async function schemaFingerprint(url: string): Promise<string> {
@@ -42,7 +43,7 @@ export async function asRole<T>(url: string, role: string, tenant: string | null
   await client.connect()
   try {
     await client.query('BEGIN')
-    await client.query(`SET LOCAL ROLE "${role.replaceAll('"', '""')}"`)
+    await client.query(`SET LOCAL ROLE ${quoteIdent(role)}`)
     if (tenant !== null) await client.query(`SELECT set_config('tenantize.tenant_id', $1, true)`, [tenant])
     return await fn(client)
   } finally {
