@@ -243,7 +243,7 @@ test('text tenant ids, a composite-key child backfilled in batches, a foreign-ke
   const classes = Object.fromEntries(Object.entries(config.tables).map(([k, v]) => [k, v.class]))
   assert.deepEqual(classes, { 'public.Tenants': 'root', 'public.a': 'direct', 'public.b': 'direct', 'public.doc_versions': 'child', 'public.docs': 'direct', 'public.events': 'child' })
   const events: MigrateEvent[] = []
-  await apply({ databaseUrl: t.url, config, phase: 'all', timeouts: fast, batchPauseMs: 0, onEvent: (e) => events.push(e) })
+  await apply({ databaseUrl: t.url, config, phase: 'all', timeouts: fast, batchPauseMs: 0, batchTargetMs: 0, onEvent: (e) => events.push(e) })
   assert.ok(events.filter((e) => e.event === 'progress' && e.migration.includes('doc_versions')).length >= 12, 'the composite-key child was filled in batches of 100')
   assert.deepEqual(await t.sql(`SELECT count(*)::int AS n FROM doc_versions v JOIN docs d ON d.id = v.doc_id WHERE v.org_id IS DISTINCT FROM d.tenant`), [{ n: 0 }])
   assert.deepEqual(await t.sql(`SELECT relname, relrowsecurity, relforcerowsecurity FROM pg_class WHERE relname LIKE 'events%' AND relkind IN ('r', 'p') ORDER BY relname`), [

@@ -194,7 +194,7 @@ test('a plan frozen by an earlier version, whose batch statement saves no progre
   const config = parseConfig({ ...proposeConfig(await introspect(c), { defaultTenantId: DEFAULT_TENANT, appRole: t.role('app'), tenantTable: { schema: 'public', name: 'organizations' } }).config, batchSize: 200 })
   const timeouts = { lockTimeoutMs: 500, retryDelayMs: 50, tries: 3 }
   let seen = 0
-  const stopped = await apply({ databaseUrl: t.url, config, phase: 'schema', timeouts, batchPauseMs: 0, onEvent: (e) => {
+  const stopped = await apply({ databaseUrl: t.url, config, phase: 'schema', timeouts, batchPauseMs: 0, batchTargetMs: 0, onEvent: (e) => {
     if (e.event === 'progress' && ++seen === 3) throw new Error('stopped after 3 batches')
   } }).then(() => undefined, (e: unknown) => e)
   assert.match(String(stopped), /stopped after 3 batches/)
@@ -210,7 +210,7 @@ test('a plan frozen by an earlier version, whose batch statement saves no progre
   await c.end()
 
   const progress: number[] = []
-  await apply({ databaseUrl: t.url, config, phase: 'schema', timeouts, batchPauseMs: 0, onEvent: (e) => { if (e.event === 'progress') progress.push(e.done) } })
+  await apply({ databaseUrl: t.url, config, phase: 'schema', timeouts, batchPauseMs: 0, batchTargetMs: 0, onEvent: (e) => { if (e.event === 'progress') progress.push(e.done) } })
   assert.deepEqual(progress, [800, 1000, 1200, 1400, 1600, 1800, 2000], 'resumed after the 3 saved batches, then batch by batch')
   assert.deepEqual(await t.sql(`SELECT count(*)::int AS n FROM tasks t JOIN projects p ON p.id = t.project_id WHERE t.org_id IS DISTINCT FROM p.org_id`), [{ n: 0 }])
 })
