@@ -46,6 +46,11 @@ export interface DemoResult {
   /** The app role the demo created, and the tenant that owns the example's rows (for --keep's psql lines). */
   readonly appRole: string
   readonly setting: string
+  /**
+   * With `databaseUrl`: the demo's database on that server and the statements that remove it and the demo's app
+   * role (they stay for inspection; the role only has privileges in that database). Undefined on the embedded server.
+   */
+  readonly left?: { readonly database: string; readonly cleanup: readonly string[] }
   /** Stops the embedded server (a no-op for --db). */
   stop(): Promise<void>
 }
@@ -85,6 +90,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   let server: EmbeddedServer | undefined
   const started = performance.now()
   let url: string
+  let database: string | undefined
   if (options.databaseUrl === undefined) {
     say('▸ starting an embedded PostgreSQL (no server needed)…')
     const t = performance.now()
@@ -96,6 +102,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   } else {
     const scratch = await createScratchDatabase(options.databaseUrl, 'demo')
     url = scratch.url
+    database = scratch.name
     say(`▸ using ${redactUrl(url)}`)
   }
   const stop = async (): Promise<void> => {
@@ -181,7 +188,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     say(`  tenant B updating tenant A's readings: ${proof.crossTenantUpdate} rows affected`)
     say(`  no tenant context: ${proof.noContext} rows visible`)
     say(`✔ done in ${ms(started)}`)
-    return { url: server === undefined ? redactUrl(url) : url, reportFile, verifyErrors: report.summary.error, proof, appRole: role, setting: config.tenant.setting, stop }
+    const left = database === undefined ? {} : { left: { database, cleanup: [`DROP DATABASE ${quoteIdent(database)} WITH (FORCE)`, `DROP ROLE ${quoteIdent(role)}`] } }
+    return { url: server === undefined ? redactUrl(url) : url, reportFile, verifyErrors: report.summary.error, proof, appRole: role, setting: config.tenant.setting, ...left, stop }
   } finally {
     if (options.keep !== true) await stop()
   }

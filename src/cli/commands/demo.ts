@@ -1,6 +1,7 @@
 import type { Command } from 'commander'
 import { z } from 'zod'
 import { runDemo } from '../../demo/demo.js'
+import { redactUrl } from '../../db/url.js'
 import { SIGNAL_EXIT } from '../interrupt.js'
 import { line, type CliIO } from '../io.js'
 import { parseOptions } from '../options.js'
@@ -50,7 +51,13 @@ export function registerDemo(program: Command, io: CliIO, setExit: (code: number
         process.off('SIGINT', onInt)
         process.off('SIGTERM', onTerm)
       }
-      if (o.json) line(io.stdout, JSON.stringify({ url: result.url, reportFile: result.reportFile, verifyErrors: result.verifyErrors, appRole: result.appRole, proof: result.proof }))
+      if (o.json) line(io.stdout, JSON.stringify({ url: result.url, reportFile: result.reportFile, verifyErrors: result.verifyErrors, appRole: result.appRole, proof: result.proof, ...(result.left === undefined ? {} : { left: result.left }) }))
+      else if (result.left !== undefined) {
+        // The database and the app role stay on the user's server for inspection: say how to remove them.
+        line(io.stdout, `\nThe demo database stays on your server: ${result.url}`)
+        line(io.stdout, `Remove it and the demo's app role ${result.appRole} (in this order; the role has privileges only there):`)
+        line(io.stdout, `  psql "${redactUrl(o.db!)}" ${result.left.cleanup.map((s) => `-c '${s}'`).join(' ')}`)
+      }
       if (o.keep && o.db === undefined) {
         const tenant = result.proof.tenantA.id
         line(io.stdout, `\nThe demo database is running: ${result.url}`)
