@@ -67,6 +67,16 @@ export function tenantIdType(config: TenantizeConfig): string {
  * Tarjan's strongly connected components, emitted so that a component comes after every component it
  * references: reversed, that is children before parents. Ties by key, so the order is stable.
  */
+/** The partitioned table at the top of `table`'s partition tree (`table` itself when it is no partition). */
+function partitionRoot(catalog: Catalog, table: Table): Table {
+  let t = table
+  for (;;) {
+    const parent = t.partitionOf === null ? undefined : catalog.tableByOid(t.partitionOf.parent.oid)
+    if (parent === undefined) return t
+    t = parent
+  }
+}
+
 function parentsFirst(keys: readonly string[], edges: readonly TenantEdge[]): string[] {
   const out = new Map<string, string[]>()
   for (const k of keys) out.set(k, [])
@@ -162,13 +172,18 @@ export function tenantModel(catalog: Catalog, config: TenantizeConfig): TenantMo
   const edges: TenantEdge[] = []
   const shared: SharedReference[] = []
   for (const table of catalog.tables) {
-    const from = byOid.get(table.oid)
+    // A key declared on a partition only (`ALTER TABLE ONLY partition ADD FOREIGN KEY`, pagila's payments) says what
+    // the column means for the partitioned table's rows: an edge (or shared reference) of that table — the import
+    // rewrites the column in every partition, the delete empties it before the rows referenced, the export filters
+    // a shared table's rows by it. Keys a partition inherits are its parent's, seen there.
+    const root = partitionRoot(catalog, table)
+    const from = byOid.get(root.oid)
     for (const c of table.constraints) {
       if (c.type !== 'foreign key' || c.parentOid !== null) continue
       const to = byOid.get(c.references.table.oid)
       if (to === undefined) continue
       if (from !== undefined) edges.push({ from: from.key, to: to.key, fk: c })
-      else if (table.kind !== 'partition' && table.schema !== 'tenantize') shared.push({ from: table, to: to.key, fk: c })
+      else if (root.schema !== 'tenantize') shared.push({ from: root, to: to.key, fk: c })
     }
   }
   const keys = tables.map((t) => t.key)
