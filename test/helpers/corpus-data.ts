@@ -235,6 +235,10 @@ function generated(column: Column, facts: TypeFacts, table: string, i: number, s
       return `word${n}`
     case 'xml':
       return `<n>${n}</n>`
+    case 'ltree':
+      // A root label only: a longer path names other rows by their ids (Lemmy's comment.path '0.<parent>.<id>', whose
+      // triggers count a comment's children through it), a reference no constraint keeps within a tenant.
+      return '0'
     case 'point':
       return `(${n},${n})`
     case 'bit':
@@ -355,6 +359,8 @@ interface PgError {
   code?: string
   constraint?: string
   column?: string
+  table?: string
+  schema?: string
   dataType?: string
   message: string
   detail?: string
@@ -413,6 +419,15 @@ export class CorpusData {
           break
         }
         inserted++
+      }
+      // Rows the table's triggers' targets got from tables filled before it (Lemmy's report_combined from
+      // post_report, comment_report, …): a table the generator cannot fill itself still has rows.
+      if (inserted === 0) {
+        const { rows } = await this.client.query<{ n: string }>(`SELECT count(*) AS n FROM ${qualifiedName(t.schema, t.name)}`)
+        if (Number(rows[0]?.n ?? 0) > 0) {
+          inserted = Number(rows[0]!.n)
+          delete problems[key]
+        }
       }
       counts[key] = inserted
     }
@@ -502,7 +517,8 @@ export class CorpusData {
       if (c.nullable) candidates.push(null)
       if (c.default !== null) candidates.push(DEFAULT)
       const literals = [...literalsFor(c.name), ...facts.domainLiterals, ...(facts.element?.domainLiterals ?? [])].map((v) => asValueOf(facts, v))
-      for (const v of [...literals, ...edgeValues(facts)]) if (!candidates.includes(v)) candidates.push(v)
+      // An enum column takes only its labels (a check's other literals, num_nonnulls(…) = 2, are no label).
+      for (const v of [...literals, ...edgeValues(facts)]) if (!candidates.includes(v) && (facts.labels === null || v === null || facts.labels.includes(v))) candidates.push(v)
       groups.push({ columns: [c.name], fk: null, candidates, nullable: c.nullable, pinned: {}, shared: [] })
     }
     const plan: TablePlan = { table: t, key: keyOf(t), groups, skipped, state: { choice: groups.map(() => 0), salt: 0 } }
@@ -657,7 +673,7 @@ export class CorpusData {
         await this.client.query('ROLLBACK TO SAVEPOINT corpus_row')
         const error = raw as PgError
         last = `${error.code ?? '?'} ${error.message}`
-        const moved = this.react(plan, error, choice, groupsOf, advance, () => void salt++)
+        const moved = this.react(plan, error, choice, groupsOf, advance, () => void salt++, (g, c) => void (choice[g] = c))
         if (!moved) return `${error.code ?? '?'} ${error.message}${error.detail === undefined ? '' : ` — ${error.detail}`}`
       }
     }
@@ -665,7 +681,7 @@ export class CorpusData {
   }
 
   /** Move the choices the error points at; false when the error is not one the search can react to. */
-  private react(plan: TablePlan, error: PgError, choice: readonly number[], groupsOf: (columns: readonly string[]) => number[], advance: (groups: readonly number[]) => boolean, bumpSalt: () => void): boolean {
+  private react(plan: TablePlan, error: PgError, choice: readonly number[], groupsOf: (columns: readonly string[]) => number[], advance: (groups: readonly number[]) => boolean, bumpSalt: () => void, setChoice: (group: number, candidate: number) => void): boolean {
     const t = plan.table
     switch (error.code) {
       case '23502': // not_null_violation
@@ -673,6 +689,16 @@ export class CorpusData {
       case '23514': {
         // check_violation: a table CHECK, a domain CHECK, or no partition for the row.
         const check = t.constraints.find((c) => c.name === error.constraint)
+        if (check !== undefined && /\bnum_(?:non)?nulls\(/.test(check.definition)) {
+          // A check that counts the set columns (Lemmy's modlog: which targets each kind has): first every
+          // NULL-able column it reads NULL, then the others move on.
+          const nullable = groupsOf(check.columns).filter((g) => plan.groups[g]!.nullable && plan.groups[g]!.candidates.includes(null) && plan.groups[g]!.candidates[choice[g]!] !== null)
+          if (nullable.length > 0) {
+            for (const g of nullable) setChoice(g, plan.groups[g]!.candidates.indexOf(null))
+            return true
+          }
+          if (advance(groupsOf(check.columns).filter((g) => plan.groups[g]!.candidates[choice[g]!] !== null))) return true
+        }
         if (check !== undefined) return advance(groupsOf(check.columns.length > 0 ? check.columns : t.columns.map((c) => c.name)))
         if (error.dataType !== undefined || (error.constraint !== undefined && /domain/.test(error.message))) {
           // The domain of a column, or of an array column's elements.
@@ -685,8 +711,11 @@ export class CorpusData {
       }
       case '23505': {
         // unique_violation: new generated values (salt) for generated columns, the next candidate for the rest.
-        const index = t.indexes.find((x) => x.name === error.constraint)
-        const columns = index === undefined ? t.columns.map((c) => c.name) : index.columns.filter((c): c is string => c !== null)
+        // A trigger's insert into another table (error.table) violates that table's index: the row's columns of the same names.
+        const other = error.table !== undefined && error.table !== t.name ? this.catalog.tables.find((x) => x.name === error.table && (error.schema === undefined || x.schema === error.schema)) : undefined
+        const index = (other ?? t).indexes.find((x) => x.name === error.constraint)
+        const named = index?.columns.filter((c): c is string => c !== null && t.columns.some((x) => x.name === c))
+        const columns = index === undefined || named === undefined || (other !== undefined && named.length === 0) ? t.columns.map((c) => c.name) : named
         const groups = groupsOf(columns.length > 0 ? columns : t.columns.map((c) => c.name))
         bumpSalt()
         if (groups.some((g) => plan.groups[g]!.fk === null && isFresh(plan.groups[g]!.candidates[choice[g]!]))) return true

@@ -24,6 +24,12 @@ import { CorpusData, fillSummary, type FillResult } from './corpus-data.js'
 import type { TestDatabase } from './db.js'
 import { fast, planFor } from './examples.js'
 
+/**
+ * What the harness's deletes start with: the marker an app puts before the deletes it means (Lemmy's trigger
+ * r.require_uplete refuses a DELETE on its *_actions tables unless the statement starts with it).
+ */
+const APP_DELETE = '/**/ '
+
 /** The second tenant's id, of the tenant id's type (30011 fits an int2, int4 or int8 key). */
 const secondTenantFor = (idType: TenantizeConfig['tenant']['idType']): string => ({ uuid: 'c0000000-0000-4000-8000-00000000000b', bigint: '30011', text: 'corpus-second' })[idType]
 
@@ -211,7 +217,11 @@ export async function corpusConversion(t: TestContext, db: TestDatabase, name: s
           const pk = table?.constraints.find((k) => k.type === 'primary key')?.columns ?? []
           return pk.length > 0 && pk.every((c) => table?.columns.some((x) => x.name === c && (x.default !== null || x.identity !== null))) && !table?.constraints.some((k) => k.type === 'check')
         }
-        candidates.sort(([a], [b]) => Number(steady(b)) - Number(steady(a)))
+        // Tables no trigger of the app's fires on after an insert first: such a trigger may change other rows (Lemmy's
+        // comment insert moves its post's newest_comment_time_at), which deleting the old app's rows after the
+        // rollback does not undo, so the data would not be as before for a reason that is not the conversion's.
+        const quiet = (key: string): boolean => !(catalog.table(splitKey(key).schema, splitKey(key).name)?.triggers ?? []).some((x) => x.timing === 'after' && x.events.includes('insert'))
+        candidates.sort(([a], [b]) => Number(quiet(b)) - Number(quiet(a)) || Number(steady(b)) - Number(steady(a)))
         for (const [key] of candidates) {
           if (picked.length >= (options.writerTables ?? 3)) break
           const table = catalog.table(splitKey(key).schema, splitKey(key).name)
@@ -226,6 +236,7 @@ export async function corpusConversion(t: TestContext, db: TestDatabase, name: s
       })
       assert.ok(picked.length > 0, 'the old app has a table it can write to')
       writers = picked.map((p) => ({ ...p, rows: [] }))
+      t.diagnostic(`the old app writes to ${picked.map((p) => p.key).join(', ')}`)
       const writer = recordingWriter(db.url, (i) => {
         const w = writers[i % writers.length]!
         const statement = data!.statementFor(w.key, 1000 + i, oldAppFixed(w.key))
@@ -348,8 +359,8 @@ export async function corpusConversion(t: TestContext, db: TestDatabase, name: s
       // Children first; a row the tenant's own row references (its settings) goes after it: a table whose
       // delete fails on a foreign key is tried again once the others are gone.
       const deletes = [
-        ...order.map((key) => ({ key, sql: `DELETE FROM ${qualifiedName(splitKey(key).schema, splitKey(key).name)} WHERE ${quoteIdent(tenantTables.find((x) => x.key === key)!.column)}::text = $1` })),
-        { key: config!.tenant.table, sql: `DELETE FROM ${qualifiedName(root.schema, root.name)} WHERE ${quoteIdent(root.id)}::text = $1` },
+        ...order.map((key) => ({ key, sql: `${APP_DELETE}DELETE FROM ${qualifiedName(splitKey(key).schema, splitKey(key).name)} WHERE ${quoteIdent(tenantTables.find((x) => x.key === key)!.column)}::text = $1` })),
+        { key: config!.tenant.table, sql: `${APP_DELETE}DELETE FROM ${qualifiedName(root.schema, root.name)} WHERE ${quoteIdent(root.id)}::text = $1` },
       ]
       // One transaction: keys the conversion added are checked at commit (a tenant's row and its settings reference each other).
       await withClient(db.url, async (c) => {
@@ -380,7 +391,7 @@ export async function corpusConversion(t: TestContext, db: TestDatabase, name: s
       await rollback({ databaseUrl: db.url, config: config!, phase: 'all', timeouts: fast })
       for (const w of writers) {
         const { schema, name: table } = splitKey(w.key)
-        const deleted = (await db.sql<{ k: string }>(`DELETE FROM ${qualifiedName(schema, table)} WHERE ${writtenBy(w.pk)} RETURNING ${keyOf(w.pk)} AS k`, w.pk.map((c) => w.rows.map((r) => r[c])))).map((d) => sameKey(d.k))
+        const deleted = (await db.sql<{ k: string }>(`${APP_DELETE}DELETE FROM ${qualifiedName(schema, table)} WHERE ${writtenBy(w.pk)} RETURNING ${keyOf(w.pk)} AS k`, w.pk.map((c) => w.rows.map((r) => r[c])))).map((d) => sameKey(d.k))
         const gone = new Set(deleted)
         const missing = w.rows.filter((r) => !gone.has(rowKey(w.pk, r)))
         assert.deepEqual(missing, [], `the old app's rows of ${w.key} are still there after rollback`)

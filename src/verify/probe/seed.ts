@@ -1,5 +1,5 @@
 import type { Column, ForeignKeyConstraint, Table } from '../../catalog/types.js'
-import { identList, qualifiedName, quoteIdent } from '../../sql/quote.js'
+import { identList, qualifiedName, quoteIdent, quoteLiteral } from '../../sql/quote.js'
 import type { ModelTable, TenantModel } from '../lints/model.js'
 import { columnHints, hintsFrom, mergeHints, type TableHints } from './constraint-values.js'
 import { descendants, leafKeyValues, leaves } from './partitions.js'
@@ -37,6 +37,10 @@ interface Tweaks {
    * of several references (`(plan_id IS NOT NULL) <> (subscription_id IS NOT NULL)`, `num_nonnulls(a, b) = 1`).
    */
   readonly leaveNull: Set<string>
+  /** A value a column must take, found by {@link solveCheck} (the enum label a CHECK allows with the NULLs left). */
+  readonly pinned: Map<string, string>
+  /** CHECK constraints {@link solveCheck} has searched already. */
+  readonly solved: Set<string>
   readonly override: Set<string>
   readonly variant: Map<string, number>
   readonly maxLength: Map<string, number>
@@ -120,7 +124,7 @@ export class Seeder {
   private tweaks(t: Table): Tweaks {
     let tw = this.tweakCache.get(t.oid)
     if (tw === undefined) {
-      tw = { fill: new Set(), leaveNull: new Set(), override: new Set(), variant: new Map(), maxLength: new Map(), overrideAll: false, globalOffset: 0, parentShift: 0 }
+      tw = { fill: new Set(), leaveNull: new Set(), pinned: new Map(), solved: new Set(), override: new Set(), variant: new Map(), maxLength: new Map(), overrideAll: false, globalOffset: 0, parentShift: 0 }
       this.tweakCache.set(t.oid, tw)
     }
     return tw
@@ -254,9 +258,26 @@ export class Seeder {
     const n = this.rowsPerTenant(t)
     for (let i = 0; i < n; i++) {
       const row = await this.insert(t, k, true)
-      if (typeof row === 'string') return i === 0 ? row : null
+      if (typeof row === 'string') return i === 0 ? ((await this.madeByTriggers(t, k)) ? null : row) : null
     }
     return null
+  }
+
+  /**
+   * A table the app fills only through triggers on other tables (Lemmy's report_combined: one row per
+   * post_report, comment_report, … under a CHECK that exactly one of their keys is set, each key unique):
+   * the probe's own insert cannot succeed, but seeding the tables before it already gave tenant `k` a row
+   * here. That row is the tenant's probe row (the tenants are the probe's own: no one else's rows carry
+   * their ids). True when one was found.
+   */
+  private async madeByTriggers(t: Table, k: TenantKey): Promise<boolean> {
+    const column = this.model.modelTable(t.oid)?.tenantColumn ?? null
+    if (column === null || this.tenants[k] === '' || this.rowsOf(t, k).length > 0) return false
+    const found = await this.session.step(`SELECT tableoid::int8 AS tz_tableoid, ctid::text AS tz_ctid, ${returnValues(t)} AS tz_values FROM ${tableSql(t)} WHERE ${quoteIdent(column)}::text = $1 LIMIT 1`, [this.tenants[k]])
+    const r = found.ok ? found.rows[0] : undefined
+    if (r === undefined) return false
+    this.rows.push({ tenant: k, tableOid: Number(r['tz_tableoid']), ctid: String(r['tz_ctid']), values: toRecord(t.columns, r['tz_values'] as (string | null)[]) })
+    return true
   }
 
   /**
@@ -403,7 +424,7 @@ export class Seeder {
       const replaceDefault = options.fillDefaults === true || tw.overrideAll || tw.override.has(c.name)
       const needed = !c.nullable || type.domainNotNull || tw.fill.has(c.name)
       if (c.identity !== null || (c.default !== null && !replaceDefault) || (c.default === null && !needed)) continue
-      let v = valueFor(type, hints.columns.get(c.name), tw.variant.get(c.name) ?? 0)
+      let v = tw.pinned.get(c.name) ?? valueFor(type, hints.columns.get(c.name), tw.variant.get(c.name) ?? 0)
       if (v === null) {
         if (!needed) continue
         return `cannot make a value for NOT NULL column ${display(t)}.${c.name} of type ${c.type}`
@@ -502,12 +523,64 @@ export class Seeder {
         fillDefaults = true
         continue
       }
+      if (result.code === '23514' && (await this.solveCheck(t, result.constraint, values))) continue
       if (this.learn(t, result, values)) continue
       // Fresh random values may still pass a check the probe cannot read (or land in a hash partition).
       if ((result.code === '23514' || result.code === '23P01') && blind++ < (retryBounds ? 30 : 3)) continue
       break
     }
     return `inserting a row into ${display(t)} failed after ${attempts + (attempts < (retryBounds ? 30 : 16) ? 1 : 0)} attempt(s) (${last === null || last.ok ? '' : `${last.code}: ${last.message}${this.constraintNote(t, last.constraint)}`})`
+  }
+
+  /**
+   * A CHECK that ties which references are set to an enum column (Lemmy's modlog: `(kind = 'AdminAdd' AND
+   * num_nonnulls(target_person_id, target_instance_id) = 2 AND num_nonnulls(…) = 0) OR (kind = …) …`, 21
+   * kinds over 5 references): asked of the database once per constraint, all at once — every label of each
+   * enum column the check reads × every subset of its filled NULL-able references left NULL, the check's own
+   * expression evaluated over a row of the table's type, fewest NULLs first. The first combination it passes
+   * is kept for the table's rows (labels pinned, references left NULL). False when there is none, or the
+   * search would be too large (over 12 references, over 2 enum columns).
+   */
+  private async solveCheck(t: Table, name: string | undefined, values: RowValues): Promise<boolean> {
+    const tw = this.tweaks(t)
+    if (name === undefined || tw.solved.has(name)) return false
+    tw.solved.add(name)
+    const check = t.constraints.find((c) => c.type === 'check' && c.name === name)
+    const expression = check === undefined ? null : (/^CHECK \((.*)\)(?: NO INHERIT)?(?: NOT VALID)?$/s.exec(check.definition)?.[1] ?? null)
+    if (check === undefined || expression === null) return false
+    const fixed = this.fixedColumns(t)
+    const tenantColumn = this.model.modelTable(t.oid)?.tenantColumn ?? null
+    const columnOf = (c: string): Column | undefined => t.columns.find((x) => x.name === c)
+    // The references it may leave NULL (as leaveNull does: NULL-able foreign-key columns, not the tenant column).
+    const references = new Set(t.constraints.filter((c): c is ForeignKeyConstraint => c.type === 'foreign key' && c.references.table.oid !== t.oid).flatMap((fk) => fk.columns))
+    const nullable = check.columns.filter((c) => values.has(c) && references.has(c) && columnOf(c)?.nullable === true && c !== tenantColumn && !tw.fill.has(c))
+    const enums = check.columns.filter((c) => this.type(t, c)?.category === 'E' && (this.type(t, c)?.labels.length ?? 0) > 0 && !fixed.has(c))
+    if (enums.length === 0 || enums.length > 2 || nullable.length > 12) return false
+    const base = Object.fromEntries(check.columns.flatMap((c) => (values.has(c) ? [[c, values.get(c)!]] : [])))
+    const params: unknown[] = [JSON.stringify(base), nullable, nullable.length === 0 ? 0 : 2 ** nullable.length - 1]
+    const labels = enums.map((c) => {
+      params.push(this.type(t, c)!.labels)
+      return `CROSS JOIN unnest($${params.length}::text[]) AS tz_label${params.length}(tz_v)`
+    })
+    const labelRefs = enums.map((_, i) => `tz_label${i + 4}.tz_v`)
+    const row = `pg_catalog.jsonb_populate_record(NULL::${tableSql(t)}, ($1::jsonb - ARRAY(SELECT tz_n FROM unnest($2::text[]) WITH ORDINALITY AS u(tz_n, tz_i) WHERE (tz_bits.tz_b >> (u.tz_i::int - 1)) & 1 = 1)) || pg_catalog.jsonb_build_object(${enums.map((c, i) => `${quoteLiteral(c)}, ${labelRefs[i]}`).join(', ')}))`
+    const found = await this.session.step(
+      `SELECT tz_bits.tz_b, ARRAY[${labelRefs.join(', ')}] AS tz_labels
+         FROM generate_series(0, $3::int) AS tz_bits(tz_b) ${labels.join(' ')}
+        CROSS JOIN LATERAL (SELECT (${row}).*) AS tz_row
+        WHERE ${expression}
+        ORDER BY pg_catalog.length(pg_catalog.replace(tz_bits.tz_b::bit(12)::text, '0', '')), tz_bits.tz_b
+        LIMIT 1`,
+      params,
+    )
+    const r = found.ok ? found.rows[0] : undefined
+    if (r === undefined) return false
+    const bits = Number(r['tz_b'])
+    nullable.forEach((c, i) => {
+      if ((bits >> i) & 1) tw.leaveNull.add(c)
+    })
+    enums.forEach((c, i) => tw.pinned.set(c, String((r['tz_labels'] as string[])[i])))
+    return true
   }
 
   /** `; constraint "c" is CHECK (…)` for a table or domain constraint the error named. */
