@@ -5,10 +5,12 @@
 import assert from 'node:assert/strict'
 import { after, test } from 'node:test'
 import { apply, initConfig, rollback } from '../src/apply/index.js'
+import { introspect } from '../src/catalog/index.js'
 import { withClient } from '../src/db/connect.js'
 import { parseConfig, type TenantizeConfig } from '../src/plan/config.js'
+import { planConversion } from '../src/plan/plan.js'
 import { quoteIdent } from '../src/sql/quote.js'
-import { verify } from '../src/verify/index.js'
+import { exitCodeFor, verify } from '../src/verify/index.js'
 import { testDatabase, type TestDatabase } from './helpers/db.js'
 
 const db = await testDatabase(import.meta.url)
@@ -75,4 +77,74 @@ test('corpus F23: verify probes a table the app fills only through triggers on o
   assert.deepEqual(unprobed, [], 'every tenant table probed')
   assert.deepEqual(errors, [])
   assert.ok(probed.includes('public.report_combined'), `report_combined probed: ${probed.join(', ')}`)
+})
+
+/** F25's schema: a tenant table whose trigger runs a function of schema r, which calls another function of r. */
+const F25_SCHEMA = `CREATE SCHEMA r;
+  CREATE FUNCTION r.slug(text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT lower($1) $$;
+  CREATE FUNCTION r.post_change_values() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.slug = r.slug(NEW.title); RETURN NEW; END $$;
+  CREATE TABLE post (id serial PRIMARY KEY, title text NOT NULL, slug text);
+  CREATE TRIGGER change_values BEFORE INSERT ON post FOR EACH ROW EXECUTE FUNCTION r.post_change_values();
+  INSERT INTO post (title) VALUES ('Hello');`
+
+test('corpus F25 (A): a refusal of insert-other that is not isolation (42501 permission denied for schema r, raised by a trigger function) is not exercised, the table not probed, and verify fails', async () => {
+  const t = await db.another('f25a')
+  // r.slug is named in dynamic SQL, looked up on every call: PL/pgSQL keeps a static call's plan, resolved when the
+  // probe's admin seeded the table, for the rest of the session, so the app role's insert would not look up r again.
+  await t.sql(F25_SCHEMA.replace('NEW.slug = r.slug(NEW.title);', "EXECUTE 'SELECT r.slug($1)' INTO NEW.slug USING NEW.title;"))
+  const config = await init(t)
+  await apply({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
+  // The grant (B) adds, taken away again: the app role's every insert into post now fails before the policy is reached.
+  await t.sql(`REVOKE USAGE ON SCHEMA r FROM ${quoteIdent(config.roles.app)}`)
+  const report = await verify({ databaseUrl: t.url, appRole: config.roles.app, tenantColumn: config.tenant.column, tenantTable: config.tenant.table })
+  await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
+  const check = report.probe!.checks.find((c) => c.table === 'public.post' && c.check === 'insert-other')!
+  // Before the fix: status 'pass', "INSERT of a row for tenant B was refused (42501: permission denied for schema r)".
+  assert.equal(check.status, 'error', check.detail)
+  assert.equal(check.sqlstate, '42501')
+  assert.match(check.detail, /^not exercised: INSERT of a row for tenant B was refused by 42501: permission denied for schema r/)
+  const unprobed = report.probe!.unprobed.find((u) => u.table === 'public.post')
+  assert.ok(unprobed !== undefined, `public.post is not probed: ${JSON.stringify(report.probe!.unprobed)}`)
+  assert.match(unprobed.reason, /insert-other not exercised: .*42501: permission denied for schema r/)
+  const finding = report.findings.find((f) => f.rule === 'probe-unprobed' && f.table === 'public.post')
+  assert.equal(finding?.severity, 'error')
+  assert.equal(report.summary.unprobed, 1)
+  assert.equal(exitCodeFor(report, 'error'), 1, 'verify exits 1')
+  // The checks that did run keep their result: reads were exercised.
+  assert.equal(report.probe!.checks.find((c) => c.table === 'public.post' && c.check === 'read-other')!.status, 'pass')
+})
+
+test('corpus F25 (B): the plan grants USAGE on the schema of a tenant table\'s trigger functions, so the app inserts its own rows; verify proves insert-other; rollback revokes it', async () => {
+  const t = await db.another('f25b')
+  await t.sql(F25_SCHEMA)
+  const config = await init(t)
+  const role = quoteIdent(config.roles.app)
+  const catalog = await withClient(t.url, (c) => introspect(c))
+  const grants = planConversion(catalog, config).steps.find((s) => s.id === 'grants')!
+  assert.equal(grants.up[0], `GRANT USAGE ON SCHEMA "r", "tenantize" TO ${role}`)
+  assert.equal(grants.down.at(-1), `REVOKE USAGE ON SCHEMA "r", "tenantize" FROM ${role}`)
+  await apply({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
+  const usage = async (): Promise<boolean> => (await t.sql(`SELECT pg_catalog.has_schema_privilege($1, 'r', 'USAGE') AS u`, [config.roles.app]))[0]!.u as boolean
+  assert.equal(await usage(), true)
+  const slug = await withClient(t.url, async (c) => {
+    await c.query('BEGIN')
+    await c.query(`SET LOCAL ROLE ${role}`)
+    await c.query('SELECT pg_catalog.set_config($1, $2, true)', [config.tenant.setting, config.tenant.default.id])
+    const r = await c.query(`INSERT INTO post (title) VALUES ('World') RETURNING slug`)
+    await c.query('ROLLBACK')
+    return r.rows[0].slug as string
+  })
+  assert.equal(slug, 'world', 'the app role\'s insert ran the trigger and its function of r')
+  const report = await verify({ databaseUrl: t.url, appRole: config.roles.app, tenantColumn: config.tenant.column, tenantTable: config.tenant.table })
+  const check = report.probe!.checks.find((c) => c.table === 'public.post' && c.check === 'insert-other')!
+  assert.equal(check.status, 'pass', check.detail)
+  assert.match(check.detail, /row-level security.*tenant A's own row was accepted/)
+  assert.deepEqual(report.probe!.unprobed, [])
+  assert.equal(exitCodeFor(report, 'error'), 0, report.findings.map((f) => `${f.rule}: ${f.message}`).join('\n'))
+  await rollback({ databaseUrl: t.url, config, phase: 'all', timeouts: fast })
+  // The role the plan created is dropped, which PostgreSQL allows only once nothing grants it anything: r's ACL names it no more.
+  const left = await t.sql(`SELECT coalesce(pg_catalog.array_to_string(n.nspacl, ','), '') AS acl, EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = $1) AS role
+    FROM pg_catalog.pg_namespace n WHERE n.nspname = 'r'`, [config.roles.app])
+  assert.equal(left[0]!.role, false, 'rollback dropped the app role')
+  assert.ok(!(left[0]!.acl as string).includes(config.roles.app), `rollback revoked USAGE on r: ${left[0]!.acl as string}`)
 })

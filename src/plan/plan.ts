@@ -1137,6 +1137,17 @@ function grantSteps(ctx: Ctx, tables: readonly TenantTable[]): void {
     schemas.add(t.table!.schema)
     grant({ kind: 'table', rel: t.rel }, DATA, held(t.table!.grants))
   }
+  // The schemas of the functions the tenant tables' triggers run (and their partitions'): a trigger runs its function
+  // as the app role (SECURITY INVOKER), so without USAGE there every write of the app fails 42501. Only USAGE:
+  // EXECUTE is PUBLIC's by default, and a function whose EXECUTE was revoked is the schema owner's decision.
+  for (const t of tables) {
+    const own = [t.table!, ...t.table!.partitions.map((p) => ctx.catalog.tableByOid(p.oid))]
+    for (const x of own) {
+      for (const tg of x?.triggers ?? []) {
+        if (!['pg_catalog', 'information_schema', 'tenantize'].includes(tg.function.schema)) schemas.add(tg.function.schema)
+      }
+    }
+  }
   if (ctx.config.tenant.create) {
     schemas.add(ctx.root.schema)
     grant({ kind: 'table', rel: ctx.root }, ['SELECT', 'UPDATE'], [])

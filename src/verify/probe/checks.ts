@@ -2,8 +2,9 @@ import type { ForeignKeyConstraint, Table, View } from '../../catalog/types.js'
 import { identList, quoteIdent } from '../../sql/quote.js'
 import type { ModelTable, TenantModel } from '../lints/model.js'
 import { scopedTwin } from '../lints/rules/integrity.js'
-import type { ProbeCheck, ProbeStatus } from '../types.js'
+import type { ProbeCheck, ProbeStatus, UnprobedTable } from '../types.js'
 import { copy } from './copy.js'
+import { descendants } from './partitions.js'
 import { insertSql, tableSql, type RowValues, type SeededRow, type Seeder } from './seed.js'
 import { isProbeBug, settingSql, type ProbeSession, type StepResult } from './session.js'
 import { copyText } from './values.js'
@@ -24,13 +25,22 @@ function rowsPredicate(rows: readonly SeededRow[], params: unknown[], alias = ''
   }).join(' OR ')})`
 }
 
-type Outcome = { status: ProbeStatus; detail: string; sqlstate?: string | null }
+/** `unexercised`: the check could not exercise what it checks (why); the table counts as not probed. */
+type Outcome = { status: ProbeStatus; detail: string; sqlstate?: string | null; unexercised?: string }
+type Refusal = Extract<StepResult, { ok: false }>
+type Privilege = 'INSERT' | 'UPDATE' | 'DELETE'
+type Privileges = Privilege | readonly Privilege[]
 
 const pass = (detail: string, sqlstate: string | null = null): Outcome => ({ status: 'pass', detail, sqlstate })
 const fail = (detail: string): Outcome => ({ status: 'fail', detail })
 const skip = (detail: string): Outcome => ({ status: 'skip', detail })
 
-/** A statement of the app role that should have been refused: refused (or a probe bug) is not a leak. */
+/** A write refused by something that says nothing about isolation: not exercised, an error with its SQLSTATE. */
+function notExercised(reason: string, sqlstate: string | null): Outcome {
+  return { status: 'error', detail: `not exercised: ${reason}`, sqlstate, unexercised: reason }
+}
+
+/** A read of the app role that should have shown nothing: refused (or a probe bug) is not a leak. */
 function blocked(r: StepResult, what: string): Outcome | null {
   if (r.ok) return null
   if (isProbeBug(r)) return { status: 'error', detail: `${what}: the probe's statement failed (${r.code}: ${r.message})`, sqlstate: r.code }
@@ -39,8 +49,14 @@ function blocked(r: StepResult, what: string): Outcome | null {
 
 /** A writable, plain column to `SET c = c` (keeps the row as it was, but makes a new row version). */
 function touchColumn(t: Table, prefer: string | null): string | null {
-  if (prefer !== null && t.columns.some((c) => c.name === prefer)) return prefer
-  return t.columns.find((c) => c.generated === null && c.identity !== 'always')?.name ?? null
+  const writable = t.columns.filter((c) => c.generated === null && c.identity !== 'always')
+  if (prefer !== null && writable.some((c) => c.name === prefer)) return prefer
+  return writable[0]?.name ?? null
+}
+
+/** ` OVERRIDING SYSTEM VALUE` when `cols` name a GENERATED ALWAYS identity column (an INSERT is refused 428C9 without it). */
+function overriding(t: Table, cols: readonly string[]): string {
+  return cols.some((c) => t.columns.find((x) => x.name === c)?.identity === 'always') ? ' OVERRIDING SYSTEM VALUE' : ''
 }
 
 /** A foreign key from `t` to another tenant table, preferring the tenant-scoped one. */
@@ -56,6 +72,9 @@ function arbiter(t: Table): readonly string[] | null {
 }
 
 export class TableChecks {
+  /** Tables whose write checks were refused by something other than isolation (so their isolation is unproven), and why. */
+  readonly notExercised: UnprobedTable[] = []
+
   constructor(
     private readonly s: ProbeSession,
     private readonly seeder: Seeder,
@@ -74,6 +93,7 @@ export class TableChecks {
   private async run(t: { schema: string; name: string }, check: string, fn: () => Promise<Outcome>): Promise<ProbeCheck> {
     try {
       const o = await this.s.isolated(fn)
+      if (o.unexercised !== undefined) this.notExercised.push({ table: display(t), reason: `${check} not exercised: ${o.unexercised}` })
       return { table: display(t), check, status: o.status, detail: o.detail, sqlstate: o.sqlstate ?? null }
     } catch (error) {
       const e = error as { code?: string; message?: string }
@@ -134,6 +154,72 @@ export class TableChecks {
   /** Whether rows of this table belong to a tenant the probe can name (a tenant column or a foreign key to one). */
   private tenantBound(m: ModelTable): boolean {
     return m.tenantColumn !== null || tenantForeignKey(this.model, m.table) !== undefined
+  }
+
+  /** Whether the app role (the current role) may `privilege` on `t` at all, on the table or on a column. */
+  private async may(t: Table, privilege: Privilege): Promise<boolean> {
+    // Column privileges exist for INSERT and UPDATE, not DELETE.
+    const column = privilege === 'DELETE' ? '' : ' OR pg_catalog.has_any_column_privilege($1::oid, $2)'
+    const r = await this.s.exec(`SELECT pg_catalog.has_table_privilege($1::oid, $2)${column} AS may`, [t.oid, privilege])
+    return r.rows[0]?.['may'] === true
+  }
+
+  /**
+   * Whether a refusal of the app role's write into `m` is one that means isolation: row-level security
+   * (42501 "new row violates row-level security policy", 0A000 "COPY FROM not supported with row-level
+   * security"), a foreign key of the table (23503: the composite tenant key), the tenant column's NOT NULL
+   * (23502) or check (23514), or the app role lacking (one of) `privilege` on the table altogether. Anything else —
+   * a trigger's function it cannot reach, a constraint of another table — was raised before or instead of
+   * the policy, so the refusal shows nothing. `may`: the privilege, when it was read before the statement.
+   */
+  private async isolating(r: Refusal, m: ModelTable, privilege: Privileges, may?: boolean): Promise<boolean> {
+    const own = [...descendants(this.model.catalog, m.table)].map((oid) => this.model.catalog.tableByOid(oid)).filter((x): x is Table => x !== undefined)
+    const named = (type: 'foreign key' | 'check'): boolean => own.some((x) => x.constraints.some((c) => c.type === type && c.name === r.constraint && (type === 'foreign key' || (m.tenantColumn !== null && c.columns.includes(m.tenantColumn)))))
+    switch (r.code) {
+      case '42501':
+        if (/row-level security/.test(r.message)) return true
+        if (may !== undefined) return !may
+        for (const p of typeof privilege === 'string' ? [privilege] : privilege) if (!(await this.may(m.table, p))) return true
+        return false
+      case '0A000':
+        return /row-level security/.test(r.message)
+      case '23503':
+        return named('foreign key')
+      case '23502':
+        return m.tenantColumn !== null && r.column === m.tenantColumn
+      case '23514':
+        return named('check')
+      default:
+        return false
+    }
+  }
+
+  /**
+   * A write of the app role that should have been refused (or changed nothing): null when it succeeded, a pass
+   * when a refusal that means isolation stopped it, else not exercised (a probe bug: an error).
+   */
+  private async refused(r: StepResult, m: ModelTable, what: string, privilege: Privileges, may?: boolean): Promise<Outcome | null> {
+    if (r.ok) return null
+    if (isProbeBug(r)) return { status: 'error', detail: `${what}: the probe's statement failed (${r.code}: ${r.message})`, sqlstate: r.code }
+    if (await this.isolating(r, m, privilege, may)) return pass(`${what} was refused (${r.code}: ${r.message})`, r.code)
+    return notExercised(`${what} was refused by ${r.code}: ${r.message} — not by row-level security, a foreign key or the tenant column, so the refusal shows nothing about isolation`, r.code)
+  }
+
+  /**
+   * After tenant A's row for another tenant was refused: tenant A inserts a row of its own (undone with the
+   * check). Null when it can (or no row could be made for it); not exercised when it is refused too, since a
+   * table that refuses every row of the app shows nothing by refusing tenant B's.
+   */
+  private async ownInsert(m: ModelTable): Promise<Outcome | null> {
+    await this.s.asAdmin()
+    const values = await this.acceptedRow(m.table, 'A')
+    if (typeof values === 'string') return null
+    await this.s.asApp(this.A)
+    const { text, params } = insertSql(m.table, values, false)
+    const r = await this.s.step(text, params)
+    if (r.ok) return null
+    if (isProbeBug(r)) return { status: 'error', detail: `tenant A's own INSERT: the probe's statement failed (${r.code}: ${r.message})`, sqlstate: r.code }
+    return notExercised(`tenant A cannot insert a row of its own either (${r.code}: ${r.message}), so the refusal of tenant B's row shows nothing about isolation`, r.code)
   }
 
   async contextNone(m: ModelTable): Promise<ProbeCheck> {
@@ -217,7 +303,12 @@ export class TableChecks {
       await this.s.asApp(this.A)
       const { text, params } = insertSql(t, values, false)
       const r = await this.s.step(text, params)
-      return blocked(r, `INSERT of a row for ${m.class === 'root' ? 'a new tenant' : 'tenant B'}`) ?? fail(`tenant A inserted a row for ${m.class === 'root' ? 'another tenant' : 'tenant B'} into ${display(t)}`)
+      const refused = await this.refused(r, m, `INSERT of a row for ${m.class === 'root' ? 'a new tenant' : 'tenant B'}`, 'INSERT')
+      if (refused === null) return fail(`tenant A inserted a row for ${m.class === 'root' ? 'another tenant' : 'tenant B'} into ${display(t)}`)
+      // The root's own row is the tenant itself: there is no other row of tenant A to insert.
+      if (refused.status !== 'pass' || m.class === 'root' || !(await this.may(t, 'INSERT'))) return refused
+      const own = await this.ownInsert(m)
+      return own ?? { ...refused, detail: `${refused.detail}; tenant A's own row was accepted` }
     })
 
     await push('update-other', async () => {
@@ -227,8 +318,8 @@ export class TableChecks {
       await this.s.asApp(this.A)
       const params: unknown[] = []
       const r = await this.s.step(`UPDATE ${tableSql(t)} t SET ${quoteIdent(col)} = t.${quoteIdent(col)} WHERE ${rowsPredicate(B, params, 't')}`, params)
-      const refused = blocked(r, 'UPDATE of B\'s rows')
-      if (refused?.status === 'error') return refused
+      const refused = await this.refused(r, m, 'UPDATE of B\'s rows', 'UPDATE')
+      if (refused?.status === 'error' && refused.unexercised === undefined) return refused
       if (!(await this.intact(t))) return fail(`tenant A updated tenant B's rows in ${display(t)}`)
       return refused ?? pass(`UPDATE of B's rows changed ${r.ok ? r.rowCount : 0} row(s)`)
     })
@@ -237,9 +328,11 @@ export class TableChecks {
       if (B.length === 0) return noRows('B')
       await this.s.asApp(this.A)
       const params: unknown[] = []
-      const r = await this.s.step(`DELETE FROM ${tableSql(t)} t WHERE ${rowsPredicate(B, params, 't')}`, params)
-      const refused = blocked(r, 'DELETE of B\'s rows')
-      if (refused?.status === 'error') return refused
+      // Starts with an empty comment, as applications mark a deliberate delete for a guard trigger that refuses
+      // every other one (Lemmy's require_uplete checks current_query()): the comment changes nothing else.
+      const r = await this.s.step(`/**/ DELETE FROM ${tableSql(t)} t WHERE ${rowsPredicate(B, params, 't')}`, params)
+      const refused = await this.refused(r, m, 'DELETE of B\'s rows', 'DELETE')
+      if (refused?.status === 'error' && refused.unexercised === undefined) return refused
       if (!(await this.intact(t))) return fail(`tenant A deleted tenant B's rows in ${display(t)}`)
       return refused ?? pass('DELETE of B\'s rows deleted nothing')
     })
@@ -250,6 +343,7 @@ export class TableChecks {
       let what = 'to another tenant'
       const params: unknown[] = []
       if (m.tenantColumn !== null) {
+        if (t.columns.find((c) => c.name === m.tenantColumn)?.identity === 'always') return pass(`"${m.tenantColumn}" is GENERATED ALWAYS AS IDENTITY: no UPDATE can set it to another tenant`)
         const target = m.class === 'root' ? await this.otherRow(m) : null
         if (typeof target === 'string') return skip(target)
         params.push(target === null ? this.B : target.get(m.tenantColumn) ?? this.B)
@@ -266,14 +360,15 @@ export class TableChecks {
       }
       await this.s.asApp(this.A)
       const r = await this.s.step(`UPDATE ${tableSql(t)} t SET ${set} WHERE ${rowsPredicate(A, params, 't')}`, params)
-      return blocked(r, 'UPDATE moving A\'s rows to B') ?? (r.ok && r.rowCount > 0 ? fail(`tenant A pointed ${r.rowCount} row(s) of ${display(t)} ${what}`) : pass('UPDATE moving A\'s rows matched nothing'))
+      return (await this.refused(r, m, 'UPDATE moving A\'s rows to B', 'UPDATE')) ?? (r.ok && r.rowCount > 0 ? fail(`tenant A pointed ${r.rowCount} row(s) of ${display(t)} ${what}`) : pass('UPDATE moving A\'s rows matched nothing'))
     })
 
     await push('upsert', async () => {
       if (B.length === 0) return noRows('B')
       const key = arbiter(t)
       if (key === null) return skip('no primary key or NOT NULL unique constraint for ON CONFLICT')
-      const values = await this.seeder.values(t, 'A')
+      // Values the table accepts, so that a CHECK does not refuse the row before its key conflicts with B's.
+      const values = await this.acceptedRow(t, 'A')
       if (typeof values === 'string') return skip(values)
       for (const c of key) {
         const v = B[0]!.values[c]
@@ -284,8 +379,8 @@ export class TableChecks {
       const { text, params } = insertSql(t, values, false)
       await this.s.asApp(this.A)
       const r = await this.s.step(`${text} ON CONFLICT (${identList(key)}) DO UPDATE SET ${quoteIdent(col)} = EXCLUDED.${quoteIdent(col)}`, params)
-      const refused = blocked(r, 'INSERT … ON CONFLICT DO UPDATE on B\'s key')
-      if (refused?.status === 'error') return refused
+      const refused = await this.refused(r, m, 'INSERT … ON CONFLICT DO UPDATE on B\'s key', ['INSERT', 'UPDATE'])
+      if (refused?.status === 'error' && refused.unexercised === undefined) return refused
       if (!(await this.intact(t))) return fail(`INSERT … ON CONFLICT DO UPDATE with tenant A's context changed tenant B's row in ${display(t)}`)
       return refused ?? pass('ON CONFLICT on B\'s key left B\'s row alone')
     })
@@ -300,17 +395,17 @@ export class TableChecks {
         `MERGE INTO ${tableSql(t)} t USING (SELECT $1::oid AS o, $2::tid AS c) s ON t.tableoid = s.o AND t.ctid = s.c WHEN MATCHED THEN UPDATE SET ${quoteIdent(col)} = t.${quoteIdent(col)}`,
         [B[0]!.tableOid, B[0]!.ctid],
       )
-      const refused1 = blocked(r1, 'MERGE … WHEN MATCHED THEN UPDATE of B\'s row')
-      if (refused1?.status === 'error') return refused1
+      const refused1 = await this.refused(r1, m, 'MERGE … WHEN MATCHED THEN UPDATE of B\'s row', 'UPDATE')
+      if (refused1?.status === 'error' && refused1.unexercised === undefined) return refused1
       if (!(await this.intact(t))) return fail(`MERGE with tenant A's context updated tenant B's row in ${display(t)}`)
-      if (!this.tenantBound(m)) return refused1 ?? pass('MERGE did not update B\'s row')
+      if (!this.tenantBound(m) || refused1?.unexercised !== undefined) return refused1 ?? pass('MERGE did not update B\'s row')
       const values = await this.otherRow(m)
       if (typeof values === 'string') return skip(values)
       await this.s.asApp(this.A)
       const cols = [...values.keys()]
       const casts = cols.map((c, i) => `$${i + 1}::${t.columns.find((x) => x.name === c)!.type}`)
-      const r2 = await this.s.step(`MERGE INTO ${tableSql(t)} t USING (SELECT 1) s ON false WHEN NOT MATCHED THEN INSERT (${identList(cols)}) VALUES (${casts.join(', ')})`, [...values.values()])
-      return blocked(r2, 'MERGE … WHEN NOT MATCHED THEN INSERT for B') ?? fail(`MERGE with tenant A's context inserted a row for another tenant into ${display(t)}`)
+      const r2 = await this.s.step(`MERGE INTO ${tableSql(t)} t USING (SELECT 1) s ON false WHEN NOT MATCHED THEN INSERT (${identList(cols)})${overriding(t, cols)} VALUES (${casts.join(', ')})`, [...values.values()])
+      return (await this.refused(r2, m, 'MERGE … WHEN NOT MATCHED THEN INSERT for B', 'INSERT')) ?? fail(`MERGE with tenant A's context inserted a row for another tenant into ${display(t)}`)
     })
 
     await push('copy-from', async () => {
@@ -318,10 +413,17 @@ export class TableChecks {
       const values = await this.otherRow(m)
       if (typeof values === 'string') return skip(values)
       await this.s.asApp(this.A)
+      // Read before COPY: after its error the transaction takes no statement until the check is rolled back.
+      const may = await this.may(t, 'INSERT')
       const cols = [...values.keys()]
       const line = `${[...values.values()].map(copyText).join('\t')}\n`
       const r = await copy(this.s.client, `COPY ${tableSql(t)} (${identList(cols)}) FROM STDIN`, line)
-      if (r.error !== null) return pass(`COPY FROM was refused (${r.error.code ?? ''}: ${r.error.message})`, r.error.code ?? null)
+      if (r.error !== null) {
+        const e = r.error as Error & { code?: string; constraint?: string; column?: string }
+        const refusal: Refusal = { ok: false, code: e.code ?? '', message: e.message, constraint: e.constraint, column: e.column }
+        if (await this.isolating(refusal, m, 'INSERT', may)) return pass(`COPY FROM was refused (${refusal.code}: ${refusal.message})`, refusal.code)
+        return notExercised(`COPY FROM was refused by ${refusal.code}: ${refusal.message} — not by row-level security, a foreign key or the tenant column, so the refusal shows nothing about isolation`, refusal.code)
+      }
       return fail(`COPY FROM with tenant A's context loaded a row for another tenant into ${display(t)}`)
     })
 
@@ -353,8 +455,8 @@ export class TableChecks {
         `WITH u AS (UPDATE ${tableSql(t)} t SET ${quoteIdent(col)} = t.${quoteIdent(col)} WHERE ${rowsPredicate(B, params, 't')} RETURNING 1), s AS (SELECT 1 FROM ${tableSql(t)}) SELECT (SELECT count(*) FROM u) AS updated, (SELECT count(*) FROM s) AS seen`,
         params,
       )
-      const refused = blocked(r, 'the CTEs')
-      if (refused?.status === 'error') return refused
+      const refused = await this.refused(r, m, 'the CTEs', 'UPDATE')
+      if (refused?.status === 'error' && refused.unexercised === undefined) return refused
       if (B.length > 0 && !(await this.intact(t))) return fail(`a writable CTE with tenant A's context updated tenant B's rows in ${display(t)}`)
       if (r.ok && n(r.rows[0]?.['seen']) > own) return fail(`a CTE with tenant A's context read ${n(r.rows[0]?.['seen'])} row(s) of ${display(t)}; tenant A has ${own}`)
       return refused ?? pass('CTEs saw and changed only A\'s rows')
@@ -369,13 +471,13 @@ export class TableChecks {
       const cast = (c: string, i: number): string => `$${i + 1}::${t.columns.find((x) => x.name === c)!.type}`
       const cols = [...own.keys()]
       const params: unknown[] = [...own.values()]
-      const r1 = await this.s.step(`INSERT INTO ${tableSql(t)} (${identList(cols)}) SELECT ${cols.map(cast).join(', ')} FROM ${tableSql(t)} t WHERE ${rowsPredicate(B, params, 't')}`, params)
+      const r1 = await this.s.step(`INSERT INTO ${tableSql(t)} (${identList(cols)})${overriding(t, cols)} SELECT ${cols.map(cast).join(', ')} FROM ${tableSql(t)} t WHERE ${rowsPredicate(B, params, 't')}`, params)
       if (isProbeBug(r1)) return blocked(r1, 'INSERT … SELECT')!
       if (r1.ok && r1.rowCount > 0) return fail(`INSERT … SELECT with tenant A's context read ${r1.rowCount} of tenant B's rows in ${display(t)}`)
       if (other === null) return pass('INSERT … SELECT read none of B\'s rows')
       const ocols = [...other.keys()]
-      const r2 = await this.s.step(`INSERT INTO ${tableSql(t)} (${identList(ocols)}) SELECT ${ocols.map(cast).join(', ')}`, [...other.values()])
-      return blocked(r2, 'INSERT … SELECT of a row for another tenant') ?? fail(`INSERT … SELECT with tenant A's context wrote a row for another tenant into ${display(t)}`)
+      const r2 = await this.s.step(`INSERT INTO ${tableSql(t)} (${identList(ocols)})${overriding(t, ocols)} SELECT ${ocols.map(cast).join(', ')}`, [...other.values()])
+      return (await this.refused(r2, m, 'INSERT … SELECT of a row for another tenant', 'INSERT')) ?? fail(`INSERT … SELECT with tenant A's context wrote a row for another tenant into ${display(t)}`)
     })
 
     await push('context-empty', async () => this.emptyLike(t, [''], 'an empty context'))

@@ -95,7 +95,9 @@ export async function runProbe(client: pg.ClientBase, model: TenantModel, option
     checks.push(...none.map((c) => (late.has(c.table) ? { ...c, detail: `${c.detail} (checked before this table's probe rows, which need a tenant context to be created, existed)` } : c)))
     for (const m of targets) checks.push(...(await tableChecks.all(m)))
     for (const m of targets) checks.push(...(await settingFlip(session, seeder, model, m)))
-    const unprobed = unprobedTables(seeder, model, targets)
+    const unseeded = unprobedTables(seeder, model, targets)
+    // A table whose write checks were refused by something other than isolation is not probed either, with its reason.
+    const unprobed = withUnexercised(unseeded, tableChecks.notExercised)
     const markers = viewMarkers(seeder)
     for (const v of model.catalog.views) {
       if (v.kind !== 'view' || v.extension !== null || v.schema === 'tenantize') continue
@@ -113,7 +115,7 @@ export async function runProbe(client: pg.ClientBase, model: TenantModel, option
         error: seeder.failures.get(m.table.oid) ?? null,
       })),
       unprobed,
-      checks: withoutVacuousPasses(checks, unprobed),
+      checks: withoutVacuousPasses(checks, unseeded),
     }
   } finally {
     if (options.inTransaction === true) {
@@ -151,6 +153,13 @@ function unprobedTables(seeder: Seeder, model: TenantModel, targets: readonly Mo
     out.push({ table: display(t), reason })
   }
   return out
+}
+
+/** The unseeded tables and the tables with a write check not exercised: one entry per table, its reasons joined. */
+function withUnexercised(unseeded: readonly UnprobedTable[], unexercised: readonly UnprobedTable[]): UnprobedTable[] {
+  const reasons = new Map<string, string[]>()
+  for (const u of [...unseeded, ...unexercised]) reasons.set(u.table, [...(reasons.get(u.table) ?? []), u.reason])
+  return [...reasons].map(([table, why]) => ({ table, reason: why.join('; ') }))
 }
 
 /** For unprobed tables, the checks that passed only because there was nothing to see become skips. */
