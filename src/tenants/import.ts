@@ -33,8 +33,12 @@ interface ImportTable {
   readonly source: Table
   /** Target columns filled from the source (tenant column, generated columns and columns the source lacks left out). */
   readonly columns: readonly Column[]
-  /** The single-column primary key that gets new values where it collides, with how new values are made. */
-  readonly key: { readonly column: string; readonly generator: 'sequence' | 'uuid' | 'none' } | undefined
+  /**
+   * The single-column primary key that gets new values where it collides, with how new values are made: from its
+   * sequence, a new uuid, none (a colliding key refuses), or `parent`: the key is also the table's foreign key to
+   * another imported table (`parent`, a one-to-one extension row) and takes that row's new key.
+   */
+  readonly key: { readonly column: string; readonly generator: 'sequence' | 'uuid' | 'none' | 'parent'; readonly parent?: string } | undefined
   /** Source key columns to page by (primary key), or none: by ctid. */
   readonly pageBy: readonly Column[]
   /** A foreign key of the table to itself or in a cycle: its rows go in in one statement. */
@@ -82,13 +86,24 @@ export function planImport(source: Catalog, model: TenantModel): ImportPlan {
       if (!t.table.columns.some((c) => c.name === s.name) && s.generated === null) drift.push({ table: key, column: s.name, kind: 'extra-column', source: s.type, effect: 'not in the target: its values are not imported', blocking: false })
     }
     const pk = t.table.constraints.find((c) => c.type === 'primary key')
-    const pkColumn = pk !== undefined && pk.columns.length === 1 && pk.columns[0] !== t.column ? t.table.columns.find((c) => c.name === pk.columns[0]) : t.role === 'root' ? t.table.columns.find((c) => c.name === t.column) : undefined
+    // The key that is remapped: a single-column primary key, or in a composite one the single column the database
+    // draws (a partitioned table's key is (partition key, id): pagila's payments) — a new value from its sequence
+    // keeps the whole key unique.
+    const drawn = (pk?.columns ?? []).filter((n) => n !== t.column).map((n) => t.table.columns.find((c) => c.name === n)!).filter((c) => c.identity !== null || /^nextval\(/.test(c.default ?? ''))
+    const pkColumn = pk !== undefined && pk.columns.length === 1 && pk.columns[0] !== t.column ? t.table.columns.find((c) => c.name === pk.columns[0])
+      : pk !== undefined && pk.columns.length > 1 && drawn.length === 1 ? drawn[0]
+      : t.role === 'root' ? t.table.columns.find((c) => c.name === t.column) : undefined
     const keyCol = pkColumn !== undefined && columns.includes(pkColumn) ? pkColumn : undefined
-    const generator = keyCol === undefined ? 'none' : keyCol.identity !== null || /^nextval\(/.test(keyCol.default ?? '') ? 'sequence' : keyCol.type === 'uuid' ? 'uuid' : 'none'
+    let generator: NonNullable<ImportTable['key']>['generator'] = keyCol === undefined ? 'none' : keyCol.identity !== null || /^nextval\(/.test(keyCol.default ?? '') ? 'sequence' : keyCol.type === 'uuid' ? 'uuid' : 'none'
+    // A key that is also the foreign key to another imported table's key (Lemmy's federation_allowlist.instance_id → instance.id, F24).
+    const parentEdge = generator === 'none' && keyCol !== undefined
+      ? model.edges.find((e) => e.from === key && e.to !== key && e.to !== model.root.key && order.indexOf(e.to) < order.indexOf(key) && e.fk.columns.filter((c) => c !== t.column).join(',') === keyCol.name)
+      : undefined
+    if (parentEdge !== undefined) generator = 'parent'
     const srcPk = src.constraints.find((c) => c.type === 'primary key')
     const pageBy = srcPk === undefined ? [] : srcPk.columns.map((n) => src.columns.find((c) => c.name === n)!)
     const selfReferencing = model.edges.some((e) => e.from === key && e.to === key && e.fk.columns.some((c) => c !== t.column))
-    tables.push({ t, source: src, columns, key: keyCol === undefined ? undefined : { column: keyCol.name, generator }, pageBy, selfReferencing })
+    tables.push({ t, source: src, columns, key: keyCol === undefined ? undefined : { column: keyCol.name, generator, ...(parentEdge === undefined ? {} : { parent: parentEdge.to }) }, pageBy, selfReferencing })
   }
   const known = new Set([...Object.keys(model.config.tables), ...model.tables.map((t) => t.key)])
   for (const s of source.tables) {
@@ -220,23 +235,33 @@ async function mapKeys(ctx: UnitContext, it: ImportTable, tenantId: string, forc
   const key = it.key!
   const col = quoteIdent(key.column)
   const type = it.t.table.columns.find((c) => c.name === key.column)!.type
-  const seq = key.generator === 'sequence' ? `pg_catalog.pg_get_serial_sequence(${quoteLiteral(it.t.sql)}, ${quoteLiteral(key.column)})` : undefined
   const collides = `EXISTS (SELECT 1 FROM ${it.t.sql} AS t WHERE t.${col} = s.old::${type})`
   let keep = `NOT ${collides}`
   let fresh = 'NULL::text'
-  if (seq !== undefined) {
-    // Every key gets a new value from the sequence: one at or below its position may belong to an insert of the
-    // app not committed yet (invisible here, it would collide later), one beyond it is the sequence's to hand out.
-    keep = 'false'
-    fresh = `pg_catalog.nextval(${seq})::text`
-  } else if (key.generator === 'uuid') fresh = 'pg_catalog.gen_random_uuid()::text'
+  let generator = key.generator
   const values: unknown[] = [tenantId, it.t.key]
   if (it.t.role === 'root' && forcedRootId !== undefined) {
     values.push(forcedRootId)
     keep = 'false'
-    fresh = '$3::text'
+    fresh = `$${values.length}::text`
+  } else if (generator === 'sequence') {
+    const seq = await sequenceOf(client, it.t.sql, key.column)
+    if (seq === null) generator = 'none'
+    else {
+      // Every key gets a new value from the sequence: one at or below its position may belong to an insert of the
+      // app not committed yet (invisible here, it would collide later), one beyond it is the sequence's to hand out.
+      values.push(seq)
+      keep = 'false'
+      fresh = `pg_catalog.nextval($${values.length}::pg_catalog.regclass)::text`
+    }
+  } else if (generator === 'uuid') fresh = 'pg_catalog.gen_random_uuid()::text'
+  else if (generator === 'parent') {
+    // The parent's keys were mapped first (parents first): its new key, or the old one for a row it does not have.
+    values.push(key.parent!)
+    keep = 'false'
+    fresh = `coalesce((SELECT p.new_id FROM tenantize.id_map AS p WHERE p.tenant = $1 AND p."table" = $${values.length} AND p.old_id = s.old), s.old)`
   }
-  if (key.generator === 'none' && keep !== 'false') {
+  if (generator === 'none' && keep !== 'false') {
     const { rows } = await client.query<{ n: string }>(
       `SELECT count(DISTINCT r.data ->> ${quoteLiteral(key.column)})::text AS n FROM tenantize.import_rows r
         WHERE r.tenant = $1 AND r."table" = $2 AND EXISTS (SELECT 1 FROM ${it.t.sql} AS t WHERE t.${col} = (r.data ->> ${quoteLiteral(key.column)})::${type})`,
@@ -276,6 +301,61 @@ async function mapKeys(ctx: UnitContext, it: ImportTable, tenantId: string, forc
   }
   const remapped = (await client.query<{ n: string }>(`SELECT count(*) FILTER (WHERE m.old_id <> m.new_id)::text AS n FROM tenantize.id_map m WHERE m.tenant = $1 AND m."table" = $2`, [tenantId, it.t.key])).rows[0]
   return Number(remapped?.n ?? 0)
+}
+
+/**
+ * Refuse (TZ_TENANT, naming each foreign key, the rows and sample values) when staged rows reference rows of a
+ * table the import does not fill — shared data such as a global lookup table — that the target does not have:
+ * their insert would fail on the foreign key after other tables were filled. The tenant stays `importing` with its
+ * staged rows; once the target has those rows (or the source is fixed), running the import again resumes it.
+ */
+async function refuseMissingReferences(client: pg.ClientBase, model: TenantModel, plan: ImportPlan, label: string): Promise<void> {
+  const imported = new Set(plan.tables.map((it) => it.t.key))
+  const problems: Problem[] = []
+  for (const it of plan.tables) {
+    for (const fk of it.t.table.constraints) {
+      if (fk.type !== 'foreign key' || fk.parentOid !== null) continue
+      const target = tableKeyOf(fk.references.table)
+      if (imported.has(target) || target === model.root.key || fk.columns.includes(it.t.column)) continue
+      const columns = fk.columns.map((n) => it.columns.find((c) => c.name === n))
+      if (columns.some((c) => c === undefined)) continue
+      const value = (c: Column): string => `(r.data ->> ${quoteLiteral(c.name)})::${c.type}`
+      const { rows } = await client.query<{ n: string; sample: string | null }>(
+        `SELECT count(*)::text AS n, pg_catalog.string_agg(DISTINCT concat_ws(', ', ${columns.map((c) => `r.data ->> ${quoteLiteral(c!.name)}`).join(', ')}), '; ') AS sample
+           FROM tenantize.import_rows AS r
+          WHERE r.tenant = $1 AND r."table" = $2 AND ${columns.map((c) => `r.data ->> ${quoteLiteral(c!.name)} IS NOT NULL`).join(' AND ')}
+            AND NOT EXISTS (SELECT 1 FROM ${qualifiedName(fk.references.table.schema, fk.references.table.name)} AS g WHERE ${fk.references.columns.map((rc, i) => `g.${quoteIdent(rc)} = ${value(columns[i]!)}`).join(' AND ')})`,
+        [label, it.t.key],
+      )
+      const n = Number(rows[0]?.n ?? 0)
+      if (n > 0) {
+        const sample = (rows[0]?.sample ?? '').split('; ').slice(0, 5).join('; ')
+        problems.push({ object: `${it.t.key} ${fk.name}`, message: `${n} row(s) reference ${target} rows the target does not have (${fk.columns.join(', ')} = ${sample})`, fix: `add those rows to ${target} in the target (shared data the two databases should agree on), or correct the source; then run the import again (it resumes)` })
+      }
+    }
+  }
+  if (problems.length > 0) throw new TenantizeError(ErrorCodes.TENANT, `the source's rows reference shared rows the target does not have: ${problems.length} foreign key(s); none of them was inserted`, { object: 'tenant import', problems })
+}
+
+/**
+ * The sequence a key column's default draws from, as `schema.name` text, or null: the serial / identity sequence
+ * (`pg_get_serial_sequence`), else the sequence its default expression depends on — `DEFAULT nextval('s')` with
+ * `s` not OWNED BY the column (pagila's keys, many dumps) has no serial sequence, and `nextval(NULL)` is NULL.
+ */
+async function sequenceOf(client: pg.ClientBase, table: string, column: string): Promise<string | null> {
+  const { rows } = await client.query<{ seq: string | null }>(
+    `SELECT coalesce(
+       pg_catalog.pg_get_serial_sequence($1, $2),
+       (SELECT d.refobjid::pg_catalog.regclass::text
+          FROM pg_catalog.pg_attrdef ad
+          JOIN pg_catalog.pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+          JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass AND d.objid = ad.oid AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+          JOIN pg_catalog.pg_class s ON s.oid = d.refobjid AND s.relkind = 'S'
+         WHERE ad.adrelid = $1::pg_catalog.regclass AND a.attname = $2
+         LIMIT 1)) AS seq`,
+    [table, column],
+  )
+  return rows[0]?.seq ?? null
 }
 
 /**
@@ -458,6 +538,9 @@ export async function importTenant(options: ImportTenantOptions): Promise<Import
           for (const it of plan.tables) await stage(ctx, source, it, label, size, pause, tick)
           // Fresh statistics for the tables just filled: without them the planner reads a whole table's map per row.
           await client.query('ANALYZE tenantize.import_rows')
+          // Before any key is drawn or row inserted: a staged row naming a row of a table the import does not fill
+          // (shared data, e.g. chinook's media types) that the target lacks would stop the inserts part-way.
+          await refuseMissingReferences(client, model, plan, label)
           // Keys: tables parents first, so the tenant table's row (own tenant table) is mapped before its id is needed.
           const remapped = new Map<string, string>()
           for (const it of plan.tables) {
@@ -473,7 +556,15 @@ export async function importTenant(options: ImportTenantOptions): Promise<Import
           }
           // Invisible to the app until the last row is in (with the app's own tenant table, its row is imported like any other).
           await transaction(client, () => writeStatus(client, model, newTenant, 'importing'))
-          for (const it of plan.tables) await insertRows(ctx, model, it, label, newTenant, remapped, size, pause, tick)
+          // The new tenant's context while its rows go in, as when the app inserts: rows that triggers of the schema
+          // write on their own (Lemmy's *_combined tables) take the tenant column's default from it (F26).
+          const setting = model.config.tenant.setting
+          await client.query('SELECT pg_catalog.set_config($1, $2, false)', [setting, newTenant])
+          try {
+            for (const it of plan.tables) await insertRows(ctx, model, it, label, newTenant, remapped, size, pause, tick)
+          } finally {
+            await client.query("SELECT pg_catalog.set_config($1, '', false)", [setting]).catch(() => undefined)
+          }
           // Every row is in: staged rows lost from here on (a crash during the cleanup) are not staged again.
           await saveProgress(client, `import:${label}:inserted`, { last: [], done: 0 })
           // The staged rows go in batches too (every row is in, so a run after a crash finds nothing left to insert):

@@ -85,6 +85,8 @@ export interface FillOptions {
   readonly fixed?: Readonly<Record<string, string>>
   /** Seed of the generated values (default 1). */
   readonly seed?: number
+  /** Seed per table, over `seed` (e.g. shared tables as in another database, the rest new). */
+  readonly seedOf?: (table: string) => number
   /** Most insert attempts per row before giving up on it (default 400). */
   readonly attempts?: number
 }
@@ -567,7 +569,7 @@ export class CorpusData {
         continue
       }
       if (isFresh(candidate)) {
-        const value = generated(plan.table.columns.find((c) => c.name === column)!, this.columnFacts(plan.table, column), plan.key, i, salt, this.options.seed ?? 1)
+        const value = generated(plan.table.columns.find((c) => c.name === column)!, this.columnFacts(plan.table, column), plan.key, i, salt, this.options.seedOf?.(plan.key) ?? this.options.seed ?? 1)
         if (value === null && !group.nullable) return `cannot generate a value of type ${this.columnFacts(plan.table, column).base} for ${column}`
         row.set(column, value)
         continue

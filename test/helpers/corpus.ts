@@ -17,6 +17,7 @@ import { introspect, type Catalog } from '../../src/catalog/index.js'
 import { parseConfig, splitKey, type TenantizeConfig } from '../../src/plan/config.js'
 import type { Plan } from '../../src/plan/steps.js'
 import { qualifiedName, quoteIdent, quoteLiteral, roleName } from '../../src/sql/quote.js'
+import { deleteTenant, importTenant, tenantModel } from '../../src/tenants/index.js'
 import { exitCodeFor, verify } from '../../src/verify/index.js'
 import type { VerifyReport } from '../../src/verify/types.js'
 import { asRole, dataChecksums, schemaFingerprint } from './conversion.js'
@@ -77,6 +78,11 @@ export interface CorpusOptions {
    * names), not inferring the tenant model from the catalog: for a schema whose config excludes tables.
    */
   readonly verifyWithConfig?: boolean
+  /**
+   * A known gap of the tenant lifecycle on this schema (the FINDINGS entry): that phase runs as `todo` — it runs,
+   * reports and cleans up, and does not fail the suite; the phases after it run as usual.
+   */
+  readonly lifecycleTodo?: string
 }
 
 /** What one schema's run measured, for the closing summary line. */
@@ -92,6 +98,35 @@ interface Summary {
 }
 
 const tenantClass = (c: string): boolean => c === 'direct' || c === 'child' || c === 'root' || c === 'membership'
+
+/**
+ * The schema (and its cut) into `db`, filled by the generator (values from each table's seed), then the schema's data.sql;
+ * checks that the cut keeps every foreign key of the tables it keeps.
+ */
+async function loadCorpus(db: TestDatabase, name: string, options: CorpusOptions, seedOf: (table: string) => number = () => 1): Promise<{ fill: FillResult; data: CorpusData }> {
+  const sql = await readFile(corpusFile(name, 'schema.sql'), 'utf8')
+  await withClient(db.url, (c) => c.query(sql))
+  if (options.cut !== undefined) {
+    const cut = await readFile(corpusFile(name, options.cut), 'utf8')
+    const foreignKeys = `SELECT conrelid::regclass::text || ' ' || conname AS k FROM pg_catalog.pg_constraint WHERE contype = 'f' ORDER BY 1`
+    const before = await db.sql<{ k: string }>(foreignKeys)
+    await withClient(db.url, (c) => c.query(cut))
+    const tablesLeft = new Set((await db.sql<{ t: string }>(`SELECT oid::regclass::text AS t FROM pg_catalog.pg_class WHERE relkind IN ('r', 'p')`)).map((r) => r.t))
+    const after = new Set((await db.sql<{ k: string }>(foreignKeys)).map((r) => r.k))
+    assert.deepEqual(before.map((r) => r.k).filter((k) => tablesLeft.has(k.slice(0, k.lastIndexOf(' '))) && !after.has(k)), [], `${options.cut} keeps every foreign key of the tables it keeps`)
+  }
+  return withClient(db.url, async (c) => {
+    const catalog = await introspect(c)
+    await c.query('BEGIN')
+    const filled = await CorpusData.fill(c, catalog, { rows: options.rows ?? 3, seedOf })
+    // data.sql: what the schema's app guarantees that no constraint declares (e.g. tenant ids that name a tenant).
+    const dataFile = corpusFile(name, 'data.sql')
+    if (await exists(dataFile)) await c.query(await readFile(dataFile, 'utf8'))
+    await c.query('COMMIT')
+    await c.query('ANALYZE')
+    return { fill: filled.result, data: filled.data }
+  })
+}
 
 /**
  * Run the corpus conversion of `name` as subtests of `t`. Each phase asserts what it promises; a phase
@@ -114,12 +149,52 @@ export async function corpusConversion(t: TestContext, db: TestDatabase, name: s
   let secondRows: Record<string, number> = {}
   let secondTenant = secondTenantFor('uuid')
 
+  /**
+   * Every row of `tenant` and its tenant row, in one transaction, as a person would by hand (the app's own delete
+   * rules respected: APP_DELETE): children first; a row the tenant's own row references (its settings) goes after
+   * it — a table whose delete fails on a foreign key is tried again once the others are gone.
+   */
+  const deleteRowsOf = async (tenant: string): Promise<void> => {
+    const order = [...tenantTables.map((x) => x.key)].filter((k) => k !== config!.tenant.table)
+    const fillOrder = fill!.order
+    order.sort((a, b) => fillOrder.indexOf(b) - fillOrder.indexOf(a))
+    const root = await withClient(db.url, async (c) => rootKeyOf(await introspect(c), config!.tenant.table))
+    const deletes = [
+      ...order.map((key) => ({ key, sql: `${APP_DELETE}DELETE FROM ${qualifiedName(splitKey(key).schema, splitKey(key).name)} WHERE ${quoteIdent(tenantTables.find((x) => x.key === key)!.column)}::text = $1` })),
+      { key: config!.tenant.table, sql: `${APP_DELETE}DELETE FROM ${qualifiedName(root.schema, root.name)} WHERE ${quoteIdent(root.id)}::text = $1` },
+    ]
+    // One transaction: keys the conversion added are checked at commit (a tenant's row and its settings reference each other).
+    await withClient(db.url, async (c) => {
+      await c.query('BEGIN')
+      for (let pass = 0; deletes.length > 0; pass++) {
+        const failing: typeof deletes = []
+        let last: unknown
+        for (const d of deletes) {
+          await c.query('SAVEPOINT corpus_delete')
+          try {
+            await c.query(d.sql, [tenant])
+            await c.query('RELEASE SAVEPOINT corpus_delete')
+          } catch (error) {
+            // 23503 foreign_key_violation; PostgreSQL 18 reports an ON DELETE RESTRICT key as 23001 restrict_violation.
+            if (!['23503', '23001'].includes((error as { code?: string }).code ?? '')) throw error
+            await c.query('ROLLBACK TO SAVEPOINT corpus_delete')
+            last = error
+            failing.push(d)
+          }
+        }
+        if (failing.length === deletes.length) throw last
+        deletes.splice(0, deletes.length, ...failing)
+      }
+      await c.query('COMMIT')
+    })
+  }
+
   // A phase that changes the database and fails stops the later ones (they would only repeat the failure);
   // verify and the isolation check only look, so the phases after them still run.
   let todo: string | undefined
-  const phase = async (title: string, fn: () => Promise<void>, options: { gate?: boolean; needs?: string } = {}): Promise<void> => {
+  const phase = async (title: string, fn: () => Promise<void>, options: { gate?: boolean; needs?: string; todo?: string } = {}): Promise<void> => {
     if (title === corpusOptions.todoFrom?.phase) todo = corpusOptions.todoFrom.reason
-    await t.test(title, { todo }, async () => {
+    await t.test(title, { todo: todo ?? options.todo }, async () => {
       if (summary.failedAt !== null) assert.fail(`not run: the phase "${summary.failedAt}" failed`)
       if (options.needs !== undefined && failed.has(options.needs)) assert.fail(`not run: the phase "${options.needs}" failed`)
       const started = performance.now()
@@ -138,29 +213,9 @@ export async function corpusConversion(t: TestContext, db: TestDatabase, name: s
 
   try {
     await phase('load', async () => {
-      const sql = await readFile(corpusFile(name, 'schema.sql'), 'utf8')
-      await withClient(db.url, (c) => c.query(sql))
-      if (options.cut !== undefined) {
-        const cut = await readFile(corpusFile(name, options.cut), 'utf8')
-        const foreignKeys = `SELECT conrelid::regclass::text || ' ' || conname AS k FROM pg_catalog.pg_constraint WHERE contype = 'f' ORDER BY 1`
-        const before = await db.sql<{ k: string }>(foreignKeys)
-        await withClient(db.url, (c) => c.query(cut))
-        const tablesLeft = new Set((await db.sql<{ t: string }>(`SELECT oid::regclass::text AS t FROM pg_catalog.pg_class WHERE relkind IN ('r', 'p')`)).map((r) => r.t))
-        const after = new Set((await db.sql<{ k: string }>(foreignKeys)).map((r) => r.k))
-        assert.deepEqual(before.map((r) => r.k).filter((k) => tablesLeft.has(k.slice(0, k.lastIndexOf(' '))) && !after.has(k)), [], `${options.cut} keeps every foreign key of the tables it keeps`)
-      }
-      await withClient(db.url, async (c) => {
-        const catalog = await introspect(c)
-        await c.query('BEGIN')
-        ;({ result: fill, data } = await CorpusData.fill(c, catalog, { rows: options.rows ?? 3 }))
-        // data.sql: what the schema's app guarantees that no constraint declares (e.g. tenant ids that name a tenant).
-        const dataFile = corpusFile(name, 'data.sql')
-        if (await exists(dataFile)) await c.query(await readFile(dataFile, 'utf8'))
-        await c.query('COMMIT')
-        await c.query('ANALYZE')
-      })
-      assert.deepEqual(Object.entries(fill!.counts).filter(([, n]) => n === 0).map(([k]) => k), [], `the generator fills every table: ${fillSummary(fill!)}`)
-      tables = fill!.order.map((k) => qualifiedName(splitKey(k).schema, splitKey(k).name))
+      ;({ fill, data } = await loadCorpus(db, name, options))
+      assert.deepEqual(Object.entries(fill.counts).filter(([, n]) => n === 0).map(([k]) => k), [], `the generator fills every table: ${fillSummary(fill)}`)
+      tables = fill.order.map((k) => qualifiedName(splitKey(k).schema, splitKey(k).name))
       summary.tables = tables.length
       fingerprint = await schemaFingerprint(db.url)
       startData = await dataChecksums(db.url, tables)
@@ -351,41 +406,55 @@ export async function corpusConversion(t: TestContext, db: TestDatabase, name: s
       assert.deepEqual(leaks, [], 'each tenant sees exactly its rows; no context sees none')
     }, { gate: false, needs: 'a second tenant writes its rows as the app role' })
 
-    await phase('rollback: schema and data as before', async () => {
-      const order = [...tenantTables.map((x) => x.key)].filter((k) => k !== config!.tenant.table)
-      const fillOrder = fill!.order
-      order.sort((a, b) => fillOrder.indexOf(b) - fillOrder.indexOf(a))
-      const root = await withClient(db.url, async (c) => rootKeyOf(await introspect(c), config!.tenant.table))
-      // Children first; a row the tenant's own row references (its settings) goes after it: a table whose
-      // delete fails on a foreign key is tried again once the others are gone.
-      const deletes = [
-        ...order.map((key) => ({ key, sql: `${APP_DELETE}DELETE FROM ${qualifiedName(splitKey(key).schema, splitKey(key).name)} WHERE ${quoteIdent(tenantTables.find((x) => x.key === key)!.column)}::text = $1` })),
-        { key: config!.tenant.table, sql: `${APP_DELETE}DELETE FROM ${qualifiedName(root.schema, root.name)} WHERE ${quoteIdent(root.id)}::text = $1` },
-      ]
-      // One transaction: keys the conversion added are checked at commit (a tenant's row and its settings reference each other).
-      await withClient(db.url, async (c) => {
-        await c.query('BEGIN')
-        for (let pass = 0; deletes.length > 0; pass++) {
-          const failing: typeof deletes = []
-          let last: unknown
-          for (const d of deletes) {
-            await c.query('SAVEPOINT corpus_delete')
-            try {
-              await c.query(d.sql, [secondTenant])
-              await c.query('RELEASE SAVEPOINT corpus_delete')
-            } catch (error) {
-              // 23503 foreign_key_violation; PostgreSQL 18 reports an ON DELETE RESTRICT key as 23001 restrict_violation.
-              if (!['23503', '23001'].includes((error as { code?: string }).code ?? '')) throw error
-              await c.query('ROLLBACK TO SAVEPOINT corpus_delete')
-              last = error
-              failing.push(d)
-            }
+    // The tenant lifecycle on a real schema, where init created the tenant table (a tenant of the schema's own has
+    // rows of its own that a copy cannot bring): a second copy of the database, loaded and filled like this one (so
+    // its keys collide), imported as a new tenant — every row, every reference to a row of its own — seen only by
+    // itself, then deleted, leaving every other row as it was.
+    if (config?.tenant.create === true) {
+      await phase('tenant lifecycle: a second copy of the database imported as a new tenant, isolated, then deleted', async () => {
+        // Another seed for the tenant tables: keys the app chooses (text tokens) differ as in a real second database,
+        // serial keys collide anyway; the shared tables (global, excluded) hold the same rows as here, as two copies of
+        // one app share their lookup data.
+        const source = await db.another('src')
+        const tenantKeys = new Set(Object.entries(config!.tables).filter(([, c]) => tenantClass(c.class)).map(([k]) => k))
+        await loadCorpus(source, name, options, (table) => (tenantKeys.has(table) ? 2 : 1))
+        const root = await withClient(db.url, async (c) => rootKeyOf(await introspect(c), config!.tenant.table))
+        const everything = [...tables, qualifiedName(root.schema, root.name)]
+        const before = await dataChecksums(db.url, everything)
+        const lifecycle = { databaseUrl: db.url, config: config!, batchPauseMs: 0, timeouts: fast }
+        let deleted: Awaited<ReturnType<typeof deleteTenant>> | undefined
+        try {
+          const imported = await importTenant({ ...lifecycle, from: source.url, slug: 'corpus-import', name: 'Corpus import' }).catch((error: unknown) => {
+            // Keys the app chooses (no sequence, no uuid default) that collide cannot be given new values: the import
+            // refuses, naming the column and the fix, and (checked below) leaves every other row as it was.
+            const e = error as { code?: string; object?: string; message?: string }
+            if (e.code !== 'TZ_TENANT' || !/collide with rows already in the target, and .* has no sequence or uuid default/.test(e.message ?? '')) throw error
+            t.diagnostic(`tenant lifecycle: the import refuses: ${e.object ?? ''}: ${e.message ?? ''}`)
+            return undefined
+          })
+          if (imported !== undefined) {
+            await checkImported(db, source, config!, role, tenantTables, new Set(fill!.order), imported.tenant!.id)
+            deleted = await deleteTenant({ ...lifecycle, tenant: 'corpus-import' })
+            t.diagnostic(`tenant lifecycle: ${imported.tables.reduce((a, x) => a + x.rows, 0)} rows imported into ${imported.tables.length} tables (${imported.tables.reduce((a, x) => a + x.remapped, 0)} keys remapped), ${deleted.deleted} deleted`)
           }
-          if (failing.length === deletes.length) throw last
-          deletes.splice(0, deletes.length, ...failing)
+        } finally {
+          // A failed import or check leaves the tenant: removed, so the rollback phase still tells its own story.
+          if (deleted === undefined) {
+            await deleteTenant({ ...lifecycle, tenant: 'corpus-import' }).catch(async (error: unknown) => {
+              // No tenant: the import refused before creating it. Else its rows go by hand, so the rollback phase still runs.
+              if ((error as { code?: string }).code === 'TZ_TENANT' && /no tenant/.test((error as Error).message)) return
+              t.diagnostic(`tenant lifecycle: deleting the imported tenant failed too: ${(error as Error).message}; deleting its rows by hand`)
+              const [row] = await db.sql<{ id: string }>(`SELECT ${quoteIdent(root.id)}::text AS id FROM ${qualifiedName(root.schema, root.name)} WHERE slug = 'corpus-import'`)
+              if (row !== undefined) await deleteRowsOf(row.id)
+            })
+          }
         }
-        await c.query('COMMIT')
-      })
+        assert.deepEqual(await dataChecksums(db.url, everything), before, 'after the delete every other row is as it was')
+      }, { gate: false, ...(options.lifecycleTodo === undefined ? {} : { todo: options.lifecycleTodo }) })
+    }
+
+    await phase('rollback: schema and data as before', async () => {
+      await deleteRowsOf(secondTenant)
       const manualDown = corpusFile(name, 'manual.down.sql')
       if (await exists(manualDown)) await runWithRole(db.url, role, await readFile(manualDown, 'utf8'))
       await rollback({ databaseUrl: db.url, config: config!, phase: 'all', timeouts: fast })
@@ -411,6 +480,43 @@ export async function corpusConversion(t: TestContext, db: TestDatabase, name: s
     console.log(line)
     t.diagnostic(line)
   }
+}
+
+/**
+ * An imported tenant: every table (of the source's, not the tenant or membership table init created) has the
+ * source's row count; as the app role the tenant sees exactly its rows; every reference between tenant tables
+ * names a row of the same tenant (a key the import did not map would name another tenant's row).
+ */
+async function checkImported(db: TestDatabase, source: TestDatabase, config: TenantizeConfig, role: string, tenantTables: readonly { key: string; column: string }[], original: ReadonlySet<string>, tenant: string): Promise<void> {
+  const problems: string[] = []
+  for (const { key, column } of tenantTables) {
+    if (key === config.tenant.table || !original.has(key)) continue
+    const sql = qualifiedName(splitKey(key).schema, splitKey(key).name)
+    const [own] = await db.sql<{ n: number }>(`SELECT count(*)::int AS n FROM ${sql} WHERE ${quoteIdent(column)}::text = $1`, [tenant])
+    const [expected] = await source.sql<{ n: number }>(`SELECT count(*)::int AS n FROM ${sql}`)
+    if (own!.n !== expected!.n) problems.push(`${key}: ${own!.n} rows imported, the source has ${expected!.n}`)
+    const seen = await asRole(db.url, role, tenant, async (c) => {
+      if (config.tenant.setting !== 'tenantize.tenant_id') await c.query('SELECT set_config($1, $2, true)', [config.tenant.setting, tenant])
+      return (await c.query<{ n: number; foreign: number }>(`SELECT count(*)::int AS n, count(*) FILTER (WHERE ${quoteIdent(column)}::text IS DISTINCT FROM $1)::int AS foreign FROM ${sql}`, [tenant])).rows[0]!
+    })
+    if (seen.n !== own!.n || seen.foreign !== 0) problems.push(`${key}: the new tenant sees ${seen.n} rows (${seen.foreign} not its own), owns ${own!.n}`)
+  }
+  const model = await withClient(db.url, async (c) => tenantModel(await introspect(c), config))
+  for (const e of model.edges) {
+    const from = model.table(e.from)!
+    const to = model.table(e.to)!
+    if (to.role === 'root' || from.role === 'root') continue
+    const refs = e.fk.columns.filter((c) => c !== from.column)
+    if (refs.length === 0) continue
+    const match = e.fk.columns.map((c, i) => `p.${quoteIdent(e.fk.references.columns[i]!)} = f.${quoteIdent(c)}`).join(' AND ')
+    const [dangling] = await db.sql<{ n: number }>(
+      `SELECT count(*)::int AS n FROM ${from.sql} AS f WHERE f.${quoteIdent(from.column)}::text = $1 AND ${refs.map((c) => `f.${quoteIdent(c)} IS NOT NULL`).join(' AND ')}
+         AND NOT EXISTS (SELECT 1 FROM ${to.sql} AS p WHERE p.${quoteIdent(to.column)}::text = $1 AND ${match})`,
+      [tenant],
+    )
+    if (dangling!.n > 0) problems.push(`${e.from} ${e.fk.name}: ${dangling!.n} imported row(s) reference no ${e.to} row of the new tenant`)
+  }
+  assert.deepEqual(problems, [], 'the new tenant has every row of the source, references only its own rows, and sees only them')
 }
 
 /**
