@@ -5,15 +5,13 @@ import { generate, TABLES } from '../examples/energy-billing/generate.js'
 import { apply } from '../src/apply/index.js'
 import { introspect } from '../src/catalog/index.js'
 import { TenantizeError } from '../src/errors.js'
-import { proposeConfig } from '../src/plan/classify.js'
-import { parseConfig, type TenantizeConfig } from '../src/plan/config.js'
 import { createTenantHttp, HttpProblemError, sqlTenantStatus, type HttpRequestLike } from '../src/runtime/http/index.js'
 import { withTenant } from '../src/runtime/index.js'
 import { quoteIdent, quoteLiteral } from '../src/sql/quote.js'
 import { deleteTenant, importTenant, tenantModel, type TenantModel } from '../src/tenants/index.js'
 import { dataChecksums } from './helpers/conversion.js'
 import { testDatabase, type TestDatabase } from './helpers/db.js'
-import { appDatabase, exampleConfig, fast, loadExample } from './helpers/examples.js'
+import { appDatabase, exampleConfig, fast, loadExample, proposedConfig } from './helpers/examples.js'
 
 const db = await testDatabase(import.meta.url)
 const TENANT_TABLES = [...TABLES.map((t) => `public.${t}`), 'public.organizations']
@@ -183,23 +181,13 @@ test('import a second copy of the energy-billing database as a new tenant: drift
 })
 
 /** The config init proposes for a small schema (tenant table created, the app role named after the database: dropped with it). */
-async function seqConfig(t: TestDatabase): Promise<TenantizeConfig> {
-  const client = new pg.Client(t.url)
-  await client.connect()
-  try {
-    return parseConfig(proposeConfig(await introspect(client), { defaultTenantId: '00000000-0000-4000-8000-00000000000a', appRole: t.role('app') }).config)
-  } finally {
-    await client.end()
-  }
-}
-
 test('import gives sequence keys new values: an id the target\'s sequence already handed out may belong to an insert not committed yet', async () => {
   const target = await db.another('tz_import_seq')
   const source = await db.another('tz_import_seq_src')
   const schema = 'CREATE TABLE items (id bigserial PRIMARY KEY, name text NOT NULL); CREATE TABLE notes (id bigserial PRIMARY KEY, item_id bigint NOT NULL REFERENCES items, body text NOT NULL)'
   await source.sql(`${schema}; INSERT INTO items (name) SELECT 'source ' || g FROM generate_series(1, 6) g; INSERT INTO notes (item_id, body) SELECT g, 'note ' || g FROM generate_series(1, 6) g`)
   await target.sql(`${schema}; INSERT INTO items (name) VALUES ('a'), ('b'), ('c'); INSERT INTO notes (item_id, body) VALUES (1, 'a'); DELETE FROM items WHERE id = 2`)
-  const config = await seqConfig(target)
+  const config = await proposedConfig(target)
   await apply({ databaseUrl: target.url, config, phase: 'all', timeouts: fast })
   // An app session drew the next id (4) for an insert it has not committed yet; 2 is a hole left by a delete.
   const [{ drawn }] = await target.sql<{ drawn: string }>(`SELECT nextval('items_id_seq')::text AS drawn`) as [{ drawn: string }]

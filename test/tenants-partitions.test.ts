@@ -9,12 +9,11 @@ import assert from 'node:assert/strict'
 import pg from 'pg'
 import { apply } from '../src/apply/index.js'
 import { introspect } from '../src/catalog/index.js'
-import { proposeConfig } from '../src/plan/classify.js'
-import { parseConfig, type TenantizeConfig } from '../src/plan/config.js'
+import { parseConfig } from '../src/plan/config.js'
 import { deleteTenant, importTenant, tenantModel } from '../src/tenants/index.js'
 import { dataChecksums } from './helpers/conversion.js'
-import { testDatabase, type TestDatabase } from './helpers/db.js'
-import { fast } from './helpers/examples.js'
+import { testDatabase } from './helpers/db.js'
+import { fast, proposedConfig } from './helpers/examples.js'
 
 const db = await testDatabase(import.meta.url)
 
@@ -24,22 +23,12 @@ const SCHEMA = `CREATE TABLE customer (id serial PRIMARY KEY, name text NOT NULL
   CREATE TABLE payment_1 PARTITION OF payment FOR VALUES FROM (100) TO (200);
   ALTER TABLE ONLY payment_0 ADD CONSTRAINT payment_0_customer_id_fkey FOREIGN KEY (customer_id) REFERENCES customer (id)`
 
-async function configOf(t: TestDatabase): Promise<TenantizeConfig> {
-  const client = new pg.Client(t.url)
-  await client.connect()
-  try {
-    return parseConfig(proposeConfig(await introspect(client), { defaultTenantId: '00000000-0000-4000-8000-00000000000a', appRole: t.role('app') }).config)
-  } finally {
-    await client.end()
-  }
-}
-
 test('import and delete a tenant through a foreign key declared on a partition only: the imported payments point at the imported customers; the delete leaves the other tenant as it was', async () => {
   const target = await db.another('tz_part_target')
   const source = await db.another('tz_part_source')
   await target.sql(`${SCHEMA}; INSERT INTO customer (name) VALUES ('a1'), ('a2'); INSERT INTO payment (paid_at, customer_id, amount) VALUES (1, 1, 10), (2, 2, 20), (150, 2, 30)`)
   await source.sql(`${SCHEMA}; INSERT INTO customer (name) VALUES ('b1'), ('b2'), ('b3'); INSERT INTO payment (paid_at, customer_id, amount) VALUES (1, 3, 100), (2, 1, 200), (150, 2, 300)`)
-  const config = await configOf(target)
+  const config = await proposedConfig(target)
   await apply({ databaseUrl: target.url, config, phase: 'all', timeouts: fast })
   const model = await (async () => {
     const client = new pg.Client(target.url)
@@ -86,7 +75,7 @@ test('import: keys from a sequence not OWNED BY their column, a composite key (p
     INSERT INTO event (at, person_id) VALUES (5, 1), (6, 2)`
   await target.sql(`${schema}; ${rows}`)
   await source.sql(`${schema}; ${rows}; UPDATE person_extra SET note = note || ' (source)'; INSERT INTO kind VALUES (7, 'seven'); INSERT INTO person (name, kind_id) VALUES ('p3', 7)`)
-  const proposed = await configOf(target)
+  const proposed = await proposedConfig(target)
   // kind is the app's lookup table, shared by every tenant.
   const config = parseConfig({ ...proposed, tables: { ...proposed.tables, 'public.kind': { class: 'global', reason: 'the app\'s lookup table', alternatives: [], keepGlobalUnique: [], sharedReferences: [] } } })
   await apply({ databaseUrl: target.url, config, phase: 'all', timeouts: fast })

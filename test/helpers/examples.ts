@@ -5,6 +5,7 @@ import pg from 'pg'
 import type { Generate } from '../../examples/shared/generator.js'
 import { conversionStatus, type ConversionStatus } from '../../src/apply/index.js'
 import { introspect } from '../../src/catalog/index.js'
+import { proposeConfig } from '../../src/plan/classify.js'
 import { parseConfig, splitKey, type TenantizeConfig } from '../../src/plan/config.js'
 import { planConversion } from '../../src/plan/plan.js'
 import type { Plan } from '../../src/plan/steps.js'
@@ -51,6 +52,17 @@ export async function exampleConfig(t: TestDatabase, example: string): Promise<T
     }
   })
   return parseConfig({ ...raw, roles: { ...raw.roles, app: role } }, `examples/${example}/tenantize.config.json`)
+}
+
+/** init's proposal for `t` as it is (defaults, a tenant table init creates, default tenant …0a), with the file's app role. */
+export async function proposedConfig(t: TestDatabase): Promise<TenantizeConfig> {
+  const client = new pg.Client(t.url)
+  await client.connect()
+  try {
+    return parseConfig(proposeConfig(await introspect(client), { defaultTenantId: '00000000-0000-4000-8000-00000000000a', appRole: t.role('app') }).config)
+  } finally {
+    await client.end()
+  }
 }
 
 /** `"schema"."table"` of a config key. */
