@@ -12,6 +12,7 @@ import pg from 'pg'
 import { apply, conversionStatus, resetReadiness, rollback } from '../../src/apply/index.js'
 import { initConfig } from '../../src/apply/init.js'
 import { modelOptionsFrom } from '../../src/cli/commands/verify.js'
+import { configAcceptances } from '../../src/verify/lints/accept.js'
 import { DataCheckError, describeFinding } from '../../src/datacheck/findings.js'
 import { introspect, type Catalog } from '../../src/catalog/index.js'
 import { parseConfig, splitKey, type TenantizeConfig } from '../../src/plan/config.js'
@@ -226,7 +227,7 @@ export async function corpusConversion(t: TestContext, db: TestDatabase, name: s
       const initFile = corpusFile(name, 'init.json')
       // init.json: the options a person passes to init (an existing tenant table and its column).
       // Its `tables`: what the person changed in the proposal, per table (merged over init's entry).
-      const init = (await exists(initFile)) ? (JSON.parse(await readFile(initFile, 'utf8')) as { tenantTable?: string; tenantColumn?: string; tables?: Record<string, Record<string, unknown>> }) : {}
+      const init = (await exists(initFile)) ? (JSON.parse(await readFile(initFile, 'utf8')) as { tenantTable?: string; tenantColumn?: string; tables?: Record<string, Record<string, unknown>>; verify?: Record<string, unknown> }) : {}
       // Otherwise init as `tenantize init` runs it: the library's initConfig reads the facts it needs from the data
       // (the default tenant, rows per tenant along reverse paths).
       const raw = (await exists(committed))
@@ -240,7 +241,8 @@ export async function corpusConversion(t: TestContext, db: TestDatabase, name: s
         t.diagnostic(`init.json changes ${key}: init proposed ${was === undefined ? 'nothing' : `${String(was['class'])}${was['column'] === undefined ? '' : ` on ${String(was['column'])}`} (${String(was['reason'])})`}`)
         tablesChosen[key] = Object.fromEntries(Object.entries({ ...tablesChosen[key], ...change }).filter(([, v]) => v !== null))
       }
-      const withRole = { ...proposed, tables: tablesChosen, roles: { ...proposed.roles, app: role } }
+      // init.json's `verify`: the risks the person accepts after reading verify's report (verify.accept), as in the config.
+      const withRole = { ...proposed, tables: tablesChosen, roles: { ...proposed.roles, app: role }, ...(init.verify === undefined ? {} : { verify: init.verify }) }
       config = parseConfig(withRole, `corpus/${name}/tenantize.config.json`)
       secondTenant = secondTenantFor(config.tenant.idType)
       for (const c of Object.values(config.tables)) summary.classes[c.class] = (summary.classes[c.class] ?? 0) + 1
@@ -341,7 +343,7 @@ export async function corpusConversion(t: TestContext, db: TestDatabase, name: s
     })
 
     await phase('verify: exit 0, every tenant table probed', async () => {
-      const report = await verify({ databaseUrl: db.url, ...(options.verifyWithConfig === true ? modelOptionsFrom(config!) : {}), appRole: role, tenantColumn: config!.tenant.column, setting: config!.tenant.setting })
+      const report = await verify({ databaseUrl: db.url, ...(options.verifyWithConfig === true ? modelOptionsFrom(config!) : { accept: configAcceptances(config!.verify.accept) }), appRole: role, tenantColumn: config!.tenant.column, setting: config!.tenant.setting })
       const partitions = await withClient(db.url, async (c) => new Map((await introspect(c)).tables.map((x) => [`${x.schema}.${x.name}`, x.partitions.map((p) => `${p.schema}.${p.name}`)])))
       const probed = probedTables(report, partitions)
       summary.probed = tenantTables.filter((x) => probed.has(x.key)).length
