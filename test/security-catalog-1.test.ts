@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'
-import { LINT_RULES, POOLER_CHECKS, PROBE_CHECKS } from '../src/verify/index.js'
+import { LINT_RULES, POOLER_CHECKS, PROBE_CHECKS, PROBE_META } from '../src/verify/index.js'
 import { ACCESS_CLASSES } from './fixtures/security/classes-access.js'
 import { CHANNEL_CLASSES, SERVER_CLASS } from './fixtures/security/classes-channels.js'
 import { OBJECT_CLASSES } from './fixtures/security/classes-objects.js'
@@ -39,7 +39,7 @@ test('docs/security.md lists every class once, each with a test of its name and 
     assert.deepEqual(row.verify.sort(), [...c.verify].sort(), `${row.name}: verify column`)
     assert.equal(row.blocked, c.blocked, `${row.name}: apply column`)
   }
-  const ids = new Set([...LINT_RULES.map((r) => r.id), ...PROBE_CHECKS.map((c) => `probe-${c.id}`), ...POOLER_CHECKS.map((c) => `pooler-${c.id}`)])
+  const ids = new Set([...LINT_RULES.map((r) => r.id), ...PROBE_CHECKS.map((c) => `probe-${c.id}`), ...PROBE_META.map((c) => c.id), ...POOLER_CHECKS.map((c) => `pooler-${c.id}`)])
   assert.deepEqual(rows.flatMap((r) => r.verify).filter((id) => !ids.has(id)), [], 'every id in the table is a rule verify reports')
   const summary = `**${rows.length} classes · ${rows.filter((r) => r.verify.length > 0).length} detected by verify · ${rows.filter((r) => r.blocked === 'yes').length} blocked by the generated setup · ${rows.filter((r) => r.verify.length === 0).length} not detected (gaps, below).**`
   assert.ok((await readFile(new URL('../docs/security.md', import.meta.url), 'utf8')).includes(summary), `the summary line reads ${summary}`)
