@@ -392,11 +392,7 @@ export async function corpusConversion(t: TestContext, db: TestDatabase, name: s
       for (const { key, column } of tenantTables) {
         const target = qualifiedName(splitKey(key).schema, splitKey(key).name)
         const [admin] = await db.sql<{ a: number; b: number }>(`SELECT count(*) FILTER (WHERE ${quoteIdent(column)}::text = $1)::int AS a, count(*) FILTER (WHERE ${quoteIdent(column)}::text = $2)::int AS b FROM ${target}`, [config!.tenant.default.id, secondTenant])
-        const seen = async (tenant: string | null): Promise<{ n: number; foreign: number }> =>
-          asRole(db.url, role, tenant, async (c) => {
-            if (config!.tenant.setting !== 'tenantize.tenant_id' && tenant !== null) await c.query('SELECT set_config($1, $2, true)', [config!.tenant.setting, tenant])
-            return (await c.query<{ n: number; foreign: number }>(`SELECT count(*)::int AS n, count(*) FILTER (WHERE ${quoteIdent(column)}::text IS DISTINCT FROM $1)::int AS foreign FROM ${target}`, [tenant])).rows[0]!
-          })
+        const seen = (tenant: string | null): Promise<{ n: number; foreign: number }> => seenAs(db.url, role, config!, tenant, target, column)
         const a = await seen(config!.tenant.default.id)
         const b = await seen(secondTenant)
         const none = await seen(null)
@@ -484,6 +480,14 @@ export async function corpusConversion(t: TestContext, db: TestDatabase, name: s
   }
 }
 
+/** What the app role sees of `table` in `tenant`'s context (none: null): its rows, and how many are not the tenant's. */
+async function seenAs(url: string, role: string, config: TenantizeConfig, tenant: string | null, table: string, column: string): Promise<{ n: number; foreign: number }> {
+  return asRole(url, role, tenant, async (c) => {
+    if (config.tenant.setting !== 'tenantize.tenant_id' && tenant !== null) await c.query('SELECT set_config($1, $2, true)', [config.tenant.setting, tenant])
+    return (await c.query<{ n: number; foreign: number }>(`SELECT count(*)::int AS n, count(*) FILTER (WHERE ${quoteIdent(column)}::text IS DISTINCT FROM $1)::int AS foreign FROM ${table}`, [tenant])).rows[0]!
+  })
+}
+
 /**
  * An imported tenant: every table (of the source's, not the tenant or membership table init created) has the
  * source's row count; as the app role the tenant sees exactly its rows; every reference between tenant tables
@@ -497,10 +501,7 @@ async function checkImported(db: TestDatabase, source: TestDatabase, config: Ten
     const [own] = await db.sql<{ n: number }>(`SELECT count(*)::int AS n FROM ${sql} WHERE ${quoteIdent(column)}::text = $1`, [tenant])
     const [expected] = await source.sql<{ n: number }>(`SELECT count(*)::int AS n FROM ${sql}`)
     if (own!.n !== expected!.n) problems.push(`${key}: ${own!.n} rows imported, the source has ${expected!.n}`)
-    const seen = await asRole(db.url, role, tenant, async (c) => {
-      if (config.tenant.setting !== 'tenantize.tenant_id') await c.query('SELECT set_config($1, $2, true)', [config.tenant.setting, tenant])
-      return (await c.query<{ n: number; foreign: number }>(`SELECT count(*)::int AS n, count(*) FILTER (WHERE ${quoteIdent(column)}::text IS DISTINCT FROM $1)::int AS foreign FROM ${sql}`, [tenant])).rows[0]!
-    })
+    const seen = await seenAs(db.url, role, config, tenant, sql, column)
     if (seen.n !== own!.n || seen.foreign !== 0) problems.push(`${key}: the new tenant sees ${seen.n} rows (${seen.foreign} not its own), owns ${own!.n}`)
   }
   const model = await withClient(db.url, async (c) => tenantModel(await introspect(c), config))
